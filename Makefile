@@ -1,0 +1,85 @@
+# meridian: `make` builds ./meridian and ./meridianctl; `make test` sets up,
+# builds and runs every test twice (release, then ASan+UBSan); `make run`
+# runs the edge on its demo clusters; `make bench` measures it.
+
+DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
+	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
+	python3 curl wrk procps npm
+PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
+
+CC ?= cc
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. $(WARN) -g -DMR_VERSION='"$(VERSION)"'
+
+# Two builds share the sources: release (-O2) and sanitized (ASan + UBSan).
+VARIANT ?= release
+ifeq ($(VARIANT),asan)
+OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+OPT := -O2
+endif
+B := build/$(VARIANT)
+
+LIB_SRCS := $(wildcard common/*.c conf/*.c geo/*.c health/*.c) \
+	$(filter-out router/main.c router/meridianctl.c,$(wildcard router/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all build deps check-deps test test-unit test-integration run bench clean
+all: check-deps
+	@$(MAKE) --no-print-directory build VARIANT=release
+	@ln -sf build/release/meridian meridian
+	@ln -sf build/release/meridianctl meridianctl
+
+build: $(B)/meridian $(B)/meridianctl $(B)/origin $(UNIT_BINS)
+
+$(B)/%.o: %.c $(wildcard */*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/libmeridian.a: $(LIB_OBJS)
+	ar rcs $@ $^
+
+$(B)/meridian: $(B)/router/main.o $(B)/libmeridian.a
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+$(B)/meridianctl: $(B)/router/meridianctl.o $(B)/libmeridian.a
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+$(B)/origin: $(B)/tools/origin.o
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libmeridian.a
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+# Installs the Debian packages the build and the tests need (root, apt).
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES)
+
+check-deps:
+	@dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || $(MAKE) --no-print-directory deps
+
+# Unit tests (cmocka) then integration tests (real processes on loopback)
+# for one build variant; tests/run.sh prints the "N passed, N failed" line.
+test-variant: build
+	@bash tests/run.sh $(B)
+
+test: check-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory test-variant VARIANT=release
+	@$(MAKE) --no-print-directory test-variant VARIANT=asan
+
+run: all
+	@bash tools/demo.sh
+
+bench: all
+	@bash tools/bench.sh
+
+clean:
+	rm -rf build meridian meridianctl

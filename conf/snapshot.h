@@ -1,0 +1,178 @@
+/*
+ * conf/snapshot.h: the immutable, reference-counted configuration snapshot.
+ *
+ * A snapshot is everything a request is decided against: built once by
+ * mr_conf_load(), never modified after mr_snap_publish(), and freed when the
+ * last reference goes. Workers read its fields directly through const
+ * pointers. The control thread publishes a new one with an atomic pointer
+ * swap; any thread may acquire the current one and must release it.
+ * Indices (region->index, cluster->index, endpoint->index) are dense within
+ * one snapshot, so per-worker state can be kept in plain arrays.
+ */
+#ifndef MR_CONF_SNAPSHOT_H
+#define MR_CONF_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/netaddr.h"
+
+struct mr_region;
+struct mr_cluster;
+
+struct mr_endpoint {
+    char *address;             /* as written: "127.0.0.1:18101" */
+    struct mr_sockaddr addr;
+    struct mr_cluster *cluster;
+    size_t index;              /* dense over every endpoint of the snapshot */
+};
+
+struct mr_cluster {
+    char *name;
+    double weight;             /* >= 0; relative within the region */
+    char *public_url;          /* NULL unless set (redirect mode, later) */
+    struct mr_endpoint *endpoints;
+    size_t n_endpoints;
+    struct mr_region *region;
+    size_t index;              /* dense over every cluster of the snapshot */
+    /* Runtime overrides merged in (admin drain, later issues). */
+    enum { MR_DRAIN_NONE, MR_DRAIN_SOFT, MR_DRAIN_HARD } drain;
+    int64_t drain_deadline_s;  /* unix time, 0 = none */
+};
+
+struct mr_region {
+    char *name;
+    double lat, lon;
+    struct mr_cluster *clusters;
+    size_t n_clusters;
+    size_t index;
+};
+
+struct mr_listener {
+    char *name;
+    char *address;
+    struct mr_sockaddr addr;
+};
+
+/* An ordered list of regions (indices into snapshot->regions). */
+struct mr_region_list {
+    size_t *regions;
+    size_t n;
+};
+
+/* One entry of routing.countries or routing.continents. */
+struct mr_route {
+    char code[4];              /* "US", "EU" (upper case) */
+    struct mr_region_list list;
+};
+
+struct mr_session_key {
+    char *kid;
+    unsigned char *secret;     /* decoded; >= 32 bytes */
+    size_t secret_len;
+};
+
+enum mr_endpoint_policy { MR_POLICY_LEAST_REQUESTS, MR_POLICY_ROUND_ROBIN };
+
+struct mr_snapshot {
+    atomic_int refs;
+    uint64_t generation;       /* set by mr_snap_publish: 1, 2, 3, ... */
+    char *path;                /* the configuration file it was loaded from */
+
+    int workers;               /* >= 1 */
+    struct mr_listener *listeners;
+    size_t n_listeners;
+    struct mr_cidr_set trusted_proxies;
+
+    struct {
+        char *database;        /* resolved path, NULL when no geoip block */
+        char **country;        /* NULL-terminated lookup path */
+        char **latitude;
+        char **longitude;
+    } geoip;
+
+    struct {
+        char *cookie;          /* cookie name, "MRD" */
+        int64_t max_age_s;
+        char *keys_file;       /* resolved path */
+        struct mr_session_key *keys; /* first one signs */
+        size_t n_keys;
+        bool secure, http_only;
+        char *same_site;       /* "Strict", "Lax" or "None" */
+    } session;
+
+    struct {
+        char *path;
+        int interval_ms, timeout_ms, rise, fall;
+        double min_healthy;    /* fraction 0..1 */
+    } health;
+
+    struct mr_region *regions;
+    size_t n_regions;
+    size_t n_clusters;         /* over all regions */
+    struct mr_cluster **clusters; /* by cluster->index */
+    size_t n_endpoints;        /* over all clusters */
+    struct mr_endpoint **endpoints; /* by endpoint->index */
+
+    struct {
+        struct mr_route *countries;
+        size_t n_countries;
+        struct mr_route *continents;
+        size_t n_continents;
+        bool proximity;
+        struct mr_region_list default_regions;
+        enum mr_endpoint_policy endpoint_policy;
+    } routing;
+
+    struct {
+        int client_header_ms, client_idle_ms;
+        int upstream_connect_ms, upstream_response_ms;
+        int upstream_idle_ms;  /* pooled upstream connections closed after */
+        int shutdown_grace_ms; /* in-flight requests get this long at stop */
+    } timeouts;
+
+    struct {
+        size_t max_head_bytes; /* request line + headers: 431 past it */
+        size_t max_headers;    /* header count: 431 past it */
+        size_t max_uri_bytes;  /* request target: 414 past it */
+    } limits;
+
+    struct {
+        char *address;
+        struct mr_sockaddr addr;
+        char *token_file;      /* resolved path, NULL when unset */
+        char *token;           /* NULL when unset */
+    } admin;
+
+    char *state_file;          /* resolved path, NULL when unset */
+    char *access_log;          /* path, "-" for stdout, NULL for none */
+};
+
+/* Frees a snapshot that was never published (refs ignored); accepts NULL. */
+void mr_snap_free(struct mr_snapshot *snap);
+
+/* Makes snap the current snapshot, giving it the next generation number;
+ * takes over the caller's reference. Control thread only. */
+void mr_snap_publish(struct mr_snapshot *snap);
+
+/* Returns the current snapshot with a reference held, or NULL before the
+ * first publish. Any thread. */
+struct mr_snapshot *mr_snap_acquire(void);
+
+/* Drops a reference; the last one frees. Accepts NULL. Any thread. */
+void mr_snap_release(struct mr_snapshot *snap);
+
+/* Like mr_snap_acquire() but without taking a reference: only for comparing
+ * against a snapshot the caller already holds. */
+const struct mr_snapshot *mr_snap_peek(void);
+
+/* Unpublishes and releases the current snapshot (at exit). */
+void mr_snap_shutdown(void);
+
+/* Looks a cluster / region up by name; NULL when absent. */
+const struct mr_cluster *mr_snap_cluster(const struct mr_snapshot *snap, const char *name);
+const struct mr_region *mr_snap_region(const struct mr_snapshot *snap, const char *name);
+
+#endif
