@@ -23,38 +23,47 @@ OPT := -O2
 endif
 B := build/$(VARIANT)
 
-LIB_SRCS := $(wildcard common/*.c conf/*.c geo/*.c health/*.c) \
-	$(filter-out router/main.c router/meridianctl.c,$(wildcard router/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
+# libcore: everything below router/; librouter: router/ but its two main()s.
+CORE_SRCS := $(wildcard common/*.c conf/*.c geo/*.c health/*.c)
+ROUTER_SRCS := $(filter-out router/main.c router/meridianctl.c,$(wildcard router/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+# A unit test named after a router module links librouter too.
+ROUTER_TESTS := $(filter $(ROUTER_SRCS:router/%.c=$(B)/tests/test_%),$(UNIT_BINS))
+CORE_TESTS := $(filter-out $(ROUTER_TESTS),$(UNIT_BINS))
 
 .PHONY: all build deps check-deps test test-unit test-integration run bench clean
 all: check-deps
 	@$(MAKE) --no-print-directory build VARIANT=release
 	@ln -sf build/release/meridian meridian
-	@ln -sf build/release/meridianctl meridianctl
 
-build: $(B)/meridian $(B)/meridianctl $(B)/origin $(UNIT_BINS)
+build: $(B)/meridian $(B)/origin $(UNIT_BINS)
 
 $(B)/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) -c $< -o $@
 
-$(B)/libmeridian.a: $(LIB_OBJS)
+$(B)/libcore.a: $(CORE_SRCS:%.c=$(B)/%.o)
+	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/meridian: $(B)/router/main.o $(B)/libmeridian.a
+$(B)/librouter.a: $(ROUTER_SRCS:%.c=$(B)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/meridian: $(B)/router/main.o $(B)/librouter.a $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-$(B)/meridianctl: $(B)/router/meridianctl.o $(B)/libmeridian.a
+$(B)/meridianctl: $(B)/router/meridianctl.o $(B)/librouter.a $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
 $(B)/origin: $(B)/tools/origin.o
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libmeridian.a
-	@mkdir -p $(dir $@)
+$(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libcore.a
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+$(ROUTER_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/librouter.a $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # Installs the Debian packages the build and the tests need (root, apt).

@@ -1,0 +1,41 @@
+/*
+ * router/headers.h: the heads meridian forwards.
+ *
+ * Rewrites a parsed request head for the upstream and a response head for
+ * the client: hop-by-hop headers dropped (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Upgrade, and every header Connection
+ * names), X-Forwarded-For and X-Forwarded-Proto set. Transfer-Encoding is
+ * kept when the body is forwarded chunked as it came. Pure: writes into the
+ * caller's buffer, which must hold the *_size() bound.
+ */
+#ifndef MR_ROUTER_HEADERS_H
+#define MR_ROUTER_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "router/http1.h"
+
+struct mr_forward {
+    bool http10;          /* the client spoke HTTP/1.0: so do we upstream */
+    bool peer_trusted;    /* keep and extend the peer's X-Forwarded-For */
+    const char *peer;     /* the socket peer's address, as text */
+    size_t peer_len;
+    const char *proto;    /* "http" or "https" */
+};
+
+/* An upper bound of mr_headers_request()'s output for head. */
+size_t mr_headers_request_size(const struct mr_http1_head *head, const struct mr_forward *fwd);
+
+/* Writes the upstream request head into buf; returns its length. */
+size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
+                          const struct mr_forward *fwd);
+
+/* An upper bound of mr_headers_response()'s output for head. */
+size_t mr_headers_response_size(const struct mr_http1_head *head);
+
+/* Writes the client's response head into buf; close adds Connection: close.
+ * Returns its length. */
+size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * router/proxy.h: the HTTP/1.1 data path of one worker.
+ *
+ * A client connection reads a request head (router/http1), decides where it
+ * goes (router/pick), takes a kept-alive upstream connection from the
+ * worker's pool or opens one, forwards the head with hop-by-hop headers
+ * removed and X-Forwarded-* set, and streams bodies both ways with
+ * back-pressure: neither side's body is ever held whole. One request is in
+ * flight per client connection; pipelined requests wait in the input buffer
+ * and are answered in order. Worker thread only.
+ */
+#ifndef MR_ROUTER_PROXY_H
+#define MR_ROUTER_PROXY_H
+
+#include <event2/util.h>
+#include <sys/socket.h>
+
+struct mr_worker;
+
+/* Takes over an accepted client socket. */
+void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct sockaddr *peer,
+                     int peer_len);
+
+/* Shutdown begins: idle connections close now, busy ones after their
+ * current response. */
+void mr_proxy_drain(struct mr_worker *w);
+
+/* Closes every client connection at once (grace period over, or exit). */
+void mr_proxy_close_all(struct mr_worker *w);
+
+#endif

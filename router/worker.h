@@ -1,0 +1,81 @@
+/*
+ * router/worker.h: a worker thread and what it owns.
+ *
+ * Each worker runs its own event_base with its own SO_REUSEPORT socket per
+ * listener, its own upstream pool and its own client connections; nothing
+ * in it is touched by another thread except the wake-up eventfd through
+ * which the control thread asks it to stop. Requests decide against a
+ * lease: the worker's hold on one snapshot, refreshed when the control
+ * thread publishes a new one (a pointer comparison per request, no lock).
+ */
+#ifndef MR_ROUTER_WORKER_H
+#define MR_ROUTER_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/snapshot.h"
+
+struct event;
+struct event_base;
+struct evconnlistener;
+struct mr_upstream_pool;
+struct mr_client;
+
+/* A worker's hold on one snapshot, with the per-snapshot balancing state. */
+struct mr_lease {
+    struct mr_snapshot *snap;
+    unsigned users;         /* exchanges using it, +1 while it is current */
+    uint32_t *outstanding;  /* requests in flight per endpoint->index */
+    uint32_t *cursors;      /* round-robin position per cluster->index */
+};
+
+struct mr_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    int *listen_fds;                    /* one per listener, owned until started */
+    struct evconnlistener **listeners;
+    size_t n_listeners;
+    int wake_fd;                        /* eventfd written by the control thread */
+    struct event *wake;
+    atomic_bool stop_requested;
+    bool stopping;                      /* this thread's view of stop_requested */
+    struct event *grace_timer;
+    struct mr_lease *lease;             /* current */
+    struct mr_upstream_pool *pool;
+    struct mr_client *clients;          /* every open client connection */
+    size_t n_clients;
+    uint64_t rng;
+};
+
+/* Creates a worker whose listening sockets are fds (n of them; ownership
+ * moves to the worker). NULL on failure (the fds are then closed). */
+struct mr_worker *mr_worker_new(int id, int *fds, size_t n);
+
+/* Starts the thread; 0 or -1. */
+int mr_worker_start(struct mr_worker *w);
+
+/* Asks the worker to stop (any thread): it stops accepting, lets in-flight
+ * requests finish within grace_ms, then its thread ends. */
+void mr_worker_stop(struct mr_worker *w);
+
+/* Waits for the thread to end and frees the worker; accepts NULL. */
+void mr_worker_join(struct mr_worker *w);
+
+/* The current lease with one more user (worker thread only). NULL when no
+ * snapshot is published or memory ran out. */
+struct mr_lease *mr_worker_lease(struct mr_worker *w);
+
+/* Drops a user of a lease taken with mr_worker_lease(). */
+void mr_worker_unlease(struct mr_worker *w, struct mr_lease *lease);
+
+/* A fast uniformly random 64-bit value (worker thread only). */
+uint64_t mr_worker_random(struct mr_worker *w);
+
+/* Called by proxy.c when a client connection closes during shutdown. */
+void mr_worker_client_gone(struct mr_worker *w);
+
+#endif
