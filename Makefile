@@ -4,7 +4,7 @@
 
 DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
 	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
-	python3 curl wrk procps npm
+	python3 curl wrk procps
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 
 CC ?= cc

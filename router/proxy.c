@@ -28,6 +28,8 @@
 #define BUFFER_LOW (64 * 1024)
 /* Pipelined bytes read ahead while a request is in flight. */
 #define PIPELINE_MAX (64 * 1024)
+/* Bytes one read or write syscall may move. */
+#define IO_SIZE (128 * 1024)
 
 enum client_state {
     CS_IDLE,    /* between requests: the idle timer runs */
@@ -96,6 +98,13 @@ static void set_nodelay(struct bufferevent *bev)
     evutil_socket_t fd = bufferevent_getfd(bev);
     if (fd >= 0)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* libevent moves 16 KiB per syscall by default: bodies go in larger steps. */
+static void set_io_size(struct bufferevent *bev)
+{
+    bufferevent_set_max_single_read(bev, IO_SIZE);
+    bufferevent_set_max_single_write(bev, IO_SIZE);
 }
 
 /* ---- buffers --------------------------------------------------------- */
@@ -328,6 +337,7 @@ static void connect_upstream(struct mr_client *c)
             return;
         }
         c->up = up;
+        set_io_size(up);
         bufferevent_setcb(up, on_upstream_read, on_upstream_write, on_upstream_event, c);
         /* The connect timeout runs on the write side while connecting. */
         bufferevent_set_timeouts(up, NULL, &tv);
@@ -706,6 +716,7 @@ void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct socka
     w->clients = c;
     w->n_clients++;
     set_nodelay(c->bev);
+    set_io_size(c->bev);
     bufferevent_setcb(c->bev, on_client_read, on_client_write, on_client_event, c);
     tv = ms_tv(snap->timeouts.client_idle_ms);
     /* A client that stops reading its response is dropped after idle_ms. */

@@ -1,0 +1,1081 @@
+/* conf/conf.c: see conf.h.
+ *
+ * One pass over the JSON document, section by section, filling a calloc'd
+ * snapshot. Every check reports "json.path: message" and carries on, so the
+ * user sees every problem at once; a snapshot with any error is freed.
+ * A value that fails a check leaves the default in place, so later checks
+ * that depend on it (timeout_ms vs interval_ms) do not report twice.
+ */
+#include "conf/conf.h"
+
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "conf/secrets.h"
+
+/* Longer paths are cut short in messages, never overflow. */
+#define JPATH_MAX 512
+#define WORKERS_MAX 256
+
+struct loader {
+    struct mr_errors *errs;
+    const char *base_dir;    /* relative paths in the file resolve here */
+    struct mr_snapshot *snap;
+    bool proximity;          /* routing.proximity, peeked: regions need lat/lon */
+    bool oom;
+};
+
+static const char *const continent_codes[] = {"AF", "AN", "AS", "EU", "NA", "OC", "SA", NULL};
+
+/* ---- JSON paths ---- */
+
+/* Marks a path cut short by JPATH_MAX with a visible "...". */
+static void mark_truncated(char *out, int n)
+{
+    if (n < 0 || n >= JPATH_MAX)
+        memcpy(out + JPATH_MAX - 4, "...", 4);
+}
+
+static void key_path(char *out, const char *parent, const char *key)
+{
+    mark_truncated(out, snprintf(out, JPATH_MAX, "%s%s%s", parent,
+                                 parent[0] != '\0' ? "." : "", key));
+}
+
+static void index_path(char *out, const char *parent, size_t i)
+{
+    mark_truncated(out, snprintf(out, JPATH_MAX, "%s[%zu]", parent, i));
+}
+
+/* ---- memory: a failure marks the load failed instead of aborting ---- */
+
+static void *zalloc(struct loader *ld, size_t n, size_t size)
+{
+    void *p;
+
+    if (n == 0)
+        return NULL;
+    p = calloc(n, size);
+    if (p == NULL)
+        ld->oom = true;
+    return p;
+}
+
+static char *copy_string(struct loader *ld, const char *s)
+{
+    char *p = strdup(s);
+
+    if (p == NULL)
+        ld->oom = true;
+    return p;
+}
+
+/* Resolves a path from the file against the configuration's directory. */
+static char *resolve_path(struct loader *ld, const char *s)
+{
+    char *p = NULL;
+
+    if (s[0] == '/')
+        return copy_string(ld, s);
+    if (asprintf(&p, "%s/%s", ld->base_dir, s) < 0) {
+        ld->oom = true;
+        return NULL;
+    }
+    return p;
+}
+
+/* ---- typed readers: each reports its own error and returns false ---- */
+
+/* Warns about every key of obj not in known (NULL-terminated). */
+static void check_keys(struct loader *ld, json_t *obj, const char *path,
+                       const char *const *known)
+{
+    char p[JPATH_MAX];
+
+    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        bool found = false;
+
+        for (const char *const *k = known; *k != NULL && !found; k++)
+            found = strcmp(*k, key) == 0;
+        if (!found) {
+            key_path(p, path, key);
+            mr_errors_warn(ld->errs, "%s: unknown key, ignored", p);
+        }
+    }
+}
+
+/* Returns obj.key, or NULL when absent (JSON null counts as absent), with
+ * "PATH: required" added when it must be there. */
+static json_t *member(struct loader *ld, json_t *obj, const char *parent, const char *key,
+                      bool required)
+{
+    json_t *v = obj != NULL ? json_object_get(obj, key) : NULL;
+    char p[JPATH_MAX];
+
+    if (v != NULL && json_is_null(v))
+        v = NULL;
+    if (v == NULL && required) {
+        key_path(p, parent, key);
+        mr_errors_add(ld->errs, "%s: required", p);
+    }
+    return v;
+}
+
+static bool read_object(struct loader *ld, json_t *v, const char *path)
+{
+    if (json_is_object(v))
+        return true;
+    mr_errors_add(ld->errs, "%s: expected an object", path);
+    return false;
+}
+
+/* Returns the array's size, or 0 with an error (an empty one is refused). */
+static size_t read_array(struct loader *ld, json_t *v, const char *path)
+{
+    if (!json_is_array(v)) {
+        mr_errors_add(ld->errs, "%s: expected an array", path);
+        return 0;
+    }
+    if (json_array_size(v) == 0)
+        mr_errors_add(ld->errs, "%s: expected a non-empty array", path);
+    return json_array_size(v);
+}
+
+static bool read_string(struct loader *ld, json_t *v, const char *path, bool nonempty,
+                        const char **out)
+{
+    if (!json_is_string(v)) {
+        mr_errors_add(ld->errs, "%s: expected a string", path);
+        return false;
+    }
+    if (nonempty && json_string_length(v) == 0) {
+        mr_errors_add(ld->errs, "%s: expected a non-empty string", path);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool read_bool(struct loader *ld, json_t *v, const char *path, bool *out)
+{
+    if (!json_is_boolean(v)) {
+        mr_errors_add(ld->errs, "%s: expected a boolean", path);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* Integers in [min, max]; max == INT_MAX means "no stated maximum". */
+static bool read_int(struct loader *ld, json_t *v, const char *path, int64_t min, int64_t max,
+                     int64_t *out)
+{
+    json_int_t x = 0;
+
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+        if (x >= min && x <= max) {
+            *out = x;
+            return true;
+        }
+    }
+    if (max == INT_MAX && !(json_is_integer(v) && x > max))
+        mr_errors_add(ld->errs, "%s: expected an integer >= %lld", path, (long long)min);
+    else
+        mr_errors_add(ld->errs, "%s: expected an integer between %lld and %lld", path,
+                      (long long)min, (long long)max);
+    return false;
+}
+
+/* Numbers (integer or real) in [min, max], or (min, max] when min_exclusive;
+ * expect states that range in the message. */
+static bool read_number(struct loader *ld, json_t *v, const char *path, double min, double max,
+                        bool min_exclusive, const char *expect, double *out)
+{
+    if (json_is_number(v)) {
+        double x = json_number_value(v);
+
+        if ((min_exclusive ? x > min : x >= min) && x <= max) {
+            *out = x;
+            return true;
+        }
+    }
+    mr_errors_add(ld->errs, "%s: expected a number %s", path, expect);
+    return false;
+}
+
+/* obj.key as an integer; *val keeps its default when absent or invalid. */
+static bool member_int(struct loader *ld, json_t *obj, const char *parent, const char *key,
+                       int64_t min, int64_t max, int64_t *val)
+{
+    json_t *v = member(ld, obj, parent, key, false);
+    char p[JPATH_MAX];
+
+    if (v == NULL)
+        return true;
+    key_path(p, parent, key);
+    return read_int(ld, v, p, min, max, val);
+}
+
+static void member_bool(struct loader *ld, json_t *obj, const char *parent, const char *key,
+                        bool *val)
+{
+    json_t *v = member(ld, obj, parent, key, false);
+    char p[JPATH_MAX];
+
+    if (v == NULL)
+        return;
+    key_path(p, parent, key);
+    read_bool(ld, v, p, val);
+}
+
+/* Replaces *val (an owned string) with obj.key when present and valid. */
+static bool member_string(struct loader *ld, json_t *obj, const char *parent, const char *key,
+                          bool required, bool nonempty, const char **val)
+{
+    json_t *v = member(ld, obj, parent, key, required);
+    char p[JPATH_MAX];
+
+    if (v == NULL)
+        return !required;
+    key_path(p, parent, key);
+    return read_string(ld, v, p, nonempty, val);
+}
+
+/* Parses "HOST:PORT" text found at path. */
+static bool read_hostport(struct loader *ld, const char *text, const char *path,
+                          struct mr_sockaddr *out)
+{
+    if (mr_netaddr_parse(text, out) == 0)
+        return true;
+    mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as HOST:PORT", path, text);
+    return false;
+}
+
+static char **make_strv(struct loader *ld, const char *const *items)
+{
+    size_t n = 0;
+    char **v;
+
+    while (items[n] != NULL)
+        n++;
+    v = zalloc(ld, n + 1, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        v[i] = copy_string(ld, items[i]);
+    return v;
+}
+
+/* A non-empty array of non-empty strings, as a NULL-terminated vector. */
+static char **read_strv(struct loader *ld, json_t *v, const char *path)
+{
+    size_t n = read_array(ld, v, path);
+    char p[JPATH_MAX];
+    char **out;
+    bool ok = true;
+
+    if (n == 0)
+        return NULL;
+    out = zalloc(ld, n + 1, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+
+        index_path(p, path, i);
+        if (read_string(ld, json_array_get(v, i), p, true, &s))
+            out[i] = copy_string(ld, s);
+        else
+            ok = false;
+    }
+    if (!ok) {
+        /* Entries are not contiguous after a bad one: free them here. */
+        for (size_t i = 0; i < n; i++)
+            free(out[i]);
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- sections, in the order of the example file ---- */
+
+static void load_workers(struct loader *ld, json_t *root)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t workers;
+
+    if (cpus < 1)
+        cpus = 1;
+    workers = cpus > WORKERS_MAX ? WORKERS_MAX : cpus;
+    member_int(ld, root, "", "workers", 1, WORKERS_MAX, &workers);
+    ld->snap->workers = (int)workers;
+}
+
+static void load_listeners(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"name", "address", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *arr = member(ld, root, "", "listeners", true);
+    char p[JPATH_MAX], q[JPATH_MAX];
+    size_t n;
+
+    if (arr == NULL || (n = read_array(ld, arr, "listeners")) == 0)
+        return;
+    snap->listeners = zalloc(ld, n, sizeof(*snap->listeners));
+    if (snap->listeners == NULL)
+        return;
+    snap->n_listeners = n;
+    for (size_t i = 0; i < n; i++) {
+        struct mr_listener *l = &snap->listeners[i];
+        json_t *item = json_array_get(arr, i);
+        const char *s = NULL;
+
+        index_path(p, "listeners", i);
+        if (!read_object(ld, item, p))
+            continue;
+        check_keys(ld, item, p, keys);
+        if (member_string(ld, item, p, "name", true, true, &s) && s != NULL) {
+            key_path(q, p, "name");
+            for (size_t j = 0; j < i; j++) {
+                if (snap->listeners[j].name != NULL && strcmp(snap->listeners[j].name, s) == 0) {
+                    mr_errors_add(ld->errs,
+                                  "%s: duplicate listener name \"%s\" (first at "
+                                  "listeners[%zu].name)",
+                                  q, s, j);
+                    break;
+                }
+            }
+            l->name = copy_string(ld, s);
+        }
+        s = NULL;
+        if (member_string(ld, item, p, "address", true, true, &s) && s != NULL) {
+            key_path(q, p, "address");
+            if (!read_hostport(ld, s, q, &l->addr))
+                continue;
+            for (size_t j = 0; j < i; j++) {
+                if (snap->listeners[j].address != NULL &&
+                    mr_netaddr_equal(&snap->listeners[j].addr, &l->addr)) {
+                    mr_errors_add(ld->errs,
+                                  "%s: duplicate address \"%s\" (first at "
+                                  "listeners[%zu].address)",
+                                  q, s, j);
+                    break;
+                }
+            }
+            l->address = copy_string(ld, s);
+        }
+    }
+}
+
+static void load_trusted_proxies(struct loader *ld, json_t *root)
+{
+    struct mr_cidr_set *set = &ld->snap->trusted_proxies;
+    json_t *arr = member(ld, root, "", "trusted_proxies", false);
+    char p[JPATH_MAX];
+    size_t n;
+
+    if (arr == NULL)
+        return;
+    if (!json_is_array(arr)) {
+        mr_errors_add(ld->errs, "trusted_proxies: expected an array");
+        return;
+    }
+    n = json_array_size(arr);
+    set->items = zalloc(ld, n, sizeof(*set->items));
+    if (set->items == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+
+        index_path(p, "trusted_proxies", i);
+        if (!read_string(ld, json_array_get(arr, i), p, false, &s))
+            continue;
+        if (mr_cidr_parse(s, &set->items[set->n]) < 0) {
+            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix", p,
+                          s);
+            continue;
+        }
+        set->n++;
+    }
+}
+
+static void load_geoip(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"database", "country", "latitude", "longitude", NULL};
+    static const char *const def_country[] = {"country", "iso_code", NULL};
+    static const char *const def_latitude[] = {"location", "latitude", NULL};
+    static const char *const def_longitude[] = {"location", "longitude", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "geoip", false);
+    const char *s = NULL;
+    json_t *v;
+
+    if (obj != NULL && read_object(ld, obj, "geoip")) {
+        check_keys(ld, obj, "geoip", keys);
+        if (member_string(ld, obj, "geoip", "database", true, true, &s) && s != NULL)
+            snap->geoip.database = resolve_path(ld, s);
+        if ((v = member(ld, obj, "geoip", "country", false)) != NULL)
+            snap->geoip.country = read_strv(ld, v, "geoip.country");
+        if ((v = member(ld, obj, "geoip", "latitude", false)) != NULL)
+            snap->geoip.latitude = read_strv(ld, v, "geoip.latitude");
+        if ((v = member(ld, obj, "geoip", "longitude", false)) != NULL)
+            snap->geoip.longitude = read_strv(ld, v, "geoip.longitude");
+    }
+    if (snap->geoip.country == NULL)
+        snap->geoip.country = make_strv(ld, def_country);
+    if (snap->geoip.latitude == NULL)
+        snap->geoip.latitude = make_strv(ld, def_latitude);
+    if (snap->geoip.longitude == NULL)
+        snap->geoip.longitude = make_strv(ld, def_longitude);
+}
+
+/* RFC 6265 cookie-name: an RFC 2616 token. */
+static bool is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
+static void load_session(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"cookie", "max_age_s", "keys_file", "secure",
+                                       "http_only", "same_site", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "session", true);
+    const char *cookie = "MRD", *same_site = "Lax", *keys_file = NULL;
+    int64_t max_age_s = 86400;
+
+    snap->session.secure = false;
+    snap->session.http_only = true;
+    if (obj != NULL && read_object(ld, obj, "session")) {
+        check_keys(ld, obj, "session", keys);
+        if (member_string(ld, obj, "session", "cookie", false, false, &cookie) &&
+            !is_token(cookie)) {
+            mr_errors_add(ld->errs,
+                          "session.cookie: \"%s\" is not a valid cookie name (RFC 6265 token)",
+                          cookie);
+            cookie = "MRD";
+        }
+        member_int(ld, obj, "session", "max_age_s", 1, INT_MAX, &max_age_s);
+        member_bool(ld, obj, "session", "secure", &snap->session.secure);
+        member_bool(ld, obj, "session", "http_only", &snap->session.http_only);
+        if (member_string(ld, obj, "session", "same_site", false, false, &same_site) &&
+            strcmp(same_site, "Strict") != 0 && strcmp(same_site, "Lax") != 0 &&
+            strcmp(same_site, "None") != 0) {
+            mr_errors_add(ld->errs,
+                          "session.same_site: expected one of \"Strict\", \"Lax\", \"None\"");
+            same_site = "Lax";
+        }
+        if (strcmp(same_site, "None") == 0 && !snap->session.secure)
+            mr_errors_warn(ld->errs, "session.same_site: \"None\" without session.secure: "
+                                     "browsers reject such a cookie");
+        if (member_string(ld, obj, "session", "keys_file", true, true, &keys_file) &&
+            keys_file != NULL) {
+            snap->session.keys_file = resolve_path(ld, keys_file);
+            if (snap->session.keys_file != NULL)
+                mr_secrets_read_keys(snap->session.keys_file, "session.keys_file",
+                                     &snap->session.keys, &snap->session.n_keys, ld->errs);
+        }
+    }
+    snap->session.cookie = copy_string(ld, cookie);
+    snap->session.same_site = copy_string(ld, same_site);
+    snap->session.max_age_s = max_age_s;
+}
+
+static void load_health(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"path", "rise", "fall", "interval_ms", "timeout_ms",
+                                       "min_healthy", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "health", false);
+    const char *path = "/healthz", *s = NULL;
+    int64_t interval_ms = 2000, timeout_ms = 1000, rise = 2, fall = 3;
+    double min_healthy = 0.5;
+    json_t *v;
+
+    if (obj != NULL && read_object(ld, obj, "health")) {
+        bool interval_ok, timeout_ok;
+
+        check_keys(ld, obj, "health", keys);
+        if (member_string(ld, obj, "health", "path", false, false, &s) && s != NULL) {
+            if (s[0] == '/')
+                path = s;
+            else
+                mr_errors_add(ld->errs, "health.path: expected a string starting with \"/\"");
+        }
+        interval_ok = member_int(ld, obj, "health", "interval_ms", 10, INT_MAX, &interval_ms);
+        timeout_ok = member_int(ld, obj, "health", "timeout_ms", 1, INT_MAX, &timeout_ms);
+        if (interval_ok && timeout_ok && timeout_ms > interval_ms)
+            mr_errors_add(ld->errs,
+                          "health.timeout_ms: must not exceed health.interval_ms (%lld)",
+                          (long long)interval_ms);
+        member_int(ld, obj, "health", "rise", 1, INT_MAX, &rise);
+        member_int(ld, obj, "health", "fall", 1, INT_MAX, &fall);
+        if ((v = member(ld, obj, "health", "min_healthy", false)) != NULL)
+            read_number(ld, v, "health.min_healthy", 0, 1, true, "> 0 and <= 1", &min_healthy);
+    }
+    snap->health.path = copy_string(ld, path);
+    snap->health.interval_ms = (int)interval_ms;
+    snap->health.timeout_ms = (int)timeout_ms;
+    snap->health.rise = (int)rise;
+    snap->health.fall = (int)fall;
+    snap->health.min_healthy = min_healthy;
+}
+
+/* Fills c->endpoints from the cluster's "endpoints" array. */
+static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
+{
+    json_t *arr = member(ld, obj, cpath, "endpoints", true);
+    char apath[JPATH_MAX], p[JPATH_MAX], q[JPATH_MAX];
+    size_t n;
+
+    key_path(apath, cpath, "endpoints");
+    if (arr == NULL || (n = read_array(ld, arr, apath)) == 0)
+        return;
+    c->endpoints = zalloc(ld, n, sizeof(*c->endpoints));
+    if (c->endpoints == NULL)
+        return;
+    c->n_endpoints = n;
+    for (size_t i = 0; i < n; i++) {
+        struct mr_endpoint *e = &c->endpoints[i];
+        const char *s;
+
+        e->cluster = c;
+        index_path(p, apath, i);
+        if (!read_string(ld, json_array_get(arr, i), p, false, &s) ||
+            !read_hostport(ld, s, p, &e->addr))
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            if (c->endpoints[j].address != NULL &&
+                mr_netaddr_equal(&c->endpoints[j].addr, &e->addr)) {
+                index_path(q, apath, j);
+                mr_errors_add(ld->errs, "%s: duplicate endpoint \"%s\" (first at %s)", p, s, q);
+                break;
+            }
+        }
+        e->address = copy_string(ld, s);
+    }
+}
+
+/* Finds the path of an earlier cluster named name, for duplicate messages. */
+static bool find_cluster(const struct mr_snapshot *snap, size_t upto_region, size_t upto_cluster,
+                         const char *name, char *where)
+{
+    for (size_t r = 0; r <= upto_region; r++) {
+        const struct mr_region *region = &snap->regions[r];
+        size_t limit = r == upto_region ? upto_cluster : region->n_clusters;
+
+        for (size_t c = 0; c < limit; c++) {
+            if (region->clusters[c].name != NULL && strcmp(region->clusters[c].name, name) == 0) {
+                mark_truncated(where, snprintf(where, JPATH_MAX,
+                                               "regions[%zu].clusters[%zu].name", r, c));
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
+{
+    static const char *const keys[] = {"name", "weight", "endpoints", "public_url", NULL};
+    struct mr_region *region = &ld->snap->regions[r];
+    struct mr_cluster *c = &region->clusters[i];
+    char p[JPATH_MAX], where[JPATH_MAX];
+    const char *s = NULL;
+    json_t *v;
+
+    c->region = region;
+    c->weight = 1;
+    if (!read_object(ld, obj, cpath))
+        return;
+    check_keys(ld, obj, cpath, keys);
+    if (member_string(ld, obj, cpath, "name", true, true, &s) && s != NULL) {
+        if (find_cluster(ld->snap, r, i, s, where)) {
+            key_path(p, cpath, "name");
+            mr_errors_add(ld->errs, "%s: duplicate cluster name \"%s\" (first at %s)", p, s,
+                          where);
+        }
+        c->name = copy_string(ld, s);
+    }
+    if ((v = member(ld, obj, cpath, "weight", false)) != NULL) {
+        key_path(p, cpath, "weight");
+        read_number(ld, v, p, 0, DBL_MAX, false, ">= 0", &c->weight);
+    }
+    s = NULL;
+    if (member_string(ld, obj, cpath, "public_url", false, true, &s) && s != NULL)
+        c->public_url = copy_string(ld, s);
+    load_endpoints(ld, obj, cpath, c);
+}
+
+static void load_coordinate(struct loader *ld, json_t *obj, const char *rpath, const char *key,
+                            double limit, double *out)
+{
+    json_t *v = member(ld, obj, rpath, key, false);
+    char p[JPATH_MAX], expect[64];
+
+    key_path(p, rpath, key);
+    if (v == NULL) {
+        if (ld->proximity)
+            mr_errors_add(ld->errs, "%s: required when routing.proximity is true", p);
+        return;
+    }
+    snprintf(expect, sizeof(expect), "between %g and %g", -limit, limit);
+    read_number(ld, v, p, -limit, limit, false, expect, out);
+}
+
+static void load_regions(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"name", "lat", "lon", "clusters", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *arr = member(ld, root, "", "regions", true);
+    char p[JPATH_MAX], q[JPATH_MAX], cpath[JPATH_MAX];
+    size_t n;
+
+    if (arr == NULL || (n = read_array(ld, arr, "regions")) == 0)
+        return;
+    snap->regions = zalloc(ld, n, sizeof(*snap->regions));
+    if (snap->regions == NULL)
+        return;
+    snap->n_regions = n;
+    for (size_t i = 0; i < n; i++) {
+        struct mr_region *region = &snap->regions[i];
+        json_t *item = json_array_get(arr, i), *clusters;
+        const char *s = NULL;
+        size_t nc;
+
+        region->index = i;
+        index_path(p, "regions", i);
+        if (!read_object(ld, item, p))
+            continue;
+        check_keys(ld, item, p, keys);
+        if (member_string(ld, item, p, "name", true, true, &s) && s != NULL) {
+            key_path(q, p, "name");
+            for (size_t j = 0; j < i; j++) {
+                if (snap->regions[j].name != NULL && strcmp(snap->regions[j].name, s) == 0) {
+                    mr_errors_add(ld->errs,
+                                  "%s: duplicate region name \"%s\" (first at regions[%zu].name)",
+                                  q, s, j);
+                    break;
+                }
+            }
+            region->name = copy_string(ld, s);
+        }
+        load_coordinate(ld, item, p, "lat", 90, &region->lat);
+        load_coordinate(ld, item, p, "lon", 180, &region->lon);
+
+        clusters = member(ld, item, p, "clusters", true);
+        key_path(q, p, "clusters");
+        if (clusters == NULL || (nc = read_array(ld, clusters, q)) == 0)
+            continue;
+        region->clusters = zalloc(ld, nc, sizeof(*region->clusters));
+        if (region->clusters == NULL)
+            continue;
+        region->n_clusters = nc;
+        for (size_t c = 0; c < nc; c++) {
+            index_path(cpath, q, c);
+            load_cluster(ld, json_array_get(clusters, c), cpath, i, c);
+        }
+    }
+}
+
+/* Numbers clusters and endpoints densely and builds the by-index arrays. */
+static void index_snapshot(struct loader *ld)
+{
+    struct mr_snapshot *snap = ld->snap;
+    size_t nc = 0, ne = 0;
+
+    for (size_t r = 0; r < snap->n_regions; r++) {
+        nc += snap->regions[r].n_clusters;
+        for (size_t c = 0; c < snap->regions[r].n_clusters; c++)
+            ne += snap->regions[r].clusters[c].n_endpoints;
+    }
+    snap->clusters = zalloc(ld, nc, sizeof(*snap->clusters));
+    snap->endpoints = zalloc(ld, ne, sizeof(*snap->endpoints));
+    if ((nc > 0 && snap->clusters == NULL) || (ne > 0 && snap->endpoints == NULL))
+        return;
+    snap->n_clusters = nc;
+    snap->n_endpoints = ne;
+    nc = ne = 0;
+    for (size_t r = 0; r < snap->n_regions; r++) {
+        struct mr_region *region = &snap->regions[r];
+
+        for (size_t c = 0; c < region->n_clusters; c++) {
+            struct mr_cluster *cluster = &region->clusters[c];
+
+            cluster->index = nc;
+            snap->clusters[nc++] = cluster;
+            for (size_t e = 0; e < cluster->n_endpoints; e++) {
+                cluster->endpoints[e].index = ne;
+                snap->endpoints[ne++] = &cluster->endpoints[e];
+            }
+        }
+    }
+}
+
+/* A non-empty list of distinct, known region names. */
+static void read_region_list(struct loader *ld, json_t *arr, const char *path,
+                             struct mr_region_list *out)
+{
+    const struct mr_snapshot *snap = ld->snap;
+    size_t n = read_array(ld, arr, path);
+    char p[JPATH_MAX], q[JPATH_MAX];
+
+    if (n == 0)
+        return;
+    out->regions = zalloc(ld, n, sizeof(*out->regions));
+    if (out->regions == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        const struct mr_region *region;
+        const char *s;
+        bool dup = false;
+
+        index_path(p, path, i);
+        if (!read_string(ld, item, p, false, &s))
+            continue;
+        region = mr_snap_region(snap, s);
+        if (region == NULL) {
+            /* Without a usable "regions" every name is unknown: said once there. */
+            if (snap->n_regions > 0)
+                mr_errors_add(ld->errs, "%s: unknown region \"%s\"", p, s);
+            continue;
+        }
+        for (size_t j = 0; j < i && !dup; j++) {
+            json_t *earlier = json_array_get(arr, j);
+
+            if (json_is_string(earlier) && strcmp(json_string_value(earlier), s) == 0) {
+                index_path(q, path, j);
+                mr_errors_add(ld->errs, "%s: duplicate region \"%s\" (first at %s)", p, s, q);
+                dup = true;
+            }
+        }
+        if (!dup)
+            out->regions[out->n++] = region->index;
+    }
+}
+
+static bool is_country_code(const char *s)
+{
+    return s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] == '\0';
+}
+
+static bool is_continent_code(const char *s)
+{
+    for (const char *const *c = continent_codes; *c != NULL; c++) {
+        if (strcmp(*c, s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* routing.countries or routing.continents: code -> region list. */
+static void load_routes(struct loader *ld, json_t *routing, const char *key, bool continents,
+                        struct mr_route **routes, size_t *n_routes)
+{
+    json_t *obj = member(ld, routing, "routing", key, false);
+    char path[JPATH_MAX], p[JPATH_MAX];
+    size_t n;
+
+    key_path(path, "routing", key);
+    if (obj == NULL || !read_object(ld, obj, path))
+        return;
+    n = json_object_size(obj);
+    *routes = zalloc(ld, n, sizeof(**routes));
+    if (*routes == NULL)
+        return;
+    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        const char *code = json_object_iter_key(it);
+        struct mr_route *route = &(*routes)[*n_routes];
+
+        key_path(p, path, code);
+        if (continents && !is_continent_code(code)) {
+            mr_errors_add(ld->errs,
+                          "%s: expected a continent code (AF, AN, AS, EU, NA, OC or SA)", p);
+            continue;
+        }
+        if (!continents && !is_country_code(code)) {
+            mr_errors_add(ld->errs, "%s: expected a two-letter upper-case country code", p);
+            continue;
+        }
+        memcpy(route->code, code, 3);
+        (*n_routes)++;
+        read_region_list(ld, json_object_iter_value(it), p, &route->list);
+    }
+}
+
+static void load_routing(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"countries", "continents", "proximity", "default",
+                                       "endpoint_policy", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "routing", true), *v;
+    const char *policy = NULL;
+
+    snap->routing.endpoint_policy = MR_POLICY_LEAST_REQUESTS;
+    if (obj == NULL || !read_object(ld, obj, "routing"))
+        return;
+    check_keys(ld, obj, "routing", keys);
+    load_routes(ld, obj, "countries", false, &snap->routing.countries,
+                &snap->routing.n_countries);
+    load_routes(ld, obj, "continents", true, &snap->routing.continents,
+                &snap->routing.n_continents);
+    member_bool(ld, obj, "routing", "proximity", &snap->routing.proximity);
+    if ((v = member(ld, obj, "routing", "default", true)) != NULL)
+        read_region_list(ld, v, "routing.default", &snap->routing.default_regions);
+    if (member_string(ld, obj, "routing", "endpoint_policy", false, false, &policy) &&
+        policy != NULL) {
+        if (strcmp(policy, "round_robin") == 0)
+            snap->routing.endpoint_policy = MR_POLICY_ROUND_ROBIN;
+        else if (strcmp(policy, "least_requests") != 0)
+            mr_errors_add(ld->errs, "routing.endpoint_policy: expected \"least_requests\" or "
+                                    "\"round_robin\"");
+    }
+}
+
+static void load_timeouts(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"client_header_ms",    "client_idle_ms",
+                                       "upstream_connect_ms", "upstream_response_ms",
+                                       "upstream_idle_ms",    "shutdown_grace_ms",
+                                       NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "timeouts", false);
+    int64_t client_header_ms = 10000, client_idle_ms = 60000, upstream_connect_ms = 2000,
+            upstream_response_ms = 30000, upstream_idle_ms = 30000, shutdown_grace_ms = 30000;
+
+    if (obj != NULL && read_object(ld, obj, "timeouts")) {
+        check_keys(ld, obj, "timeouts", keys);
+        member_int(ld, obj, "timeouts", "client_header_ms", 1, INT_MAX, &client_header_ms);
+        member_int(ld, obj, "timeouts", "client_idle_ms", 1, INT_MAX, &client_idle_ms);
+        member_int(ld, obj, "timeouts", "upstream_connect_ms", 1, INT_MAX, &upstream_connect_ms);
+        member_int(ld, obj, "timeouts", "upstream_response_ms", 1, INT_MAX,
+                   &upstream_response_ms);
+        member_int(ld, obj, "timeouts", "upstream_idle_ms", 1, INT_MAX, &upstream_idle_ms);
+        member_int(ld, obj, "timeouts", "shutdown_grace_ms", 0, INT_MAX, &shutdown_grace_ms);
+    }
+    snap->timeouts.client_header_ms = (int)client_header_ms;
+    snap->timeouts.client_idle_ms = (int)client_idle_ms;
+    snap->timeouts.upstream_connect_ms = (int)upstream_connect_ms;
+    snap->timeouts.upstream_response_ms = (int)upstream_response_ms;
+    snap->timeouts.upstream_idle_ms = (int)upstream_idle_ms;
+    snap->timeouts.shutdown_grace_ms = (int)shutdown_grace_ms;
+}
+
+static void load_limits(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"max_head_bytes", "max_headers", "max_uri_bytes", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "limits", false);
+    int64_t max_head_bytes = 16384, max_headers = 100, max_uri_bytes = 8192;
+
+    if (obj != NULL && read_object(ld, obj, "limits")) {
+        check_keys(ld, obj, "limits", keys);
+        member_int(ld, obj, "limits", "max_head_bytes", 1024, 1048576, &max_head_bytes);
+        member_int(ld, obj, "limits", "max_headers", 1, 1000, &max_headers);
+        /* The request target is part of the head, so it cannot be longer. */
+        member_int(ld, obj, "limits", "max_uri_bytes", 16, max_head_bytes, &max_uri_bytes);
+    }
+    if (max_uri_bytes > max_head_bytes)
+        max_uri_bytes = max_head_bytes;
+    snap->limits.max_head_bytes = (size_t)max_head_bytes;
+    snap->limits.max_headers = (size_t)max_headers;
+    snap->limits.max_uri_bytes = (size_t)max_uri_bytes;
+}
+
+static void load_admin(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"address", "token_file", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "admin", false);
+    const char *address = "127.0.0.1:9090", *token_file = NULL;
+    bool address_ok = true;
+
+    if (obj != NULL && read_object(ld, obj, "admin")) {
+        check_keys(ld, obj, "admin", keys);
+        if (!member_string(ld, obj, "admin", "address", false, true, &address)) {
+            address = "127.0.0.1:9090";
+            address_ok = false;
+        }
+        member_string(ld, obj, "admin", "token_file", false, true, &token_file);
+    }
+    if (address_ok && !read_hostport(ld, address, "admin.address", &snap->admin.addr))
+        address_ok = false;
+    snap->admin.address = copy_string(ld, address);
+    if (address_ok) {
+        for (size_t i = 0; i < snap->n_listeners; i++) {
+            if (snap->listeners[i].address != NULL &&
+                mr_netaddr_equal(&snap->listeners[i].addr, &snap->admin.addr)) {
+                mr_errors_add(ld->errs, "admin.address: \"%s\" is also listeners[%zu].address",
+                              address, i);
+                break;
+            }
+        }
+    }
+    if (token_file != NULL) {
+        snap->admin.token_file = resolve_path(ld, token_file);
+        if (snap->admin.token_file != NULL)
+            snap->admin.token =
+                mr_secrets_read_token(snap->admin.token_file, "admin.token_file", ld->errs);
+    } else if (address_ok &&
+               !mr_netaddr_is_loopback((const struct sockaddr *)&snap->admin.addr.ss)) {
+        mr_errors_add(ld->errs, "admin.token_file: required when admin.address is not loopback");
+    }
+}
+
+static void load_files(struct loader *ld, json_t *root)
+{
+    struct mr_snapshot *snap = ld->snap;
+    const char *s = NULL;
+
+    if (member_string(ld, root, "", "state_file", false, true, &s) && s != NULL)
+        snap->state_file = resolve_path(ld, s);
+    s = NULL;
+    if (member_string(ld, root, "", "access_log", false, false, &s) && s != NULL &&
+        s[0] != '\0')
+        snap->access_log = strcmp(s, "-") == 0 ? copy_string(ld, s) : resolve_path(ld, s);
+}
+
+/* Validates root into a new snapshot that takes over path; NULL when any
+ * error was added. source names the input in document-level messages. */
+static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
+                                 struct mr_errors *errs, const char *source)
+{
+    static const char *const keys[] = {"workers", "listeners", "trusted_proxies", "geoip",
+                                       "session", "health",    "regions",         "routing",
+                                       "timeouts", "limits",   "admin",           "state_file",
+                                       "access_log", NULL};
+    struct loader ld = {.errs = errs, .base_dir = base_dir};
+    size_t errors_before = errs->n_errors;
+    json_t *routing;
+
+    if (!json_is_object(root)) {
+        mr_errors_add(errs, "%s: expected a JSON object at the top level", source);
+        free(path);
+        return NULL;
+    }
+    ld.snap = calloc(1, sizeof(*ld.snap));
+    if (ld.snap == NULL) {
+        mr_errors_add(errs, "%s: out of memory", source);
+        free(path);
+        return NULL;
+    }
+    atomic_init(&ld.snap->refs, 1);
+    ld.snap->path = path;
+    routing = json_object_get(root, "routing");
+    ld.proximity = json_is_object(routing) && json_is_true(json_object_get(routing, "proximity"));
+
+    check_keys(&ld, root, "", keys);
+    load_workers(&ld, root);
+    load_listeners(&ld, root);
+    load_trusted_proxies(&ld, root);
+    load_geoip(&ld, root);
+    load_session(&ld, root);
+    load_health(&ld, root);
+    load_regions(&ld, root);
+    index_snapshot(&ld);
+    load_routing(&ld, root);
+    load_timeouts(&ld, root);
+    load_limits(&ld, root);
+    load_admin(&ld, root);
+    load_files(&ld, root);
+
+    if (ld.oom)
+        mr_errors_add(errs, "%s: out of memory", source);
+    if (errs->n_errors > errors_before) {
+        mr_snap_free(ld.snap);
+        return NULL;
+    }
+    return ld.snap;
+}
+
+static void add_syntax_error(struct mr_errors *errs, const char *source, const json_error_t *je)
+{
+    mr_errors_add(errs, "%s: line %d, column %d: %s", source, je->line, je->column, je->text);
+}
+
+struct mr_snapshot *mr_conf_load(const char *path, struct mr_errors *errs)
+{
+    struct mr_snapshot *snap;
+    char *copy, *slash, *base_dir, *abs_path;
+    json_error_t je;
+    json_t *root;
+    FILE *f;
+
+    f = fopen(path, "re");
+    if (f == NULL) {
+        mr_errors_add(errs, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL && ferror(f)) {
+        mr_errors_add(errs, "cannot read %s: %s", path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    if (root == NULL) {
+        add_syntax_error(errs, path, &je);
+        return NULL;
+    }
+
+    /* Absolute, so a later reload or chdir resolves the same files. */
+    abs_path = realpath(path, NULL);
+    copy = strdup(abs_path != NULL ? abs_path : path);
+    if (copy == NULL) {
+        free(abs_path);
+        json_decref(root);
+        mr_errors_add(errs, "%s: out of memory", path);
+        return NULL;
+    }
+    slash = strrchr(copy, '/');
+    if (slash == NULL)
+        base_dir = ".";
+    else if (slash == copy)
+        base_dir = "/";
+    else {
+        *slash = '\0';
+        base_dir = copy;
+    }
+    /* "/" + "/x" would give "//x": harmless, but keep paths tidy. */
+    snap = build(root, strcmp(base_dir, "/") == 0 ? "" : base_dir,
+                 abs_path != NULL ? abs_path : strdup(path), errs, path);
+    free(copy);
+    json_decref(root);
+    return snap;
+}
+
+struct mr_snapshot *mr_conf_load_string(const char *json, const char *base_dir,
+                                        struct mr_errors *errs)
+{
+    struct mr_snapshot *snap;
+    json_error_t je;
+    json_t *root;
+
+    root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        add_syntax_error(errs, "<string>", &je);
+        return NULL;
+    }
+    snap = build(root, base_dir != NULL ? base_dir : ".", NULL, errs, "<string>");
+    json_decref(root);
+    return snap;
+}

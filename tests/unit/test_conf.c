@@ -1,0 +1,967 @@
+/* tests/unit/test_conf.c: configuration loading, validation messages,
+ * secrets files and snapshot publication. Run from the repository root. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/err.h"
+#include "conf/conf.h"
+#include "conf/secrets.h"
+#include "conf/snapshot.h"
+
+#define EXAMPLE "conf/examples/edge.json"
+
+/* A valid configuration; each bad case below changes one part of it. */
+static const char base_config[] =
+    "{"
+    "\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
+    "\"session\": {\"keys_file\": \"session.keys\"},"
+    "\"regions\": ["
+    "  {\"name\": \"eu\", \"lat\": 50, \"lon\": 8,"
+    "   \"clusters\": [{\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"
+    "  {\"name\": \"us\", \"lat\": 40, \"lon\": -75,"
+    "   \"clusters\": [{\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\"]},"
+    "                {\"name\": \"us-b\", \"weight\": 2,"
+    "                 \"endpoints\": [\"127.0.0.1:9102\", \"[::1]:9103\"]}]}"
+    "],"
+    "\"routing\": {\"default\": [\"eu\", \"us\"]}"
+    "}";
+
+/* 32 bytes: a valid secret. */
+#define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+/* 16 bytes: too short. */
+#define SECRET16 "MDEyMzQ1Njc4OWFiY2RlZg=="
+
+static char tmpdir[64]; /* "/tmp/meridian-test-conf-XXXXXX" */
+
+static const struct {
+    const char *name;
+    const char *content;
+} fixture_files[] = {
+    {"session.keys", "# test keys\n\ntest1:" SECRET32 "\n"},
+    {"short.keys", "# comment\ntest1:" SECRET16 "\n"},
+    {"badb64.keys", "test1:not*base64!\n"},
+    {"dup.keys", "a:" SECRET32 "\nb:" SECRET32 "\na:" SECRET32 "\n"},
+    {"badkid.keys", "bad.kid:" SECRET32 "\n"},
+    {"nocolon.keys", SECRET32 "\n"},
+    {"empty.keys", "# only a comment\n\n   \n"},
+    {"admin.token", "  s3cret-token\n"},
+    {"empty.token", "\n\n"},
+    {"spaced.token", "two words\n"},
+};
+
+/* ---- fixtures ---- */
+
+static void write_file(const char *dir, const char *name, const char *content)
+{
+    char path[PATH_MAX];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(content, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    unlink(path);
+}
+
+static int setup_files(void **state)
+{
+    strcpy(tmpdir, "/tmp/meridian-test-conf-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(fixture_files) / sizeof(fixture_files[0]); i++)
+        write_file(tmpdir, fixture_files[i].name, fixture_files[i].content);
+    return 0;
+}
+
+static int teardown_files(void **state)
+{
+    for (size_t i = 0; i < sizeof(fixture_files) / sizeof(fixture_files[0]); i++)
+        remove_file(tmpdir, fixture_files[i].name);
+    return rmdir(tmpdir);
+}
+
+/* ---- helpers ---- */
+
+/* Sets (or deletes, when value is NULL) the member at a dotted object path,
+ * creating intermediate objects. */
+static void apply_patch(json_t *root, const char *path, const char *value)
+{
+    char buf[256], *save = NULL, *seg, *next;
+    json_t *obj = root;
+    json_error_t je;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    seg = strtok_r(buf, ".", &save);
+    while ((next = strtok_r(NULL, ".", &save)) != NULL) {
+        json_t *child = json_object_get(obj, seg);
+
+        if (child == NULL) {
+            child = json_object();
+            json_object_set_new(obj, seg, child);
+        }
+        obj = child;
+        seg = next;
+    }
+    if (value == NULL) {
+        json_object_del(obj, seg);
+    } else {
+        json_t *v = json_loads(value, JSON_DECODE_ANY, &je);
+
+        if (v == NULL)
+            fail_msg("bad patch value for %s: %s", path, je.text);
+        json_object_set_new(obj, seg, v);
+    }
+}
+
+struct patch {
+    const char *path;
+    const char *value; /* JSON text; NULL deletes */
+};
+
+/* The base configuration with up to n patches applied (malloc'd). */
+static char *patched(const struct patch *patches, size_t n)
+{
+    json_error_t je;
+    json_t *root = json_loads(base_config, 0, &je);
+    char *text;
+
+    assert_non_null(root);
+    for (size_t i = 0; i < n; i++) {
+        if (patches[i].path != NULL)
+            apply_patch(root, patches[i].path, patches[i].value);
+    }
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    assert_non_null(text);
+    return text;
+}
+
+/* Replaces each "@DIR@" in pattern with the fixture directory. */
+static void expand(char *out, size_t len, const char *pattern)
+{
+    const char *at = strstr(pattern, "@DIR@");
+
+    if (at == NULL) {
+        snprintf(out, len, "%s", pattern);
+        return;
+    }
+    snprintf(out, len, "%.*s%s%s", (int)(at - pattern), pattern, tmpdir, at + 5);
+}
+
+static void print_errors(const struct mr_errors *errs)
+{
+    for (size_t i = 0; i < errs->n_errors; i++)
+        fprintf(stderr, "    error: %s\n", errs->errors[i]);
+    for (size_t i = 0; i < errs->n_warnings; i++)
+        fprintf(stderr, "    warning: %s\n", errs->warnings[i]);
+}
+
+static bool has_line(char *const *lines, size_t n, const char *line)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(lines[i], line) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void expect_error(const struct mr_errors *errs, const char *line)
+{
+    if (!has_line(errs->errors, errs->n_errors, line)) {
+        fprintf(stderr, "  missing error: %s\n  got:\n", line);
+        print_errors(errs);
+        fail();
+    }
+}
+
+static struct mr_snapshot *load_patched(const struct patch *patches, size_t n,
+                                        struct mr_errors *errs)
+{
+    char *text = patched(patches, n);
+    struct mr_snapshot *snap = mr_conf_load_string(text, tmpdir, errs);
+
+    free(text);
+    return snap;
+}
+
+static const struct mr_route *find_route(const struct mr_route *routes, size_t n,
+                                         const char *code)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(routes[i].code, code) == 0)
+            return &routes[i];
+    }
+    return NULL;
+}
+
+/* ---- the example configuration ---- */
+
+static void test_example_loads(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = mr_conf_load(EXAMPLE, &errs);
+    char dir[PATH_MAX], expected[PATH_MAX + 64];
+    const struct mr_route *route;
+
+    print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors, 0);
+    assert_int_equal(errs.n_warnings, 0);
+    assert_int_equal(atomic_load(&snap->refs), 1);
+    assert_int_equal(snap->generation, 0);
+    assert_non_null(realpath("conf/examples", dir));
+    snprintf(expected, sizeof(expected), "%s/edge.json", dir);
+    assert_string_equal(snap->path, expected);
+
+    assert_int_equal(snap->workers, 2);
+    assert_int_equal(snap->n_listeners, 1);
+    assert_string_equal(snap->listeners[0].name, "http");
+    assert_string_equal(snap->listeners[0].address, "127.0.0.1:8080");
+    assert_int_equal(snap->listeners[0].addr.ss.ss_family, AF_INET);
+    assert_int_equal(snap->trusted_proxies.n, 2);
+    assert_int_equal(snap->trusted_proxies.items[1].family, AF_INET6);
+
+    snprintf(expected, sizeof(expected), "%s/../../geo/data/country.mmdb", dir);
+    assert_string_equal(snap->geoip.database, expected);
+    assert_string_equal(snap->geoip.country[0], "country_code");
+    assert_null(snap->geoip.country[1]);
+    assert_string_equal(snap->geoip.longitude[1], "longitude");
+    assert_null(snap->geoip.longitude[2]);
+
+    assert_string_equal(snap->session.cookie, "MRD");
+    assert_int_equal(snap->session.max_age_s, 86400);
+    snprintf(expected, sizeof(expected), "%s/session.keys", dir);
+    assert_string_equal(snap->session.keys_file, expected);
+    assert_int_equal(snap->session.n_keys, 1);
+    assert_string_equal(snap->session.keys[0].kid, "demo1");
+    assert_int_equal(snap->session.keys[0].secret_len, 32);
+    assert_false(snap->session.secure);
+    assert_true(snap->session.http_only);
+    assert_string_equal(snap->session.same_site, "Lax");
+
+    assert_string_equal(snap->health.path, "/healthz");
+    assert_int_equal(snap->health.interval_ms, 500);
+    assert_int_equal(snap->health.timeout_ms, 300);
+    assert_int_equal(snap->health.rise, 2);
+    assert_int_equal(snap->health.fall, 2);
+    assert_true(snap->health.min_healthy == 0.5);
+
+    assert_int_equal(snap->n_regions, 3);
+    assert_int_equal(snap->n_clusters, 4);
+    assert_int_equal(snap->n_endpoints, 7);
+    assert_string_equal(snap->regions[1].name, "us-east");
+    assert_int_equal(snap->regions[1].index, 1);
+    assert_true(snap->regions[0].lat == 53.35 && snap->regions[0].lon == -6.26);
+    assert_int_equal(snap->regions[0].n_clusters, 2);
+    for (size_t i = 0; i < snap->n_clusters; i++)
+        assert_int_equal(snap->clusters[i]->index, i);
+    for (size_t i = 0; i < snap->n_endpoints; i++)
+        assert_int_equal(snap->endpoints[i]->index, i);
+    assert_string_equal(snap->clusters[1]->name, "eu-west-b");
+    assert_ptr_equal(snap->clusters[1], &snap->regions[0].clusters[1]);
+    assert_string_equal(snap->clusters[2]->name, "us-east-a");
+    assert_ptr_equal(snap->clusters[2]->region, &snap->regions[1]);
+    assert_true(snap->clusters[2]->weight == 100);
+    assert_true(snap->clusters[0]->weight == 50);
+    assert_null(snap->clusters[0]->public_url);
+    assert_int_equal(snap->clusters[0]->drain, MR_DRAIN_NONE);
+    assert_string_equal(snap->endpoints[4]->address, "127.0.0.1:18201");
+    assert_ptr_equal(snap->endpoints[4]->cluster, snap->clusters[2]);
+    assert_ptr_equal(snap->endpoints[6]->cluster, snap->clusters[3]);
+    assert_ptr_equal(mr_snap_cluster(snap, "eu-west-b"), snap->clusters[1]);
+    assert_null(mr_snap_cluster(snap, "nope"));
+    assert_ptr_equal(mr_snap_region(snap, "ap-south"), &snap->regions[2]);
+    assert_null(mr_snap_region(snap, "eu-west-a"));
+
+    assert_int_equal(snap->routing.n_countries, 2);
+    route = find_route(snap->routing.countries, snap->routing.n_countries, "US");
+    assert_non_null(route);
+    assert_int_equal(route->list.n, 2);
+    assert_int_equal(route->list.regions[0], 1);
+    assert_int_equal(route->list.regions[1], 0);
+    assert_int_equal(snap->routing.n_continents, 3);
+    route = find_route(snap->routing.continents, snap->routing.n_continents, "AS");
+    assert_non_null(route);
+    assert_int_equal(route->list.regions[0], 2);
+    assert_int_equal(route->list.regions[1], 0);
+    assert_true(snap->routing.proximity);
+    assert_int_equal(snap->routing.default_regions.n, 3);
+    assert_int_equal(snap->routing.default_regions.regions[0], 1);
+    assert_int_equal(snap->routing.default_regions.regions[2], 2);
+    assert_int_equal(snap->routing.endpoint_policy, MR_POLICY_LEAST_REQUESTS);
+
+    assert_int_equal(snap->timeouts.client_header_ms, 10000);
+    assert_int_equal(snap->timeouts.upstream_response_ms, 30000);
+    assert_int_equal(snap->timeouts.upstream_idle_ms, 30000);
+    assert_int_equal(snap->timeouts.shutdown_grace_ms, 30000);
+    assert_int_equal(snap->limits.max_head_bytes, 16384);
+    assert_int_equal(snap->limits.max_headers, 100);
+    assert_int_equal(snap->limits.max_uri_bytes, 8192);
+
+    assert_string_equal(snap->admin.address, "127.0.0.1:9090");
+    snprintf(expected, sizeof(expected), "%s/admin.token", dir);
+    assert_string_equal(snap->admin.token_file, expected);
+    assert_non_null(snap->admin.token);
+    assert_true(strlen(snap->admin.token) > 0);
+    assert_string_equal(snap->state_file, "/tmp/meridian-state.json");
+    assert_string_equal(snap->access_log, "-");
+
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+/* The minimal configuration gets every documented default. */
+static void test_defaults(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = mr_conf_load_string(base_config, tmpdir, &errs);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors + errs.n_warnings, 0);
+    assert_null(snap->path);
+    assert_int_equal(snap->workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    assert_int_equal(snap->trusted_proxies.n, 0);
+    assert_null(snap->geoip.database);
+    assert_string_equal(snap->geoip.country[0], "country");
+    assert_string_equal(snap->geoip.country[1], "iso_code");
+    assert_null(snap->geoip.country[2]);
+    assert_string_equal(snap->geoip.latitude[0], "location");
+    assert_string_equal(snap->geoip.latitude[1], "latitude");
+    assert_string_equal(snap->session.cookie, "MRD");
+    assert_int_equal(snap->session.max_age_s, 86400);
+    assert_false(snap->session.secure);
+    assert_true(snap->session.http_only);
+    assert_string_equal(snap->session.same_site, "Lax");
+    assert_string_equal(snap->health.path, "/healthz");
+    assert_int_equal(snap->health.interval_ms, 2000);
+    assert_int_equal(snap->health.timeout_ms, 1000);
+    assert_int_equal(snap->health.rise, 2);
+    assert_int_equal(snap->health.fall, 3);
+    assert_true(snap->health.min_healthy == 0.5);
+    assert_true(snap->clusters[0]->weight == 1);
+    assert_true(snap->clusters[2]->weight == 2);
+    assert_int_equal(snap->endpoints[3]->addr.ss.ss_family, AF_INET6);
+    assert_int_equal(snap->routing.n_countries + snap->routing.n_continents, 0);
+    assert_false(snap->routing.proximity);
+    assert_int_equal(snap->routing.endpoint_policy, MR_POLICY_LEAST_REQUESTS);
+    assert_int_equal(snap->timeouts.client_idle_ms, 60000);
+    assert_int_equal(snap->timeouts.upstream_connect_ms, 2000);
+    assert_string_equal(snap->admin.address, "127.0.0.1:9090");
+    assert_null(snap->admin.token_file);
+    assert_null(snap->admin.token);
+    assert_null(snap->state_file);
+    assert_null(snap->access_log);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+/* ---- bad inputs: one change each, one exact line expected ---- */
+
+static const struct {
+    struct patch p[2];
+    const char *expected; /* "@DIR@" stands for the fixture directory */
+} bad_cases[] = {
+    {{{"workers", "0"}}, "workers: expected an integer between 1 and 256"},
+    {{{"workers", "257"}}, "workers: expected an integer between 1 and 256"},
+    {{{"workers", "\"4\""}}, "workers: expected an integer between 1 and 256"},
+    {{{"workers", "2.5"}}, "workers: expected an integer between 1 and 256"},
+    {{{"listeners", NULL}}, "listeners: required"},
+    {{{"listeners", "[]"}}, "listeners: expected a non-empty array"},
+    {{{"listeners", "{}"}}, "listeners: expected an array"},
+    {{{"listeners", "[\"http\"]"}}, "listeners[0]: expected an object"},
+    {{{"listeners", "[{\"address\": \"127.0.0.1:1\"}]"}}, "listeners[0].name: required"},
+    {{{"listeners", "[{\"name\": \"\", \"address\": \"127.0.0.1:1\"}]"}},
+     "listeners[0].name: expected a non-empty string"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1\"}]"}},
+     "listeners[0].address: cannot parse \"127.0.0.1\" as HOST:PORT"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": 8080}]"}},
+     "listeners[0].address: expected a string"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\"},"
+                    " {\"name\": \"a\", \"address\": \"127.0.0.1:2\"}]"}},
+     "listeners[1].name: duplicate listener name \"a\" (first at listeners[0].name)"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\"},"
+                    " {\"name\": \"b\", \"address\": \"127.0.0.1:1\"}]"}},
+     "listeners[1].address: duplicate address \"127.0.0.1:1\" (first at listeners[0].address)"},
+    {{{"trusted_proxies", "[\"10.0.0.0/8\", \"x\"]"}},
+     "trusted_proxies[1]: cannot parse \"x\" as an address or CIDR prefix"},
+    {{{"trusted_proxies", "[\"10.0.0.0/33\"]"}},
+     "trusted_proxies[0]: cannot parse \"10.0.0.0/33\" as an address or CIDR prefix"},
+    {{{"trusted_proxies", "\"10.0.0.0/8\""}}, "trusted_proxies: expected an array"},
+    {{{"trusted_proxies", "[8]"}}, "trusted_proxies[0]: expected a string"},
+    {{{"geoip", "{}"}}, "geoip.database: required"},
+    {{{"geoip", "[]"}}, "geoip: expected an object"},
+    {{{"geoip", "{\"database\": \"x.mmdb\", \"country\": []}"}},
+     "geoip.country: expected a non-empty array"},
+    {{{"geoip", "{\"database\": \"x.mmdb\", \"latitude\": [\"location\", \"\"]}"}},
+     "geoip.latitude[1]: expected a non-empty string"},
+    {{{"session", NULL}}, "session: required"},
+    {{{"session", "true"}}, "session: expected an object"},
+    {{{"session.keys_file", NULL}}, "session.keys_file: required"},
+    {{{"session.keys_file", "7"}}, "session.keys_file: expected a string"},
+    {{{"session.cookie", "\"a b\""}},
+     "session.cookie: \"a b\" is not a valid cookie name (RFC 6265 token)"},
+    {{{"session.cookie", "\"a=b\""}},
+     "session.cookie: \"a=b\" is not a valid cookie name (RFC 6265 token)"},
+    {{{"session.cookie", "\"\""}},
+     "session.cookie: \"\" is not a valid cookie name (RFC 6265 token)"},
+    {{{"session.max_age_s", "0"}}, "session.max_age_s: expected an integer >= 1"},
+    {{{"session.secure", "\"yes\""}}, "session.secure: expected a boolean"},
+    {{{"session.http_only", "1"}}, "session.http_only: expected a boolean"},
+    {{{"session.same_site", "\"lax\""}},
+     "session.same_site: expected one of \"Strict\", \"Lax\", \"None\""},
+    {{{"session.keys_file", "\"missing.keys\""}},
+     "session.keys_file: cannot read @DIR@/missing.keys: No such file or directory"},
+    {{{"session.keys_file", "\"short.keys\""}},
+     "session.keys_file: @DIR@/short.keys line 2: secret is 16 bytes, at least 32 required"},
+    {{{"session.keys_file", "\"badb64.keys\""}},
+     "session.keys_file: @DIR@/badb64.keys line 1: secret is not valid base64"},
+    {{{"session.keys_file", "\"dup.keys\""}},
+     "session.keys_file: @DIR@/dup.keys line 3: duplicate key id \"a\" (first on line 1)"},
+    {{{"session.keys_file", "\"badkid.keys\""}},
+     "session.keys_file: @DIR@/badkid.keys line 1: key id \"bad.kid\" must be 1-32 "
+     "characters of A-Z a-z 0-9 _ -"},
+    {{{"session.keys_file", "\"nocolon.keys\""}},
+     "session.keys_file: @DIR@/nocolon.keys line 1: expected KID:BASE64SECRET"},
+    {{{"session.keys_file", "\"empty.keys\""}},
+     "session.keys_file: @DIR@/empty.keys has no key"},
+    {{{"health", "5"}}, "health: expected an object"},
+    {{{"health.path", "\"healthz\""}}, "health.path: expected a string starting with \"/\""},
+    {{{"health.interval_ms", "5"}}, "health.interval_ms: expected an integer >= 10"},
+    {{{"health.timeout_ms", "0"}}, "health.timeout_ms: expected an integer >= 1"},
+    {{{"health", "{\"interval_ms\": 100, \"timeout_ms\": 200}"}},
+     "health.timeout_ms: must not exceed health.interval_ms (100)"},
+    {{{"health.rise", "1.5"}}, "health.rise: expected an integer >= 1"},
+    {{{"health.fall", "0"}}, "health.fall: expected an integer >= 1"},
+    {{{"health.min_healthy", "0"}}, "health.min_healthy: expected a number > 0 and <= 1"},
+    {{{"health.min_healthy", "1.5"}}, "health.min_healthy: expected a number > 0 and <= 1"},
+    {{{"regions", NULL}}, "regions: required"},
+    {{{"regions", "[]"}}, "regions: expected a non-empty array"},
+    {{{"regions", "{}"}}, "regions: expected an array"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"]}]}, {\"name\": \"us\"}]"}},
+     "regions[1].clusters: required"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\": []}]"}},
+     "regions[1].clusters: expected a non-empty array"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"]}]}, {\"name\": \"eu\", \"clusters\": [{\"name\": \"b\","
+                  " \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[1].name: duplicate region name \"eu\" (first at regions[0].name)"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\": [{\"name\": \"b\","
+                  " \"endpoints\": [\"127.0.0.1:2\"]}, {\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:3\"]}]}]"}},
+     "regions[1].clusters[1].name: duplicate cluster name \"a\" (first at "
+     "regions[0].clusters[0].name)"},
+    {{{"regions", "[{\"name\": \"eu\", \"lat\": 91, \"clusters\": [{\"name\": \"a\","
+                  " \"endpoints\": [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\":"
+                  " [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].lat: expected a number between -90 and 90"},
+    {{{"regions", "[{\"name\": \"eu\", \"lon\": -180.5, \"clusters\": [{\"name\": \"a\","
+                  " \"endpoints\": [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\":"
+                  " [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].lon: expected a number between -180 and 180"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"lat\": 1, \"lon\": 2,"
+                  " \"clusters\": [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"},
+      {"routing.proximity", "true"}},
+     "regions[0].lat: required when routing.proximity is true"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"weight\": -1,"
+                  " \"endpoints\": [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\":"
+                  " [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].weight: expected a number >= 0"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"weight\": \"10\","
+                  " \"endpoints\": [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\":"
+                  " [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].weight: expected a number >= 0"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\": []}]},"
+                  " {\"name\": \"us\", \"clusters\": [{\"name\": \"b\", \"endpoints\":"
+                  " [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].endpoints: expected a non-empty array"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\", \"x\"]}]}, {\"name\": \"us\", \"clusters\":"
+                  " [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].endpoints[1]: cannot parse \"x\" as HOST:PORT"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\", \"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\":"
+                  " [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].endpoints[1]: duplicate endpoint \"127.0.0.1:1\" (first at "
+     "regions[0].clusters[0].endpoints[0])"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"endpoints\": [\"127.0.0.1:1\"]}]},"
+                  " {\"name\": \"us\", \"clusters\": [{\"name\": \"b\", \"endpoints\":"
+                  " [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].name: required"},
+    {{{"routing", NULL}}, "routing: required"},
+    {{{"routing.default", NULL}}, "routing.default: required"},
+    {{{"routing.default", "[]"}}, "routing.default: expected a non-empty array"},
+    {{{"routing.default", "[\"eu\", \"mars\"]"}}, "routing.default[1]: unknown region \"mars\""},
+    {{{"routing.default", "[\"eu\", \"eu\"]"}},
+     "routing.default[1]: duplicate region \"eu\" (first at routing.default[0])"},
+    {{{"routing.countries", "{\"US\": [\"us\", \"mars\"]}"}},
+     "routing.countries.US[1]: unknown region \"mars\""},
+    {{{"routing.countries", "{\"usa\": [\"us\"]}"}},
+     "routing.countries.usa: expected a two-letter upper-case country code"},
+    {{{"routing.countries", "{\"us\": [\"us\"]}"}},
+     "routing.countries.us: expected a two-letter upper-case country code"},
+    {{{"routing.countries", "[\"us\"]"}}, "routing.countries: expected an object"},
+    {{{"routing.continents", "{\"XX\": [\"eu\"]}"}},
+     "routing.continents.XX: expected a continent code (AF, AN, AS, EU, NA, OC or SA)"},
+    {{{"routing.continents", "{\"EU\": []}"}}, "routing.continents.EU: expected a non-empty array"},
+    {{{"routing.continents", "{\"EU\": [1]}"}}, "routing.continents.EU[0]: expected a string"},
+    {{{"routing.proximity", "\"yes\""}}, "routing.proximity: expected a boolean"},
+    {{{"routing.endpoint_policy", "\"random\""}},
+     "routing.endpoint_policy: expected \"least_requests\" or \"round_robin\""},
+    {{{"timeouts.client_header_ms", "0"}}, "timeouts.client_header_ms: expected an integer >= 1"},
+    {{{"timeouts.upstream_idle_ms", "\"1s\""}},
+     "timeouts.upstream_idle_ms: expected an integer >= 1"},
+    {{{"timeouts.shutdown_grace_ms", "-1"}},
+     "timeouts.shutdown_grace_ms: expected an integer >= 0"},
+    {{{"timeouts.client_idle_ms", "3000000000"}},
+     "timeouts.client_idle_ms: expected an integer between 1 and 2147483647"},
+    {{{"limits.max_head_bytes", "100"}},
+     "limits.max_head_bytes: expected an integer between 1024 and 1048576"},
+    {{{"limits.max_headers", "1001"}}, "limits.max_headers: expected an integer between 1 and 1000"},
+    {{{"limits", "{\"max_head_bytes\": 2048, \"max_uri_bytes\": 4096}"}},
+     "limits.max_uri_bytes: expected an integer between 16 and 2048"},
+    {{{"admin.address", "\"0.0.0.0:9090\""}},
+     "admin.token_file: required when admin.address is not loopback"},
+    {{{"admin.address", "\"nope\""}}, "admin.address: cannot parse \"nope\" as HOST:PORT"},
+    {{{"admin.address", "\"127.0.0.1:8080\""}},
+     "admin.address: \"127.0.0.1:8080\" is also listeners[0].address"},
+    {{{"admin.token_file", "\"missing.token\""}},
+     "admin.token_file: cannot read @DIR@/missing.token: No such file or directory"},
+    {{{"admin.token_file", "\"empty.token\""}}, "admin.token_file: @DIR@/empty.token has no token"},
+    {{{"admin.token_file", "\"spaced.token\""}},
+     "admin.token_file: @DIR@/spaced.token: the token must be one line of visible ASCII "
+     "characters without spaces"},
+    {{{"state_file", "5"}}, "state_file: expected a string"},
+    {{{"access_log", "false"}}, "access_log: expected a string"},
+};
+
+static void test_bad_inputs(void **state)
+{
+    size_t failures = 0;
+
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        struct mr_errors errs = {0};
+        char expected[PATH_MAX + 256];
+        struct mr_snapshot *snap = load_patched(bad_cases[i].p, 2, &errs);
+
+        expand(expected, sizeof(expected), bad_cases[i].expected);
+        if (snap != NULL || !has_line(errs.errors, errs.n_errors, expected)) {
+            fprintf(stderr, "  case %zu (%s): missing error: %s\n  got:\n", i,
+                    bad_cases[i].p[0].path, expected);
+            print_errors(&errs);
+            failures++;
+        }
+        mr_snap_free(snap);
+        mr_errors_clear(&errs);
+    }
+    assert_int_equal(failures, 0);
+}
+
+/* Validation keeps going: every problem of the file is reported at once. */
+static void test_all_errors_at_once(void **state)
+{
+    static const struct patch patches[] = {
+        {"workers", "0"},
+        {"session.cookie", "\"a;b\""},
+        {"health.min_healthy", "2"},
+        {"routing.default", "[\"mars\"]"},
+        {"limits.max_headers", "0"},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+
+    snap = load_patched(patches, sizeof(patches) / sizeof(patches[0]), &errs);
+    assert_null(snap);
+    expect_error(&errs, "workers: expected an integer between 1 and 256");
+    expect_error(&errs, "session.cookie: \"a;b\" is not a valid cookie name (RFC 6265 token)");
+    expect_error(&errs, "health.min_healthy: expected a number > 0 and <= 1");
+    expect_error(&errs, "routing.default[0]: unknown region \"mars\"");
+    expect_error(&errs, "limits.max_headers: expected an integer between 1 and 1000");
+    assert_int_equal(errs.n_errors, 5);
+    mr_errors_clear(&errs);
+}
+
+static void test_unknown_keys_warn(void **state)
+{
+    static const struct patch patches[] = {
+        {"colour", "\"blue\""},
+        {"session.cookie_name", "\"x\""},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+    char *text = patched(patches, 2);
+    json_error_t je;
+    json_t *root = json_loads(text, 0, &je);
+
+    /* And one deep inside an array. */
+    json_object_set_new(json_array_get(json_object_get(json_array_get(json_object_get(root,
+                                                                                      "regions"),
+                                                                      1),
+                                                       "clusters"),
+                                       1),
+                        "wieght", json_integer(3));
+    free(text);
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+
+    snap = mr_conf_load_string(text, tmpdir, &errs);
+    free(text);
+    if (snap == NULL || errs.n_warnings != 3)
+        print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors, 0);
+    assert_int_equal(errs.n_warnings, 3);
+    assert_true(has_line(errs.warnings, errs.n_warnings, "colour: unknown key, ignored"));
+    assert_true(
+        has_line(errs.warnings, errs.n_warnings, "session.cookie_name: unknown key, ignored"));
+    assert_true(has_line(errs.warnings, errs.n_warnings,
+                         "regions[1].clusters[1].wieght: unknown key, ignored"));
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+static void test_same_site_none_warns(void **state)
+{
+    static const struct patch insecure[] = {{"session.same_site", "\"None\""}};
+    static const struct patch secure[] = {{"session.same_site", "\"None\""},
+                                          {"session.secure", "true"}};
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+
+    snap = load_patched(insecure, 1, &errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_true(strncmp(errs.warnings[0], "session.same_site: ", 19) == 0);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+
+    snap = load_patched(secure, 2, &errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_warnings + errs.n_errors, 0);
+    assert_string_equal(snap->session.same_site, "None");
+    assert_true(snap->session.secure);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+static void test_syntax_error(void **state)
+{
+    struct mr_errors errs = {0};
+    char path[PATH_MAX], prefix[PATH_MAX + 64];
+
+    assert_null(mr_conf_load_string("{\"workers\": 2,\n}", tmpdir, &errs));
+    assert_int_equal(errs.n_errors, 1);
+    assert_true(strncmp(errs.errors[0], "<string>: line 2, column ", 25) == 0);
+    mr_errors_clear(&errs);
+
+    /* Duplicate keys would silently drop a value: refused. */
+    assert_null(mr_conf_load_string("{\"workers\": 2, \"workers\": 3}", tmpdir, &errs));
+    assert_int_equal(errs.n_errors, 1);
+    mr_errors_clear(&errs);
+
+    assert_null(mr_conf_load_string("[1, 2]", tmpdir, &errs));
+    assert_int_equal(errs.n_errors, 1);
+    mr_errors_clear(&errs);
+
+    snprintf(path, sizeof(path), "%s/broken.json", tmpdir);
+    write_file(tmpdir, "broken.json", "{\n  \"workers\": 2\n  \"listeners\": []\n}\n");
+    assert_null(mr_conf_load(path, &errs));
+    snprintf(prefix, sizeof(prefix), "%s: line 3, column ", path);
+    assert_int_equal(errs.n_errors, 1);
+    assert_true(strncmp(errs.errors[0], prefix, strlen(prefix)) == 0);
+    remove_file(tmpdir, "broken.json");
+    mr_errors_clear(&errs);
+
+    snprintf(path, sizeof(path), "%s/absent.json", tmpdir);
+    assert_null(mr_conf_load(path, &errs));
+    snprintf(prefix, sizeof(prefix), "cannot read %s: No such file or directory", path);
+    expect_error(&errs, prefix);
+    mr_errors_clear(&errs);
+}
+
+/* ---- paths ---- */
+
+static void test_relative_paths(void **state)
+{
+    static const struct patch patches[] = {
+        {"geoip", "{\"database\": \"geo/country.mmdb\"}"},
+        {"admin.token_file", "\"admin.token\""},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+    char expected[PATH_MAX + 64];
+    char *text = patched(patches, 2);
+    json_error_t je;
+    json_t *root = json_loads(text, 0, &je);
+
+    free(text);
+    json_object_set_new(root, "state_file", json_string("state/edge.json"));
+    json_object_set_new(root, "access_log", json_string("/var/log/meridian/access.log"));
+    text = json_dumps(root, JSON_COMPACT);
+
+    snap = mr_conf_load_string(text, tmpdir, &errs);
+    print_errors(&errs);
+    assert_non_null(snap);
+    snprintf(expected, sizeof(expected), "%s/session.keys", tmpdir);
+    assert_string_equal(snap->session.keys_file, expected);
+    assert_int_equal(snap->session.n_keys, 1);
+    assert_string_equal(snap->session.keys[0].kid, "test1");
+    snprintf(expected, sizeof(expected), "%s/geo/country.mmdb", tmpdir);
+    assert_string_equal(snap->geoip.database, expected);
+    snprintf(expected, sizeof(expected), "%s/admin.token", tmpdir);
+    assert_string_equal(snap->admin.token_file, expected);
+    assert_string_equal(snap->admin.token, "s3cret-token");
+    snprintf(expected, sizeof(expected), "%s/state/edge.json", tmpdir);
+    assert_string_equal(snap->state_file, expected);
+    assert_string_equal(snap->access_log, "/var/log/meridian/access.log");
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+    free(text);
+
+    /* access_log: "" means none, "-" stdout, anything else a path. */
+    json_object_set_new(root, "access_log", json_string(""));
+    text = json_dumps(root, JSON_COMPACT);
+    snap = mr_conf_load_string(text, tmpdir, &errs);
+    assert_non_null(snap);
+    assert_null(snap->access_log);
+    mr_snap_free(snap);
+    free(text);
+    json_object_set_new(root, "access_log", json_string("logs/access.log"));
+    text = json_dumps(root, JSON_COMPACT);
+    snap = mr_conf_load_string(text, tmpdir, &errs);
+    assert_non_null(snap);
+    snprintf(expected, sizeof(expected), "%s/logs/access.log", tmpdir);
+    assert_string_equal(snap->access_log, expected);
+    mr_snap_free(snap);
+    free(text);
+    json_decref(root);
+    mr_errors_clear(&errs);
+}
+
+/* mr_conf_load resolves against the file's own directory, not the cwd. */
+static void test_load_file_resolves_against_its_dir(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+    char path[PATH_MAX], expected[PATH_MAX + 64];
+
+    snprintf(path, sizeof(path), "%s/edge.json", tmpdir);
+    write_file(tmpdir, "edge.json", base_config);
+    snap = mr_conf_load(path, &errs);
+    print_errors(&errs);
+    assert_non_null(snap);
+    assert_string_equal(snap->path, path);
+    snprintf(expected, sizeof(expected), "%s/session.keys", tmpdir);
+    assert_string_equal(snap->session.keys_file, expected);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+    remove_file(tmpdir, "edge.json");
+}
+
+/* ---- secrets ---- */
+
+static void test_read_keys(void **state)
+{
+    /* 33 bytes (no padding needed), 34 with "==", 32 with "=", 35 with its
+     * "=" left out; comments, blank lines and CRLF; order kept. */
+    static const char content[] =
+        "# rotated 2024-01\r\n"
+        "new-key_2: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYw\r\n"
+        "\n"
+        "  old1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMQ==   # retiring\n"
+        "k3:" SECRET32 "\n"
+        "k4:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTI";
+    struct mr_errors errs = {0};
+    struct mr_session_key *keys = NULL;
+    size_t n = 0;
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/multi.keys", tmpdir);
+    write_file(tmpdir, "multi.keys", content);
+    assert_int_equal(mr_secrets_read_keys(path, "session.keys_file", &keys, &n, &errs), 0);
+    print_errors(&errs);
+    assert_int_equal(errs.n_errors, 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(keys[0].kid, "new-key_2");
+    assert_int_equal(keys[0].secret_len, 33);
+    assert_memory_equal(keys[0].secret, "0123456789abcdef0123456789abcdef0", 33);
+    assert_string_equal(keys[1].kid, "old1");
+    assert_int_equal(keys[1].secret_len, 34);
+    assert_memory_equal(keys[1].secret, "0123456789abcdef0123456789abcdef01", 34);
+    assert_string_equal(keys[2].kid, "k3");
+    assert_int_equal(keys[2].secret_len, 32);
+    assert_int_equal(keys[3].secret_len, 35);
+    assert_memory_equal(keys[3].secret, "0123456789abcdef0123456789abcdef012", 35);
+    mr_secrets_free_keys(keys, n);
+    remove_file(tmpdir, "multi.keys");
+
+    /* Every bad line is reported, not just the first. */
+    write_file(tmpdir, "multi.keys",
+               "a:" SECRET16 "\nb:" SECRET32 "=\nthis-kid-is-far-too-long-for-a-cookie-x:" SECRET32
+               "\n");
+    assert_int_equal(mr_secrets_read_keys(path, "p", &keys, &n, &errs), -1);
+    assert_null(keys);
+    assert_int_equal(n, 0);
+    assert_int_equal(errs.n_errors, 3);
+    remove_file(tmpdir, "multi.keys");
+    mr_errors_clear(&errs);
+    mr_secrets_free_keys(NULL, 0);
+}
+
+static void test_read_token(void **state)
+{
+    struct mr_errors errs = {0};
+    char path[PATH_MAX];
+    char *token;
+
+    snprintf(path, sizeof(path), "%s/admin.token", tmpdir);
+    token = mr_secrets_read_token(path, "admin.token_file", &errs);
+    assert_string_equal(token, "s3cret-token");
+    free(token);
+    assert_int_equal(errs.n_errors, 0);
+}
+
+/* ---- snapshot publication ---- */
+
+static struct mr_snapshot *load_base(void)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = mr_conf_load_string(base_config, tmpdir, &errs);
+
+    assert_non_null(snap);
+    mr_errors_clear(&errs);
+    return snap;
+}
+
+static void test_publish_acquire_release(void **state)
+{
+    struct mr_snapshot *a = load_base(), *b = load_base(), *held, *held2;
+    uint64_t gen;
+
+    mr_snap_free(NULL);
+    mr_snap_release(NULL);
+    assert_null(mr_snap_peek());
+    assert_null(mr_snap_acquire());
+
+    mr_snap_publish(a);
+    gen = a->generation;
+    assert_true(gen >= 1);
+    assert_ptr_equal(mr_snap_peek(), a);
+    assert_int_equal(atomic_load(&a->refs), 1);
+
+    held = mr_snap_acquire();
+    assert_ptr_equal(held, a);
+    assert_int_equal(atomic_load(&a->refs), 2);
+
+    mr_snap_publish(b);
+    assert_int_equal(b->generation, gen + 1);
+    assert_ptr_equal(mr_snap_peek(), b);
+    /* The old one lives on for its holder only. */
+    assert_int_equal(atomic_load(&a->refs), 1);
+    assert_int_equal(a->generation, gen);
+
+    held2 = mr_snap_acquire();
+    assert_ptr_equal(held2, b);
+    assert_int_equal(atomic_load(&b->refs), 2);
+    mr_snap_release(held); /* frees a: ASan would see a leak or a double free */
+    mr_snap_release(held2);
+    assert_int_equal(atomic_load(&b->refs), 1);
+
+    mr_snap_shutdown();
+    assert_null(mr_snap_peek());
+    assert_null(mr_snap_acquire());
+
+    a = load_base();
+    mr_snap_publish(a);
+    assert_int_equal(a->generation, gen + 2);
+    mr_snap_shutdown();
+}
+
+struct reader_args {
+    atomic_bool stop;
+    atomic_long acquired;
+};
+
+/* A worker's pattern: peek, acquire only on change, read, release. */
+static void *reader(void *arg)
+{
+    struct reader_args *args = arg;
+    struct mr_snapshot *held = NULL;
+
+    while (!atomic_load(&args->stop)) {
+        if (held == NULL || mr_snap_peek() != held) {
+            mr_snap_release(held);
+            held = mr_snap_acquire();
+            atomic_fetch_add(&args->acquired, 1);
+        }
+        if (held != NULL && held->n_clusters != 3)
+            abort();
+    }
+    mr_snap_release(held);
+    return NULL;
+}
+
+static void test_publish_under_readers(void **state)
+{
+    struct reader_args args;
+    pthread_t threads[4];
+
+    atomic_init(&args.stop, false);
+    atomic_init(&args.acquired, 0);
+    mr_snap_publish(load_base());
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, reader, &args), 0);
+    for (int i = 0; i < 200; i++)
+        mr_snap_publish(load_base());
+    atomic_store(&args.stop, true);
+    for (size_t i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    assert_true(atomic_load(&args.acquired) >= 4);
+    mr_snap_shutdown();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_loads),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_all_errors_at_once),
+        cmocka_unit_test(test_unknown_keys_warn),
+        cmocka_unit_test(test_same_site_none_warns),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_load_file_resolves_against_its_dir),
+        cmocka_unit_test(test_read_keys),
+        cmocka_unit_test(test_read_token),
+        cmocka_unit_test(test_publish_acquire_release),
+        cmocka_unit_test(test_publish_under_readers),
+    };
+
+    return cmocka_run_group_tests(tests, setup_files, teardown_files);
+}
