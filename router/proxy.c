@@ -1,19 +1,17 @@
 /* router/proxy.c: see proxy.h. */
 #include "router/proxy.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "common/log.h"
 #include "router/clientaddr.h"
+#include "router/conn.h"
 #include "router/headers.h"
 #include "router/http1.h"
 #include "router/pick.h"
@@ -24,30 +22,33 @@
 
 /* Back-pressure: stop reading one side while the other side's output holds
  * this much, resume when it is down to the low mark. */
-#define BUFFER_HIGH (256 * 1024)
-#define BUFFER_LOW (64 * 1024)
+#define BUFFER_HIGH (512 * 1024)
+#define BUFFER_LOW (128 * 1024)
 /* Pipelined bytes read ahead while a request is in flight. */
 #define PIPELINE_MAX (64 * 1024)
-/* Bytes one read or write syscall may move. */
-#define IO_SIZE (128 * 1024)
 
 enum client_state {
-    CS_IDLE,    /* between requests: the idle timer runs */
+    CS_IDLE,    /* between requests (or before the first byte): idle timer */
     CS_HEAD,    /* part of a head has arrived: the header timer runs */
     CS_ACTIVE,  /* a request is being forwarded or answered */
     CS_CLOSING, /* flushing the last response, then close */
 };
 
-enum response_state { RS_WAIT_HEAD, RS_BODY };
+enum upstream_phase {
+    UP_CONNECTING, /* the connect timeout runs */
+    UP_WAITING,    /* request sent or being sent, no response head yet */
+    UP_BODY,       /* response body streaming */
+};
 
 struct mr_client {
     unsigned magic;
     struct mr_worker *w;
     struct mr_client *prev, *next;
-    struct bufferevent *bev;
+    struct mr_conn *conn;
     struct mr_sockaddr peer;
     struct mr_http1 *req_parser, *resp_parser;
-    struct event *timer;
+    struct event *timer;       /* header / idle / stalled-write timer */
+    struct event *resume;      /* serves a pipelined request from the loop */
     enum client_state state;
     bool close_after;          /* no keep-alive after the current response */
 
@@ -64,21 +65,23 @@ struct mr_client {
     int attempts;
     char *head_buf;            /* the upstream request head, kept for a retry */
     size_t head_len, head_cap;
-    struct bufferevent *up;
-    bool up_connected, up_reused;
-    enum response_state resp_state;
+    struct mr_conn *up;
+    bool up_reused;
+    enum upstream_phase phase;
+    struct event *up_timer;    /* connect / response / stall timeout */
+    struct timeval up_activity;/* last progress with the upstream */
     enum mr_http1_body resp_body;
     uint64_t resp_left;
     bool resp_keep_alive;
     bool resp_started;         /* response bytes went to the client */
 };
 
-static void on_client_read(struct bufferevent *bev, void *arg);
-static void on_client_write(struct bufferevent *bev, void *arg);
-static void on_client_event(struct bufferevent *bev, short events, void *arg);
-static void on_upstream_read(struct bufferevent *bev, void *arg);
-static void on_upstream_write(struct bufferevent *bev, void *arg);
-static void on_upstream_event(struct bufferevent *bev, short events, void *arg);
+static void on_client_read(struct mr_conn *conn, void *arg);
+static void on_client_drain(struct mr_conn *conn, void *arg);
+static void on_client_event(struct mr_conn *conn, enum mr_conn_event what, void *arg);
+static void on_upstream_read(struct mr_conn *conn, void *arg);
+static void on_upstream_drain(struct mr_conn *conn, void *arg);
+static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, void *arg);
 static void connect_upstream(struct mr_client *c);
 
 static struct timeval ms_tv(int ms)
@@ -87,43 +90,22 @@ static struct timeval ms_tv(int ms)
     return tv;
 }
 
+static void arm_timer(struct event *timer, int ms)
+{
+    struct timeval tv = ms_tv(ms);
+    evtimer_add(timer, &tv);
+}
+
 static const struct mr_snapshot *client_snap(const struct mr_client *c)
 {
     return c->lease != NULL ? c->lease->snap : c->w->lease->snap;
 }
 
-static void set_nodelay(struct bufferevent *bev)
+/* Notes upstream progress; the timer checks it lazily instead of being
+ * re-armed on every read. */
+static void upstream_progress(struct mr_client *c)
 {
-    int one = 1;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd >= 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-/* libevent moves 16 KiB per syscall by default: bodies go in larger steps. */
-static void set_io_size(struct bufferevent *bev)
-{
-    bufferevent_set_max_single_read(bev, IO_SIZE);
-    bufferevent_set_max_single_write(bev, IO_SIZE);
-}
-
-/* ---- buffers --------------------------------------------------------- */
-
-static bool head_reserve(struct mr_client *c, size_t more)
-{
-    size_t need = c->head_len + more;
-    char *grown;
-
-    if (need <= c->head_cap)
-        return true;
-    if (need < 2 * c->head_cap)
-        need = 2 * c->head_cap;
-    grown = realloc(c->head_buf, need);
-    if (grown == NULL)
-        return false;
-    c->head_buf = grown;
-    c->head_cap = need;
-    return true;
+    event_base_gettimeofday_cached(c->w->base, &c->up_activity);
 }
 
 /* ---- ending things --------------------------------------------------- */
@@ -133,14 +115,14 @@ static void release_upstream(struct mr_client *c, bool reusable)
 {
     if (c->up == NULL)
         return;
-    if (c->endpoint != NULL && c->lease->outstanding[c->endpoint->index] > 0)
+    evtimer_del(c->up_timer);
+    if (c->lease->outstanding[c->endpoint->index] > 0)
         c->lease->outstanding[c->endpoint->index]--;
-    if (reusable && !c->w->stopping) {
+    if (reusable && !c->w->stopping)
         mr_upstream_pool_put(c->w->pool, &c->endpoint->addr, c->up,
                              c->lease->snap->timeouts.upstream_idle_ms);
-    } else {
-        bufferevent_free(c->up);
-    }
+    else
+        mr_conn_free(c->up);
     c->up = NULL;
 }
 
@@ -161,8 +143,11 @@ static void free_client(struct mr_client *c)
     struct mr_worker *w = c->w;
 
     end_exchange(c);
-    bufferevent_free(c->bev);
+    mr_conn_free(c->conn);
     event_free(c->timer);
+    event_free(c->up_timer);
+    if (c->resume != NULL)
+        event_free(c->resume);
     mr_http1_free(c->req_parser);
     mr_http1_free(c->resp_parser);
     free(c->head_buf);
@@ -182,25 +167,24 @@ static void free_client(struct mr_client *c)
 static void close_when_flushed(struct mr_client *c)
 {
     c->state = CS_CLOSING;
-    evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    mr_conn_read_stop(c->conn);
+    mr_conn_flush(c->conn);
+    if (evbuffer_get_length(c->conn->out) == 0) {
         free_client(c);
         return;
     }
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
+    c->conn->out_low = 0;
+    /* A client that does not take its last response is dropped. */
+    arm_timer(c->timer, client_snap(c)->timeouts.client_idle_ms);
 }
 
 /* Answers with a status of our own and closes. May free c. */
 static void reply_error(struct mr_client *c, int status)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     const char *reason = mr_http1_reason(status);
 
-    end_exchange(c);
     if (!c->resp_started) {
-        evbuffer_add_printf(out,
+        evbuffer_add_printf(c->conn->out,
                             "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                             "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%d %s\n",
                             status, reason, strlen(reason) + 5,
@@ -209,7 +193,29 @@ static void reply_error(struct mr_client *c, int status)
     close_when_flushed(c);
 }
 
+/* reply_error() for an exchange in flight: its upstream connection goes
+ * now, its lease when the client does. May free c. */
+static void fail_exchange(struct mr_client *c, int status)
+{
+    release_upstream(c, false);
+    reply_error(c, status);
+}
+
 /* ---- request path ---------------------------------------------------- */
+
+static bool head_reserve(struct mr_client *c, size_t need)
+{
+    char *grown;
+
+    if (need <= c->head_cap)
+        return true;
+    grown = realloc(c->head_buf, need);
+    if (grown == NULL)
+        return false;
+    c->head_buf = grown;
+    c->head_cap = need;
+    return true;
+}
 
 /* Serializes the upstream request head into c->head_buf. */
 static bool build_request_head(struct mr_client *c, const struct mr_http1_head *head,
@@ -225,7 +231,6 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
         .proto = "http",
     };
 
-    c->head_len = 0;
     if (!head_reserve(c, mr_headers_request_size(head, &fwd)))
         return false;
     c->head_len = mr_headers_request(c->head_buf, head, &fwd);
@@ -233,7 +238,8 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
 }
 
 /* A request may be sent again when nothing of its body went out and its
- * method is idempotent (RFC 9110 9.2.2). */
+ * method is idempotent (RFC 9110 9.2.2), or when it went on a pooled
+ * connection that the origin had closed meanwhile. */
 static bool may_retry(const struct mr_client *c)
 {
     if (c->attempts > 1 || c->body_forwarded || c->req_body != MR_BODY_NONE)
@@ -243,8 +249,6 @@ static bool may_retry(const struct mr_client *c)
     case MR_METHOD_TRACE: case MR_METHOD_PUT: case MR_METHOD_DELETE:
         return true;
     default:
-        /* A pooled connection that the origin closed meanwhile: the request
-         * cannot have been processed. */
         return c->up_reused;
     }
 }
@@ -263,18 +267,15 @@ static void upstream_failed(struct mr_client *c, int status)
         connect_upstream(c);
         return;
     }
-    reply_error(c, status);
+    fail_exchange(c, status);
 }
 
 /* Moves request body bytes from the client to the upstream. May free c. */
 static void pump_request_body(struct mr_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer *out;
+    struct evbuffer *in = c->conn->in;
+    struct evbuffer *out = c->up->out;
 
-    if (c->req_done || c->up == NULL)
-        return;
-    out = bufferevent_get_output(c->up);
     if (c->req_body == MR_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
         if (n > c->req_left)
@@ -294,9 +295,8 @@ static void pump_request_body(struct mr_client *c)
                 break;
             r = mr_http1_chunked(c->req_parser, vec.iov_base, vec.iov_len, &used);
             if (r < 0) {
-                /* Malformed chunk: the origin got a truncated body and the
-                 * connection to it cannot be reused. */
-                reply_error(c, 400);
+                /* The origin got part of a body: that connection is spent. */
+                fail_exchange(c, 400);
                 return;
             }
             evbuffer_remove_buffer(in, out, used);
@@ -306,55 +306,83 @@ static void pump_request_body(struct mr_client *c)
     } else {
         c->req_done = true;
     }
+    if (c->body_forwarded)
+        upstream_progress(c);
+    mr_conn_flush(c->up);
     if (!c->req_done && evbuffer_get_length(out) >= BUFFER_HIGH) {
-        bufferevent_disable(c->bev, EV_READ);
-        bufferevent_setwatermark(c->up, EV_WRITE, BUFFER_LOW, 0);
+        mr_conn_read_stop(c->conn);
+        c->up->out_low = BUFFER_LOW;
     }
-    if (c->up_connected && c->body_forwarded) {
-        /* The response clock starts again with every bit of upload. */
-        const struct mr_snapshot *snap = c->lease->snap;
-        struct timeval tv = ms_tv(snap->timeouts.upstream_response_ms);
-        bufferevent_set_timeouts(c->up, &tv, &tv);
+}
+
+static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
+{
+    struct mr_client *c = arg;
+    const struct mr_snapshot *snap = c->lease->snap;
+    struct timeval now, idle;
+    int limit_ms;
+    (void)fd;
+    (void)events;
+
+    if (c->phase == UP_CONNECTING) {
+        upstream_failed(c, 502);
+        return;
     }
+    limit_ms = snap->timeouts.upstream_response_ms;
+    event_base_gettimeofday_cached(c->w->base, &now);
+    timersub(&now, &c->up_activity, &idle);
+    if (idle.tv_sec * 1000 + idle.tv_usec / 1000 < limit_ms) {
+        /* There was progress since it was armed: wait out the rest. */
+        arm_timer(c->up_timer, limit_ms - (int)(idle.tv_sec * 1000 + idle.tv_usec / 1000));
+        return;
+    }
+    if (c->phase == UP_WAITING) {
+        fail_exchange(c, 504);
+        return;
+    }
+    /* Stalled mid-body: the client sees a truncated message. */
+    c->close_after = true;
+    fail_exchange(c, 504);
 }
 
 static void connect_upstream(struct mr_client *c)
 {
     const struct mr_snapshot *snap = c->lease->snap;
-    struct bufferevent *up;
+    struct mr_conn *up;
 
     c->attempts++;
     c->lease->outstanding[c->endpoint->index]++;
     up = mr_upstream_pool_take(c->w->pool, &c->endpoint->addr);
     c->up_reused = up != NULL;
-    c->up_connected = up != NULL;
     if (up == NULL) {
-        struct timeval tv = ms_tv(snap->timeouts.upstream_connect_ms);
-        up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        up = mr_conn_connect(c->w->base, &c->endpoint->addr);
         if (up == NULL) {
+            /* Refused at once (loopback): as a failed connect. */
             c->lease->outstanding[c->endpoint->index]--;
-            reply_error(c, 502);
+            c->up = NULL;
+            if (may_retry(c) && c->endpoint->cluster->n_endpoints > 1) {
+                const struct mr_endpoint *failed = c->endpoint;
+                c->endpoint = mr_pick_endpoint(failed->cluster, snap->routing.endpoint_policy,
+                                               c->lease->outstanding,
+                                               &c->lease->cursors[failed->cluster->index],
+                                               failed);
+                connect_upstream(c);
+                return;
+            }
+            fail_exchange(c, 502);
             return;
         }
-        c->up = up;
-        set_io_size(up);
-        bufferevent_setcb(up, on_upstream_read, on_upstream_write, on_upstream_event, c);
-        /* The connect timeout runs on the write side while connecting. */
-        bufferevent_set_timeouts(up, NULL, &tv);
-        if (bufferevent_socket_connect(up, (const struct sockaddr *)&c->endpoint->addr.ss,
-                                       (int)c->endpoint->addr.len) != 0) {
-            upstream_failed(c, 502);
-            return;
-        }
+        c->phase = UP_CONNECTING;
+        arm_timer(c->up_timer, snap->timeouts.upstream_connect_ms);
     } else {
-        struct timeval tv = ms_tv(snap->timeouts.upstream_response_ms);
-        c->up = up;
-        bufferevent_setcb(up, on_upstream_read, on_upstream_write, on_upstream_event, c);
-        bufferevent_set_timeouts(up, &tv, &tv);
+        c->phase = UP_WAITING;
+        upstream_progress(c);
+        arm_timer(c->up_timer, snap->timeouts.upstream_response_ms);
     }
-    bufferevent_enable(up, EV_READ | EV_WRITE);
-    c->resp_state = RS_WAIT_HEAD;
-    evbuffer_add(bufferevent_get_output(up), c->head_buf, c->head_len);
+    c->up = up;
+    mr_conn_setcb(up, on_upstream_read, on_upstream_drain, on_upstream_event, c);
+    mr_conn_read_start(up);
+    evbuffer_add(up->out, c->head_buf, c->head_len);
     pump_request_body(c);
 }
 
@@ -388,47 +416,44 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     info.addr = (const struct sockaddr *)&client_addr.ss;
     mr_pick_cluster(c->lease->snap, &info, mr_worker_random(c->w), &c->decision);
     if (c->decision.cluster == NULL) {
-        reply_error(c, 503);
+        fail_exchange(c, 503);
         return;
     }
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
                                    c->lease->outstanding,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     if (!build_request_head(c, head, peer_trusted)) {
-        reply_error(c, 503);
+        fail_exchange(c, 503);
         return;
     }
-    evbuffer_drain(bufferevent_get_input(c->bev), head->head_len);
+    evbuffer_drain(c->conn->in, head->head_len);
     connect_upstream(c);
 }
 
 /* Reads and starts the next request, if a whole head is there. May free c. */
 static void read_request(struct mr_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     struct mr_http1_head head;
-    int r;
+    int r = mr_http1_parse_head(c->req_parser, c->conn->in, false, &head);
 
-    r = mr_http1_parse_head(c->req_parser, in, false, &head);
     if (r == MR_HTTP1_AGAIN) {
-        if (c->state == CS_IDLE && evbuffer_get_length(in) > 0) {
-            struct timeval tv = ms_tv(client_snap(c)->timeouts.client_header_ms);
+        if (c->state == CS_IDLE && evbuffer_get_length(c->conn->in) > 0) {
             c->state = CS_HEAD;
-            evtimer_add(c->timer, &tv);
+            arm_timer(c->timer, client_snap(c)->timeouts.client_header_ms);
         }
         return;
     }
     if (r > 0) {
+        evtimer_del(c->timer);
         reply_error(c, r);
         return;
     }
     start_exchange(c, &head);
 }
 
-static void on_client_read(struct bufferevent *bev, void *arg)
+static void on_client_read(struct mr_conn *conn, void *arg)
 {
     struct mr_client *c = arg;
-    (void)bev;
 
     switch (c->state) {
     case CS_IDLE:
@@ -436,11 +461,11 @@ static void on_client_read(struct bufferevent *bev, void *arg)
         read_request(c);
         return;
     case CS_ACTIVE:
-        if (!c->req_done) {
+        if (!c->req_done && c->up != NULL) {
             pump_request_body(c);
-        } else if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= PIPELINE_MAX) {
+        } else if (c->req_done && evbuffer_get_length(conn->in) >= PIPELINE_MAX) {
             /* Pipelined requests wait their turn without growing memory. */
-            bufferevent_disable(c->bev, EV_READ);
+            mr_conn_read_stop(conn);
         }
         return;
     case CS_CLOSING:
@@ -450,50 +475,62 @@ static void on_client_read(struct bufferevent *bev, void *arg)
 
 /* ---- response path --------------------------------------------------- */
 
+static void on_next_request(evutil_socket_t fd, short events, void *arg)
+{
+    struct mr_client *c = arg;
+    (void)fd;
+    (void)events;
+    if (c->state == CS_IDLE && evbuffer_get_length(c->conn->in) > 0)
+        read_request(c);
+}
+
 /* The exchange is over; keep-alive or close. May free c. */
 static void finish_response(struct mr_client *c)
 {
-    struct evbuffer *up_in = bufferevent_get_input(c->up);
     bool reusable = c->resp_keep_alive && c->req_done && c->resp_body != MR_BODY_UNTIL_EOF &&
-                    evbuffer_get_length(up_in) == 0;
-    struct timeval tv;
+                    evbuffer_get_length(c->up->in) == 0 && evbuffer_get_length(c->up->out) == 0;
 
+    mr_conn_flush(c->conn);
     release_upstream(c, reusable);
     if (!c->req_done)
         c->close_after = true; /* the rest of its body would be read as a request */
-    end_exchange(c);
     if (c->close_after || c->w->stopping) {
         close_when_flushed(c);
         return;
     }
+    end_exchange(c);
     c->state = CS_IDLE;
-    tv = ms_tv(c->w->lease->snap->timeouts.client_idle_ms);
-    evtimer_add(c->timer, &tv);
-    bufferevent_enable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    arm_timer(c->timer, c->w->lease->snap->timeouts.client_idle_ms);
+    mr_conn_read_start(c->conn);
+    if (evbuffer_get_length(c->conn->in) > 0) {
+        /* A pipelined request: served from the loop, not from this stack. */
+        if (c->resume == NULL)
+            c->resume = event_new(c->w->base, -1, 0, on_next_request, c);
+        if (c->resume != NULL)
+            event_active(c->resume, EV_TIMEOUT, 1);
+    }
 }
 
 /* Writes the client's response head from the upstream's. */
 static void send_response_head(struct mr_client *c, const struct mr_http1_head *head)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     struct evbuffer_iovec vec[1];
 
-    if (evbuffer_reserve_space(out, (ev_ssize_t)mr_headers_response_size(head), vec, 1) < 1) {
+    if (evbuffer_reserve_space(c->conn->out, (ev_ssize_t)mr_headers_response_size(head), vec,
+                               1) < 1) {
         c->close_after = true;
         return;
     }
     vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after);
-    evbuffer_commit_space(out, vec, 1);
+    evbuffer_commit_space(c->conn->out, vec, 1);
     c->resp_started = true;
 }
 
 /* Moves response body bytes to the client. May free c. */
 static void pump_response_body(struct mr_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->up);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *in = c->up->in;
+    struct evbuffer *out = c->conn->out;
     bool done = false;
 
     switch (c->resp_body) {
@@ -516,7 +553,7 @@ static void pump_response_body(struct mr_client *c)
             r = mr_http1_chunked(c->resp_parser, vec.iov_base, vec.iov_len, &used);
             if (r < 0) {
                 c->close_after = true;
-                reply_error(c, 502);
+                fail_exchange(c, 502);
                 return;
             }
             evbuffer_remove_buffer(in, out, used);
@@ -534,29 +571,33 @@ static void pump_response_body(struct mr_client *c)
         finish_response(c);
         return;
     }
+    mr_conn_flush(c->conn);
     if (evbuffer_get_length(out) >= BUFFER_HIGH) {
-        bufferevent_disable(c->up, EV_READ);
-        bufferevent_setwatermark(c->bev, EV_WRITE, BUFFER_LOW, 0);
+        mr_conn_read_stop(c->up);
+        c->conn->out_low = BUFFER_LOW;
+        /* A client that stops reading is dropped after client_idle_ms. */
+        arm_timer(c->timer, c->lease->snap->timeouts.client_idle_ms);
     }
 }
 
-static void on_upstream_read(struct bufferevent *bev, void *arg)
+static void on_upstream_read(struct mr_conn *conn, void *arg)
 {
     struct mr_client *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
 
-    while (c->resp_state == RS_WAIT_HEAD) {
+    upstream_progress(c);
+    while (c->phase == UP_WAITING) {
         struct mr_http1_head head;
-        int r = mr_http1_parse_head(c->resp_parser, in, c->method == MR_METHOD_HEAD, &head);
+        int r = mr_http1_parse_head(c->resp_parser, conn->in, c->method == MR_METHOD_HEAD, &head);
         if (r == MR_HTTP1_AGAIN)
             return;
         if (r > 0 || head.status == 101) {
-            reply_error(c, 502);
+            c->close_after = true;
+            fail_exchange(c, 502);
             return;
         }
         if (head.status < 200) {
             /* Interim (100 Continue, 103): passed on as it is. */
-            evbuffer_remove_buffer(in, bufferevent_get_output(c->bev), head.head_len);
+            evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);
             mr_http1_reset(c->resp_parser);
             continue;
         }
@@ -566,90 +607,85 @@ static void on_upstream_read(struct bufferevent *bev, void *arg)
         if (head.body == MR_BODY_UNTIL_EOF)
             c->close_after = true;
         send_response_head(c, &head);
-        evbuffer_drain(in, head.head_len);
-        c->resp_state = RS_BODY;
+        evbuffer_drain(conn->in, head.head_len);
+        c->phase = UP_BODY;
     }
     pump_response_body(c);
 }
 
-static void on_upstream_write(struct bufferevent *bev, void *arg)
+static void on_upstream_drain(struct mr_conn *conn, void *arg)
 {
     struct mr_client *c = arg;
 
     /* The upstream took what we had: let the client send more body. */
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    conn->out_low = 0;
     if (c->state == CS_ACTIVE && !c->req_done) {
-        bufferevent_enable(c->bev, EV_READ);
+        mr_conn_read_start(c->conn);
         pump_request_body(c);
     }
 }
 
-static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
+static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, void *arg)
 {
     struct mr_client *c = arg;
-    const struct mr_snapshot *snap = c->lease->snap;
 
-    if (events & BEV_EVENT_CONNECTED) {
-        struct timeval tv = ms_tv(snap->timeouts.upstream_response_ms);
-        c->up_connected = true;
-        set_nodelay(bev);
-        bufferevent_set_timeouts(bev, &tv, &tv);
+    if (what == MR_CONN_CONNECTED) {
+        c->phase = UP_WAITING;
+        upstream_progress(c);
+        arm_timer(c->up_timer, c->lease->snap->timeouts.upstream_response_ms);
         return;
     }
-    if (!c->up_connected) {
-        upstream_failed(c, 502); /* refused, unreachable or connect timeout */
+    if (c->phase == UP_CONNECTING) {
+        upstream_failed(c, 502); /* refused or unreachable */
         return;
     }
-    if (c->resp_state == RS_WAIT_HEAD) {
-        if (events & BEV_EVENT_TIMEOUT) {
-            reply_error(c, 504);
-            return;
-        }
+    if (c->phase == UP_WAITING) {
         /* Closed before a whole head: retry only if nothing came at all. */
-        if (evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+        if (evbuffer_get_length(conn->in) == 0) {
             upstream_failed(c, 502);
             return;
         }
-        reply_error(c, 502);
+        c->close_after = true;
+        fail_exchange(c, 502);
         return;
     }
-    if ((events & BEV_EVENT_EOF) && c->resp_body == MR_BODY_UNTIL_EOF) {
-        evbuffer_add_buffer(bufferevent_get_output(c->bev), bufferevent_get_input(bev));
-        c->close_after = true;
+    if (what == MR_CONN_EOF && c->resp_body == MR_BODY_UNTIL_EOF) {
+        evbuffer_add_buffer(c->conn->out, conn->in);
         c->req_done = true;
         c->resp_keep_alive = false;
         finish_response(c);
         return;
     }
-    /* Cut mid-body: the client must see a truncated message, not a complete one. */
+    /* Cut mid-body: the client must see a truncated message, not a whole one. */
     c->close_after = true;
-    reply_error(c, 502);
+    fail_exchange(c, 502);
 }
 
 /* ---- client events --------------------------------------------------- */
 
-static void on_client_write(struct bufferevent *bev, void *arg)
+static void on_client_drain(struct mr_conn *conn, void *arg)
 {
     struct mr_client *c = arg;
 
     if (c->state == CS_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length(conn->out) == 0)
             free_client(c);
         return;
     }
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    if (c->state == CS_ACTIVE && c->up != NULL && c->resp_state == RS_BODY) {
-        bufferevent_enable(c->up, EV_READ);
+    conn->out_low = 0;
+    if (c->state == CS_ACTIVE && c->up != NULL && c->phase == UP_BODY) {
+        evtimer_del(c->timer);
+        mr_conn_read_start(c->up);
         pump_response_body(c);
     }
 }
 
-static void on_client_event(struct bufferevent *bev, short events, void *arg)
+static void on_client_event(struct mr_conn *conn, enum mr_conn_event what, void *arg)
 {
     struct mr_client *c = arg;
-    (void)bev;
+    (void)conn;
 
-    if ((events & BEV_EVENT_EOF) && c->state == CS_ACTIVE && c->req_done) {
+    if (what == MR_CONN_EOF && c->state == CS_ACTIVE && c->req_done) {
         /* Half-closed after a whole request: still answer it. */
         c->close_after = true;
         return;
@@ -667,47 +703,49 @@ static void on_client_timer(evutil_socket_t fd, short events, void *arg)
         reply_error(c, 408);
         return;
     }
-    free_client(c); /* idle keep-alive connection, or no byte at all */
+    /* Idle keep-alive connection, silent new one, or a client that does
+     * not read what we send. */
+    free_client(c);
 }
 
 void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct sockaddr *peer,
                      int peer_len)
 {
     struct mr_client *c = calloc(1, sizeof(*c));
-    const struct mr_snapshot *snap;
+    struct mr_lease *lease;
     struct mr_http1_limits limits;
-    struct timeval tv;
 
-    if (c == NULL || w->stopping || mr_worker_lease(w) == NULL) {
+    lease = c != NULL && !w->stopping ? mr_worker_lease(w) : NULL;
+    if (lease == NULL) {
         free(c);
         evutil_closesocket(fd);
         return;
     }
-    /* The worker's current lease gives this connection its limits. */
-    snap = w->lease->snap;
-    mr_worker_unlease(w, w->lease);
-    limits.max_head_bytes = snap->limits.max_head_bytes;
-    limits.max_headers = snap->limits.max_headers;
-    limits.max_uri_bytes = snap->limits.max_uri_bytes;
+    /* The snapshot current at accept gives this connection its limits. */
+    limits.max_head_bytes = lease->snap->limits.max_head_bytes;
+    limits.max_headers = lease->snap->limits.max_headers;
+    limits.max_uri_bytes = lease->snap->limits.max_uri_bytes;
     c->magic = CLIENT_MAGIC;
     c->w = w;
     memcpy(&c->peer.ss, peer, (size_t)peer_len);
     c->peer.len = (socklen_t)peer_len;
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->conn = mr_conn_new(w->base, fd);
     c->timer = evtimer_new(w->base, on_client_timer, c);
+    c->up_timer = evtimer_new(w->base, on_upstream_timer, c);
     c->req_parser = mr_http1_new(MR_HTTP1_REQUEST, &limits);
     /* An upstream head may be as large as a client's. */
     c->resp_parser = mr_http1_new(MR_HTTP1_RESPONSE, &limits);
-    if (c->bev == NULL || c->timer == NULL || c->req_parser == NULL || c->resp_parser == NULL) {
-        if (c->bev != NULL)
-            bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
+    if (c->conn == NULL || c->timer == NULL || c->up_timer == NULL || c->req_parser == NULL ||
+        c->resp_parser == NULL) {
+        mr_conn_free(c->conn);
         if (c->timer != NULL)
             event_free(c->timer);
+        if (c->up_timer != NULL)
+            event_free(c->up_timer);
         mr_http1_free(c->req_parser);
         mr_http1_free(c->resp_parser);
         free(c);
+        mr_worker_unlease(w, lease);
         return;
     }
     c->next = w->clients;
@@ -715,18 +753,13 @@ void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct socka
         w->clients->prev = c;
     w->clients = c;
     w->n_clients++;
-    set_nodelay(c->bev);
-    set_io_size(c->bev);
-    bufferevent_setcb(c->bev, on_client_read, on_client_write, on_client_event, c);
-    tv = ms_tv(snap->timeouts.client_idle_ms);
-    /* A client that stops reading its response is dropped after idle_ms. */
-    bufferevent_set_timeouts(c->bev, NULL, &tv);
-    bufferevent_enable(c->bev, EV_READ);
+    mr_conn_setcb(c->conn, on_client_read, on_client_drain, on_client_event, c);
+    mr_conn_read_start(c->conn);
     /* No byte yet: CS_IDLE, so the timer closes silently; the first byte
      * restarts it as the header timer. */
     c->state = CS_IDLE;
-    tv = ms_tv(snap->timeouts.client_header_ms);
-    evtimer_add(c->timer, &tv);
+    arm_timer(c->timer, lease->snap->timeouts.client_header_ms);
+    mr_worker_unlease(w, lease);
 }
 
 void mr_proxy_drain(struct mr_worker *w)

@@ -5,15 +5,16 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
+
+#include "router/conn.h"
 
 #define IDLE_MAGIC 0x1d1e0c0aU
 
 struct idle_conn {
     unsigned magic;
     struct bucket *bucket;
-    struct bufferevent *bev;
+    struct mr_conn *conn;
     struct event *timer;
     struct idle_conn *prev, *next; /* newest at bucket->head */
 };
@@ -57,23 +58,23 @@ static void unlink_idle(struct idle_conn *ic)
 static void drop_idle(struct idle_conn *ic)
 {
     unlink_idle(ic);
-    bufferevent_free(ic->bev);
+    mr_conn_free(ic->conn);
     event_free(ic->timer);
     ic->magic = 0;
     free(ic);
 }
 
 /* Any byte or event on an idle connection means it is no longer usable. */
-static void on_idle_read(struct bufferevent *bev, void *arg)
+static void on_idle_read(struct mr_conn *conn, void *arg)
 {
-    (void)bev;
+    (void)conn;
     drop_idle(arg);
 }
 
-static void on_idle_event(struct bufferevent *bev, short events, void *arg)
+static void on_idle_event(struct mr_conn *conn, enum mr_conn_event what, void *arg)
 {
-    (void)bev;
-    (void)events;
+    (void)conn;
+    (void)what;
     drop_idle(arg);
 }
 
@@ -110,28 +111,28 @@ static struct bucket *find_bucket(struct mr_upstream_pool *pool, const struct mr
     return b;
 }
 
-struct bufferevent *mr_upstream_pool_take(struct mr_upstream_pool *pool,
-                                          const struct mr_sockaddr *addr)
+struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
+                                      const struct mr_sockaddr *addr)
 {
     struct bucket *b = find_bucket(pool, addr, false);
     struct idle_conn *ic;
-    struct bufferevent *bev;
+    struct mr_conn *conn;
 
     if (b == NULL || b->head == NULL)
         return NULL;
     ic = b->head;
-    bev = ic->bev;
+    conn = ic->conn;
     unlink_idle(ic);
     event_free(ic->timer);
     ic->magic = 0;
     free(ic);
-    bufferevent_disable(bev, EV_READ);
-    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-    return bev;
+    mr_conn_read_stop(conn);
+    mr_conn_setcb(conn, NULL, NULL, NULL, NULL);
+    return conn;
 }
 
 void mr_upstream_pool_put(struct mr_upstream_pool *pool, const struct mr_sockaddr *addr,
-                          struct bufferevent *bev, int idle_ms)
+                          struct mr_conn *conn, int idle_ms)
 {
     struct bucket *b = find_bucket(pool, addr, true);
     struct idle_conn *ic;
@@ -139,28 +140,27 @@ void mr_upstream_pool_put(struct mr_upstream_pool *pool, const struct mr_sockadd
 
     if (b == NULL || b->n >= MR_UPSTREAM_MAX_IDLE_PER_ENDPOINT ||
         (ic = calloc(1, sizeof(*ic))) == NULL) {
-        bufferevent_free(bev);
+        mr_conn_free(conn);
         return;
     }
     ic->timer = evtimer_new(pool->base, on_idle_timeout, ic);
     if (ic->timer == NULL) {
         free(ic);
-        bufferevent_free(bev);
+        mr_conn_free(conn);
         return;
     }
     ic->magic = IDLE_MAGIC;
     ic->bucket = b;
-    ic->bev = bev;
+    ic->conn = conn;
     ic->next = b->head;
     if (b->head != NULL)
         b->head->prev = ic;
     b->head = ic;
     b->n++;
     pool->idle++;
-    bufferevent_set_timeouts(bev, NULL, NULL);
-    bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, ic);
-    bufferevent_enable(bev, EV_READ);
+    conn->out_low = 0;
+    mr_conn_setcb(conn, on_idle_read, NULL, on_idle_event, ic);
+    mr_conn_read_start(conn);
     evtimer_add(ic->timer, &tv);
 }
 

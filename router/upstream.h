@@ -14,7 +14,7 @@
 
 #include "common/netaddr.h"
 
-struct bufferevent;
+struct mr_conn;
 struct event_base;
 struct mr_upstream_pool;
 
@@ -28,13 +28,13 @@ void mr_upstream_pool_free(struct mr_upstream_pool *pool);
 
 /* Takes an idle connection to addr out of the pool (its callbacks cleared,
  * reading disabled) for the caller to own; NULL when there is none. */
-struct bufferevent *mr_upstream_pool_take(struct mr_upstream_pool *pool,
-                                          const struct mr_sockaddr *addr);
+struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
+                                      const struct mr_sockaddr *addr);
 
 /* Gives an idle, fully read connection to addr to the pool, which owns it
  * from now on (and closes it if the pool is full). */
 void mr_upstream_pool_put(struct mr_upstream_pool *pool, const struct mr_sockaddr *addr,
-                          struct bufferevent *bev, int idle_ms);
+                          struct mr_conn *conn, int idle_ms);
 
 /* Closes every idle connection (at shutdown). */
 void mr_upstream_pool_close_all(struct mr_upstream_pool *pool);
