@@ -1,7 +1,6 @@
 /* router/headers.c: see headers.h. */
 #include "router/headers.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static bool is_hop_by_hop(const struct mr_http1_header *h)
@@ -122,7 +121,11 @@ size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool clo
     const bool has_conn = has_connection_header(head);
     char *p = buf;
 
-    p += sprintf(p, "HTTP/1.1 %03d ", head->status);
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    *p++ = (char)('0' + head->status / 100 % 10);
+    *p++ = (char)('0' + head->status / 10 % 10);
+    *p++ = (char)('0' + head->status % 10);
+    *p++ = ' ';
     p = put(p, head->reason, head->reason_len);
     p = PUT_LIT(p, "\r\n");
     for (size_t i = 0; i < head->n_headers; i++) {

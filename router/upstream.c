@@ -126,7 +126,8 @@ struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
     event_free(ic->timer);
     ic->magic = 0;
     free(ic);
-    mr_conn_read_stop(conn);
+    /* Still reading: the taker sets its callbacks before the loop runs
+     * again, and an epoll_ctl pair per request is saved. */
     mr_conn_setcb(conn, NULL, NULL, NULL, NULL);
     return conn;
 }

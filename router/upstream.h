@@ -26,8 +26,9 @@ struct mr_upstream_pool *mr_upstream_pool_new(struct event_base *base);
 /* Closes every idle connection and frees the pool; accepts NULL. */
 void mr_upstream_pool_free(struct mr_upstream_pool *pool);
 
-/* Takes an idle connection to addr out of the pool (its callbacks cleared,
- * reading disabled) for the caller to own; NULL when there is none. */
+/* Takes an idle connection to addr out of the pool (callbacks cleared,
+ * still reading: set new ones at once) for the caller to own; NULL when
+ * there is none. */
 struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
                                       const struct mr_sockaddr *addr);
 
