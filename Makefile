@@ -4,7 +4,7 @@
 
 DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
 	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
-	python3 curl wrk procps
+	python3 curl wrk procps bc
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 
 CC ?= cc
@@ -84,7 +84,17 @@ test: check-deps
 	@$(MAKE) --no-print-directory test-variant VARIANT=release
 	@$(MAKE) --no-print-directory test-variant VARIANT=asan
 
-run: all
+# The CC0 country database the example configuration reads (an npm package
+# of ip-location-db; npm is the one registry for data here).
+GEOIP_PACKAGE := @ip-location-db/geo-whois-asn-country-mmdb@2.3.2026061719
+geo/data/country.mmdb:
+	@mkdir -p geo/data/.fetch
+	cd geo/data/.fetch && npm pack --silent $(GEOIP_PACKAGE) >/dev/null && \
+		tar xzf *.tgz package/geo-whois-asn-country.mmdb
+	mv geo/data/.fetch/package/geo-whois-asn-country.mmdb $@
+	rm -rf geo/data/.fetch
+
+run: all geo/data/country.mmdb
 	@bash tools/demo.sh
 
 bench: all
