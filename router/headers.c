@@ -20,16 +20,10 @@ static bool is_hop_by_hop(const struct mr_http1_header *h)
 /* True when h is named in one of the message's Connection headers. */
 static bool named_by_connection(const struct mr_http1_head *head, const struct mr_http1_header *h)
 {
-    char name[64];
-
-    if (h->name_len >= sizeof(name))
-        return false;
-    memcpy(name, h->name, h->name_len);
-    name[h->name_len] = '\0';
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct mr_http1_header *conn = &head->headers[i];
         if (mr_http1_name_is(conn, "connection") &&
-            mr_http1_has_token(conn->value, conn->value_len, name))
+            mr_http1_has_token(conn->value, conn->value_len, h->name, h->name_len))
             return true;
     }
     return false;
@@ -68,8 +62,9 @@ static char *put_header(char *p, const struct mr_http1_header *h)
 
 size_t mr_headers_request_size(const struct mr_http1_head *head, const struct mr_forward *fwd)
 {
-    /* Dropped lines only shrink it; what we add is bounded. */
-    return head->head_len + fwd->peer_len + 128;
+    /* Each line may grow by the space after its colon ("Name:value" is
+     * valid); dropped lines only shrink it; what we add is bounded. */
+    return head->head_len + head->n_headers + fwd->peer_len + 128;
 }
 
 size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
@@ -113,7 +108,8 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
 
 size_t mr_headers_response_size(const struct mr_http1_head *head)
 {
-    return head->head_len + 64;
+    /* As above, plus the space after a status code without a reason. */
+    return head->head_len + head->n_headers + 1 + 64;
 }
 
 size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close)

@@ -202,9 +202,8 @@ bool mr_http1_name_is(const struct mr_http1_header *hdr, const char *name)
     return hdr->name_len == len && strncasecmp(hdr->name, name, len) == 0;
 }
 
-bool mr_http1_has_token(const char *value, size_t len, const char *tok)
+bool mr_http1_has_token(const char *value, size_t len, const char *tok, size_t tok_len)
 {
-    size_t tok_len = strlen(tok);
     size_t i = 0;
 
     while (i < len) {
@@ -305,7 +304,7 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
             if (mr_http1_name_is(hdr, "content-length"))
                 lengths++;
             else if (mr_http1_name_is(hdr, "connection"))
-                conn_upgrade |= mr_http1_has_token(hdr->value, hdr->value_len, "upgrade");
+                conn_upgrade |= mr_http1_has_token(hdr->value, hdr->value_len, "upgrade", 7);
             break;
         case 't':
             if (mr_http1_name_is(hdr, "transfer-encoding")) {

@@ -106,8 +106,8 @@ void mr_http1_reset(struct mr_http1 *h);
 /* Case-insensitive header name comparison with a NUL-terminated name. */
 bool mr_http1_name_is(const struct mr_http1_header *hdr, const char *name);
 
-/* True when the comma-separated value has token tok (case-insensitive). */
-bool mr_http1_has_token(const char *value, size_t len, const char *tok);
+/* True when the comma-separated value lists token tok (case-insensitive). */
+bool mr_http1_has_token(const char *value, size_t len, const char *tok, size_t tok_len);
 
 /* The reason phrase of a status this proxy generates ("Bad Gateway"). */
 const char *mr_http1_reason(int status);

@@ -74,25 +74,28 @@ const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
                                            const struct mr_endpoint *avoid)
 {
     const size_t n = cluster->n_endpoints;
-    const struct mr_endpoint *best = NULL;
+    size_t best = n;
 
     if (n == 0)
         return NULL;
     if (n == 1)
         return &cluster->endpoints[0];
-    /* Start at the cursor either way, so ties rotate instead of piling on
-     * the first endpoint. */
+    /* Scan from the cursor and move it past the one chosen, so ties (and
+     * round robin) rotate evenly instead of piling on one endpoint. */
     for (size_t k = 0; k < n; k++) {
-        const struct mr_endpoint *e = &cluster->endpoints[(*cursor + k) % n];
+        size_t i = (*cursor + k) % n;
+        const struct mr_endpoint *e = &cluster->endpoints[i];
         if (e == avoid)
             continue;
         if (policy == MR_POLICY_ROUND_ROBIN) {
-            best = e;
+            best = i;
             break;
         }
-        if (best == NULL || outstanding[e->index] < outstanding[best->index])
-            best = e;
+        if (best == n || outstanding[e->index] < outstanding[cluster->endpoints[best].index])
+            best = i;
     }
-    *cursor = (uint32_t)((*cursor + 1) % n);
-    return best;
+    if (best == n)
+        return avoid; /* the only endpoint there is */
+    *cursor = (uint32_t)((best + 1) % n);
+    return &cluster->endpoints[best];
 }

@@ -247,10 +247,10 @@ static void test_tokens(void **state)
 {
     (void)state;
     const char *v = "keep-alive, X-Secret ,Upgrade";
-    assert_true(mr_http1_has_token(v, strlen(v), "x-secret"));
-    assert_true(mr_http1_has_token(v, strlen(v), "upgrade"));
-    assert_false(mr_http1_has_token(v, strlen(v), "close"));
-    assert_false(mr_http1_has_token(v, strlen(v), "keep"));
+    assert_true(mr_http1_has_token(v, strlen(v), "x-secret", 8));
+    assert_true(mr_http1_has_token(v, strlen(v), "upgrade", 7));
+    assert_false(mr_http1_has_token(v, strlen(v), "close", 5));
+    assert_false(mr_http1_has_token(v, strlen(v), "keep", 4));
 }
 
 int main(void)
