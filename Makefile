@@ -32,6 +32,9 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 ROUTER_TESTS := $(filter $(ROUTER_SRCS:router/%.c=$(B)/tests/test_%),$(UNIT_BINS))
 CORE_TESTS := $(filter-out $(ROUTER_TESTS),$(UNIT_BINS))
 
+# Test GeoIP databases (written by tools/mkmmdb.pl): rules in geo/testdata.mk.
+include geo/testdata.mk
+
 .PHONY: all build deps check-deps test test-unit test-integration run bench clean
 all: check-deps
 	@$(MAKE) --no-print-directory build VARIANT=release

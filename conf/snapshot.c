@@ -32,10 +32,21 @@ static void free_routes(struct mr_route *routes, size_t n)
     free(routes);
 }
 
+int mr_snap_on_release(struct mr_snapshot *snap, mr_snap_release_fn fn)
+{
+    if (snap->n_release_hooks == MR_SNAP_MAX_HOOKS)
+        return -1;
+    snap->release_hooks[snap->n_release_hooks++] = fn;
+    return 0;
+}
+
 void mr_snap_free(struct mr_snapshot *snap)
 {
     if (snap == NULL)
         return;
+    /* Attachments first, newest first: they may read the fields below. */
+    while (snap->n_release_hooks > 0)
+        snap->release_hooks[--snap->n_release_hooks](snap);
     free(snap->path);
     for (size_t i = 0; i < snap->n_listeners; i++) {
         free(snap->listeners[i].name);

@@ -21,12 +21,21 @@
 
 struct mr_region;
 struct mr_cluster;
+struct mr_snapshot;
+struct mr_geoip;        /* geo/geoip.h: an open GeoIP database */
+struct mr_health_slot;  /* health/health.h: one endpoint's health */
+
+/* Layers above conf/ attach their per-snapshot objects before publishing
+ * and register a hook that releases them when the snapshot is freed. */
+typedef void (*mr_snap_release_fn)(struct mr_snapshot *snap);
+#define MR_SNAP_MAX_HOOKS 4
 
 struct mr_endpoint {
     char *address;             /* as written: "127.0.0.1:18101" */
     struct mr_sockaddr addr;
     struct mr_cluster *cluster;
     size_t index;              /* dense over every endpoint of the snapshot */
+    struct mr_health_slot *health; /* attached by health/; NULL reads as up */
 };
 
 struct mr_cluster {
@@ -148,7 +157,15 @@ struct mr_snapshot {
 
     char *state_file;          /* resolved path, NULL when unset */
     char *access_log;          /* path, "-" for stdout, NULL for none */
+
+    struct mr_geoip *geo;      /* attached by geo/ when geoip.database is set */
+    mr_snap_release_fn release_hooks[MR_SNAP_MAX_HOOKS];
+    size_t n_release_hooks;
 };
+
+/* Registers fn to run (once) when snap is freed, before its fields go;
+ * 0, or -1 when MR_SNAP_MAX_HOOKS are taken. Before publish only. */
+int mr_snap_on_release(struct mr_snapshot *snap, mr_snap_release_fn fn);
 
 /* Frees a snapshot that was never published (refs ignored); accepts NULL. */
 void mr_snap_free(struct mr_snapshot *snap);
