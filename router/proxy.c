@@ -598,6 +598,7 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         if (head.status < 200) {
             /* Interim (100 Continue, 103): passed on as it is. */
             evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);
+            mr_conn_flush(c->conn);
             mr_http1_reset(c->resp_parser);
             continue;
         }

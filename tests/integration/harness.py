@@ -308,7 +308,7 @@ def write_config(directory, overrides=None):
         "health": {
             "path": "/healthz",
             "interval_ms": 100,
-            "timeout_ms": 200,
+            "timeout_ms": 80,
             "rise": 2,
             "fall": 2,
             "min_healthy": 0.5,
