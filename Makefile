@@ -4,7 +4,7 @@
 
 DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
 	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
-	python3 curl wrk procps bc
+	python3 curl wrk procps bc libmaxmind-db-writer-perl
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 
 CC ?= cc
@@ -79,7 +79,7 @@ check-deps:
 
 # Unit tests (cmocka) then integration tests (real processes on loopback)
 # for one build variant; tests/run.sh prints the "N passed, N failed" line.
-test-variant: build
+test-variant: build testdata
 	@bash tests/run.sh $(B)
 
 test: check-deps

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -593,9 +594,62 @@ static bool find_cluster(const struct mr_snapshot *snap, size_t upto_region, siz
     return false;
 }
 
+/* Region and cluster names appear in URLs, cookies, metric labels and log
+ * lines: keep them to characters that need no escaping anywhere. */
+static void check_name(struct loader *ld, const char *parent, const char *name)
+{
+    char p[JPATH_MAX];
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '.' || ch == '_' || ch == '-')
+            continue;
+        key_path(p, parent, "name");
+        mr_errors_add(ld->errs, "%s: \"%s\" may contain only letters, digits, '.', '_' and '-'",
+                      p, name);
+        return;
+    }
+    if (len > 64) {
+        key_path(p, parent, "name");
+        mr_errors_add(ld->errs, "%s: longer than 64 characters", p);
+    }
+}
+
+/* A drain written in the file: {"mode": "soft"|"hard", "deadline_s": N},
+ * N seconds from this load (0 or absent: no deadline). */
+static void load_drain(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
+{
+    static const char *const keys[] = {"mode", "deadline_s", NULL};
+    json_t *v = member(ld, obj, cpath, "drain", false);
+    char p[JPATH_MAX], q[JPATH_MAX];
+    const char *mode = NULL;
+    int64_t deadline = 0;
+
+    if (v == NULL)
+        return;
+    key_path(p, cpath, "drain");
+    if (!read_object(ld, v, p))
+        return;
+    check_keys(ld, v, p, keys);
+    if (member_string(ld, v, p, "mode", true, true, &mode) && mode != NULL) {
+        if (strcmp(mode, "soft") == 0) {
+            c->drain = MR_DRAIN_SOFT;
+        } else if (strcmp(mode, "hard") == 0) {
+            c->drain = MR_DRAIN_HARD;
+        } else {
+            key_path(q, p, "mode");
+            mr_errors_add(ld->errs, "%s: expected \"soft\" or \"hard\"", q);
+        }
+    }
+    if (member_int(ld, v, p, "deadline_s", 0, INT_MAX, &deadline) && deadline > 0)
+        c->drain_deadline_s = (int64_t)time(NULL) + deadline;
+}
+
 static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
 {
-    static const char *const keys[] = {"name", "weight", "endpoints", "public_url", NULL};
+    static const char *const keys[] = {"name", "weight", "endpoints", "public_url", "drain", NULL};
     struct mr_region *region = &ld->snap->regions[r];
     struct mr_cluster *c = &region->clusters[i];
     char p[JPATH_MAX], where[JPATH_MAX];
@@ -613,6 +667,7 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
             mr_errors_add(ld->errs, "%s: duplicate cluster name \"%s\" (first at %s)", p, s,
                           where);
         }
+        check_name(ld, cpath, s);
         c->name = copy_string(ld, s);
     }
     if ((v = member(ld, obj, cpath, "weight", false)) != NULL) {
@@ -622,6 +677,7 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
     s = NULL;
     if (member_string(ld, obj, cpath, "public_url", false, true, &s) && s != NULL)
         c->public_url = copy_string(ld, s);
+    load_drain(ld, obj, cpath, c);
     load_endpoints(ld, obj, cpath, c);
 }
 
@@ -676,6 +732,7 @@ static void load_regions(struct loader *ld, json_t *root)
                     break;
                 }
             }
+            check_name(ld, p, s);
             region->name = copy_string(ld, s);
         }
         load_coordinate(ld, item, p, "lat", 90, &region->lat);

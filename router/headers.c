@@ -106,13 +106,14 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
     return (size_t)(p - buf);
 }
 
-size_t mr_headers_response_size(const struct mr_http1_head *head)
+size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_len)
 {
     /* As above, plus the space after a status code without a reason. */
-    return head->head_len + head->n_headers + 1 + 64;
+    return head->head_len + head->n_headers + 1 + 64 + extra_len;
 }
 
-size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close)
+size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
+                           const char *extra, size_t extra_len)
 {
     const bool has_conn = has_connection_header(head);
     char *p = buf;
@@ -132,6 +133,8 @@ size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool clo
     }
     if (close)
         p = PUT_LIT(p, "Connection: close\r\n");
+    if (extra != NULL)
+        p = put(p, extra, extra_len);
     p = PUT_LIT(p, "\r\n");
     return (size_t)(p - buf);
 }

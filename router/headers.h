@@ -31,11 +31,13 @@ size_t mr_headers_request_size(const struct mr_http1_head *head, const struct mr
 size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
                           const struct mr_forward *fwd);
 
-/* An upper bound of mr_headers_response()'s output for head. */
-size_t mr_headers_response_size(const struct mr_http1_head *head);
+/* An upper bound of mr_headers_response()'s output for head and extra. */
+size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_len);
 
-/* Writes the client's response head into buf; close adds Connection: close.
- * Returns its length. */
-size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close);
+/* Writes the client's response head into buf; close adds Connection: close,
+ * extra (extra_len bytes of complete header lines, such as Set-Cookie, or
+ * NULL) goes last. Returns its length. */
+size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
+                           const char *extra, size_t extra_len);
 
 #endif

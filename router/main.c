@@ -26,6 +26,10 @@
 #include "common/log.h"
 #include "conf/conf.h"
 #include "conf/snapshot.h"
+#include "geo/geoip.h"
+#include "health/check.h"
+#include "health/health.h"
+#include "router/accesslog.h"
 #include "router/worker.h"
 
 struct control {
@@ -33,6 +37,8 @@ struct control {
     struct event_base *base;
     struct mr_worker **workers;
     int n_workers;
+    struct mr_health *health;
+    struct mr_checker *checker;
 };
 
 static void usage(FILE *out)
@@ -43,12 +49,17 @@ static void usage(FILE *out)
                  "  -t, --test         check the configuration and exit\n");
 }
 
-/* Loads path; prints warnings and errors. NULL on any error. */
+/* Loads path and opens what it names (the GeoIP database); prints
+ * warnings and errors. NULL on any error. */
 static struct mr_snapshot *load(const char *path, bool to_log)
 {
     struct mr_errors errs = {0};
     struct mr_snapshot *snap = mr_conf_load(path, &errs);
 
+    if (snap != NULL && mr_geoip_attach(snap, &errs) != 0) {
+        mr_snap_free(snap);
+        snap = NULL;
+    }
     if (to_log) {
         for (size_t i = 0; i < errs.n_warnings; i++)
             mr_log(MR_LOG_WARN, "%s: %s", path, errs.warnings[i]);
@@ -139,7 +150,15 @@ static void reload(struct control *ctl)
     for (size_t i = 0; i < snap->n_listeners && i < running->n_listeners; i++)
         if (!mr_netaddr_equal(&snap->listeners[i].addr, &running->listeners[i].addr))
             mr_log(MR_LOG_WARN, "listeners[%zu].address changed: takes effect at restart", i);
+    if (mr_health_attach(ctl->health, snap) != 0) {
+        mr_log(MR_LOG_ERROR, "reload refused: out of memory");
+        mr_snap_free(snap);
+        return;
+    }
+    if (mr_accesslog_open(snap->access_log) != 0)
+        mr_log(MR_LOG_ERROR, "access_log: cannot open %s: %m (logging stops)", snap->access_log);
     mr_snap_publish(snap);
+    mr_checker_update(ctl->checker, snap);
     mr_log(MR_LOG_INFO, "reloaded %s: generation %llu", ctl->conf_path,
            (unsigned long long)snap->generation);
 }
@@ -168,12 +187,27 @@ static int run(const char *path)
 
     if (snap == NULL)
         return 1;
-    mr_snap_publish(snap);
-    ctl.base = event_base_new();
-    if (ctl.base == NULL) {
-        mr_snap_shutdown();
+    if (mr_accesslog_open(snap->access_log) != 0) {
+        mr_log(MR_LOG_ERROR, "access_log: cannot open %s: %m", snap->access_log);
+        mr_snap_free(snap);
         return 1;
     }
+    ctl.base = event_base_new();
+    ctl.health = mr_health_new();
+    ctl.checker = ctl.base != NULL && ctl.health != NULL
+                      ? mr_checker_new(ctl.base, ctl.health) : NULL;
+    if (ctl.checker == NULL || mr_health_attach(ctl.health, snap) != 0) {
+        mr_log(MR_LOG_ERROR, "out of memory at start");
+        mr_snap_free(snap);
+        mr_checker_free(ctl.checker);
+        mr_health_free(ctl.health);
+        if (ctl.base != NULL)
+            event_base_free(ctl.base);
+        mr_accesslog_close();
+        return 1;
+    }
+    mr_snap_publish(snap);
+    mr_checker_update(ctl.checker, snap);
     for (int i = 0; i < 3; i++) {
         signals[i] = evsignal_new(ctl.base, signos[i], on_signal, &ctl);
         if (signals[i] != NULL)
@@ -195,11 +229,14 @@ static int run(const char *path)
         event_base_dispatch(ctl.base);
     }
     stop_workers(&ctl);
+    mr_checker_free(ctl.checker);
     for (int i = 0; i < 3; i++)
         if (signals[i] != NULL)
             event_free(signals[i]);
     event_base_free(ctl.base);
     mr_snap_shutdown();
+    mr_health_free(ctl.health);
+    mr_accesslog_close();
     if (rc == 0)
         mr_log(MR_LOG_INFO, "stopped");
     return rc;

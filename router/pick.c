@@ -1,6 +1,11 @@
 /* router/pick.c: see pick.h. */
 #include "router/pick.h"
 
+#include <string.h>
+
+#include "geo/policy.h"
+#include "health/health.h"
+
 const char *mr_pick_reason_name(enum mr_pick_reason reason)
 {
     switch (reason) {
@@ -13,59 +18,103 @@ const char *mr_pick_reason_name(enum mr_pick_reason reason)
     return "none";
 }
 
-bool mr_pick_takes_new(const struct mr_cluster *cluster)
+bool mr_pick_takes_new(const struct mr_snapshot *snap, const struct mr_cluster *cluster)
 {
-    return cluster->weight > 0 && cluster->drain == MR_DRAIN_NONE;
+    return cluster->weight > 0 && cluster->drain == MR_DRAIN_NONE &&
+           mr_health_cluster_healthy(snap, cluster);
+}
+
+bool mr_pick_keeps_sessions(const struct mr_snapshot *snap, const struct mr_cluster *cluster,
+                            int64_t now)
+{
+    if (cluster->drain == MR_DRAIN_HARD)
+        return false;
+    if (cluster->drain == MR_DRAIN_SOFT && cluster->drain_deadline_s != 0 &&
+        now >= cluster->drain_deadline_s)
+        return false;
+    return mr_health_cluster_healthy(snap, cluster);
 }
 
 /* Weighted choice among the region's clusters that take new sessions. */
-static const struct mr_cluster *pick_in_region(const struct mr_region *region, uint64_t random)
+static const struct mr_cluster *pick_in_region(const struct mr_snapshot *snap,
+                                               const struct mr_region *region,
+                                               const struct mr_cluster *exclude,
+                                               uint64_t random)
 {
+    const struct mr_cluster *eligible[region->n_clusters + 1];
+    size_t n = 0;
     double total = 0, point;
 
-    for (size_t i = 0; i < region->n_clusters; i++)
-        if (mr_pick_takes_new(&region->clusters[i]))
-            total += region->clusters[i].weight;
-    if (total <= 0)
+    for (size_t i = 0; i < region->n_clusters; i++) {
+        const struct mr_cluster *c = &region->clusters[i];
+        if (c != exclude && mr_pick_takes_new(snap, c)) {
+            eligible[n++] = c;
+            total += c->weight;
+        }
+    }
+    if (n == 0)
         return NULL;
     /* 53 random bits give a uniform double in [0, 1). */
     point = (double)(random >> 11) * (1.0 / 9007199254740992.0) * total;
-    for (size_t i = 0; i < region->n_clusters; i++) {
-        const struct mr_cluster *c = &region->clusters[i];
-        if (!mr_pick_takes_new(c))
-            continue;
-        if (point < c->weight)
-            return c;
-        point -= c->weight;
+    for (size_t i = 0; i < n; i++) {
+        if (point < eligible[i]->weight)
+            return eligible[i];
+        point -= eligible[i]->weight;
     }
-    /* Rounding left point at the very top: the last eligible one. */
-    for (size_t i = region->n_clusters; i-- > 0;)
-        if (mr_pick_takes_new(&region->clusters[i]))
-            return &region->clusters[i];
+    return eligible[n - 1]; /* rounding left point at the very top */
+}
+
+/* Fail open: the first cluster, in the client's region order then in the
+ * configuration's, that has an endpoint up, whatever its weight or drain. */
+static const struct mr_cluster *pick_fail_open(const struct mr_snapshot *snap,
+                                               const size_t *regions, size_t n_regions,
+                                               const struct mr_cluster *exclude)
+{
+    for (size_t pass = 0; pass < 2; pass++) {
+        size_t n = pass == 0 ? n_regions : snap->n_regions;
+        for (size_t r = 0; r < n; r++) {
+            const struct mr_region *region = &snap->regions[pass == 0 ? regions[r] : r];
+            for (size_t i = 0; i < region->n_clusters; i++) {
+                const struct mr_cluster *c = &region->clusters[i];
+                if (c != exclude && mr_health_cluster_up(c) > 0)
+                    return c;
+            }
+        }
+    }
     return NULL;
 }
 
-enum mr_pick_reason mr_pick_cluster(const struct mr_snapshot *snap,
-                                    const struct mr_client_info *client,
-                                    uint64_t random, struct mr_decision *out)
+static enum mr_pick_reason decide(struct mr_decision *out, enum mr_pick_reason reason,
+                                  const struct mr_cluster *cluster)
 {
-    const struct mr_region_list *candidates = &snap->routing.default_regions;
+    out->reason = cluster != NULL ? reason : MR_PICK_NONE;
+    out->cluster = cluster;
+    out->region = cluster != NULL ? cluster->region : NULL;
+    return out->reason;
+}
 
-    (void)client;
-    for (size_t i = 0; i < candidates->n; i++) {
-        const struct mr_region *region = &snap->regions[candidates->regions[i]];
-        const struct mr_cluster *cluster = pick_in_region(region, random);
-        if (cluster != NULL) {
-            out->reason = i == 0 ? MR_PICK_GEO : MR_PICK_FAILOVER;
-            out->region = region;
-            out->cluster = cluster;
-            return out->reason;
-        }
+enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
+                                    const struct mr_pick_input *in, struct mr_decision *out)
+{
+    size_t regions[snap->n_regions + 1];
+    size_t n_regions;
+
+    memset(out, 0, sizeof(*out));
+    if (in->cookie_cluster != NULL) {
+        const struct mr_cluster *c = mr_snap_cluster(snap, in->cookie_cluster);
+        if (c != NULL && c != in->exclude && mr_pick_keeps_sessions(snap, c, in->now))
+            return decide(out, MR_PICK_STICKY, c);
     }
-    out->reason = MR_PICK_NONE;
-    out->region = NULL;
-    out->cluster = NULL;
-    return MR_PICK_NONE;
+    mr_geoip_lookup(snap, in->addr, &out->loc);
+    out->located = true;
+    n_regions = mr_policy_regions(snap, &out->loc, regions, NULL, snap->n_regions);
+    for (size_t i = 0; i < n_regions; i++) {
+        const struct mr_cluster *c =
+            pick_in_region(snap, &snap->regions[regions[i]], in->exclude, in->random);
+        if (c != NULL)
+            return decide(out, i == 0 ? MR_PICK_GEO : MR_PICK_FAILOVER, c);
+    }
+    return decide(out, MR_PICK_FAIL_OPEN, pick_fail_open(snap, regions, n_regions, in->exclude));
 }
 
 const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
@@ -76,16 +125,12 @@ const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
     const size_t n = cluster->n_endpoints;
     size_t best = n;
 
-    if (n == 0)
-        return NULL;
-    if (n == 1)
-        return &cluster->endpoints[0];
     /* Scan from the cursor and move it past the one chosen, so ties (and
      * round robin) rotate evenly instead of piling on one endpoint. */
     for (size_t k = 0; k < n; k++) {
         size_t i = (*cursor + k) % n;
         const struct mr_endpoint *e = &cluster->endpoints[i];
-        if (e == avoid)
+        if (e == avoid || !mr_health_endpoint_up(e))
             continue;
         if (policy == MR_POLICY_ROUND_ROBIN) {
             best = i;
@@ -95,7 +140,7 @@ const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
             best = i;
     }
     if (best == n)
-        return avoid; /* the only endpoint there is */
+        return NULL;
     *cursor = (uint32_t)((best + 1) % n);
     return &cluster->endpoints[best];
 }

@@ -1,10 +1,15 @@
 /*
  * router/pick.h: where a request goes.
  *
- * Pure functions over a snapshot: the cluster decision for a session and the
- * endpoint within a cluster. They read only their arguments, so any worker
- * calls them without locks and tests call them without a running edge. The
- * decision carries its reason, which the access log and explain show.
+ * Pure functions over a snapshot (and the health atomics it points to):
+ * the session decision and the endpoint within a cluster. They read only
+ * their arguments, so any worker calls them without locks, explain can ask
+ * "what would happen", and tests call them without a running edge.
+ *
+ * The two words of DESIGN.md, used exactly: a cluster *takes new sessions*
+ * when it is healthy, its weight is > 0 and it is not drained; it *keeps
+ * its sessions* when it is healthy, not hard-drained and not past a soft
+ * drain's deadline.
  */
 #ifndef MR_ROUTER_PICK_H
 #define MR_ROUTER_PICK_H
@@ -13,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "conf/snapshot.h"
+#include "geo/geoip.h"
 
 /* Why a cluster was chosen. Names are the access log's words. */
 enum mr_pick_reason {
@@ -23,38 +29,44 @@ enum mr_pick_reason {
     MR_PICK_FAIL_OPEN, /* no candidate region could take it */
 };
 
-/* What is known of the client when deciding. */
-struct mr_client_info {
-    const struct sockaddr *addr; /* resolved client address */
+struct mr_pick_input {
+    const struct sockaddr *addr;         /* the resolved client address */
+    const char *cookie_cluster;          /* named by a valid cookie, or NULL */
+    const struct mr_cluster *exclude;    /* just failed (a retry), or NULL */
+    int64_t now;                         /* unix seconds, for drain deadlines */
+    uint64_t random;                     /* uniformly random, for weights */
 };
 
 struct mr_decision {
     enum mr_pick_reason reason;
     const struct mr_region *region;   /* NULL with MR_PICK_NONE */
     const struct mr_cluster *cluster; /* NULL with MR_PICK_NONE */
+    struct mr_location loc;           /* looked up for a new decision */
+    bool located;                     /* loc was looked up */
 };
 
 /* "geo", "sticky", ... for logs. */
 const char *mr_pick_reason_name(enum mr_pick_reason reason);
 
-/* True when cluster may take a new session (weight > 0, not drained). */
-bool mr_pick_takes_new(const struct mr_cluster *cluster);
+bool mr_pick_takes_new(const struct mr_snapshot *snap, const struct mr_cluster *cluster);
+bool mr_pick_keeps_sessions(const struct mr_snapshot *snap, const struct mr_cluster *cluster,
+                            int64_t now);
 
 /*
- * Decides the cluster for a request: the candidate regions in order (for now
- * routing.default), the first one with a cluster that takes new sessions,
- * a cluster within it by weight. random: a uniformly random 64-bit value
- * (the caller's generator). Returns the decision's reason.
+ * Decides the cluster for a request (DESIGN.md, request path step 3): the
+ * cookie's cluster when it keeps its sessions; else the client's candidate
+ * regions in order and, in the first with clusters taking new sessions, one
+ * by weight; else any cluster with an endpoint up (fail open); else none.
+ * Returns out->reason.
  */
-enum mr_pick_reason mr_pick_cluster(const struct mr_snapshot *snap,
-                                    const struct mr_client_info *client,
-                                    uint64_t random, struct mr_decision *out);
+enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
+                                    const struct mr_pick_input *in, struct mr_decision *out);
 
 /*
- * Picks an endpoint of cluster. outstanding: requests in flight per endpoint
- * (indexed by endpoint->index), for least-requests; cursor: the cluster's
- * round-robin position, advanced. avoid: an endpoint to skip when another
- * exists (a retry), or NULL. Never NULL for a cluster with endpoints.
+ * Picks an endpoint of cluster that is up. outstanding: requests in flight
+ * per endpoint (by endpoint->index), for least-requests; cursor: the
+ * cluster's rotation, advanced past the one chosen. avoid: an endpoint to
+ * skip (a retry), or NULL. NULL when no endpoint (but avoid) is up.
  */
 const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
                                            enum mr_endpoint_policy policy,

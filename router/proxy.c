@@ -2,7 +2,9 @@
 #include "router/proxy.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +12,9 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "router/accesslog.h"
 #include "router/clientaddr.h"
+#include "router/cookie.h"
 #include "router/conn.h"
 #include "router/headers.h"
 #include "router/http1.h"
@@ -74,6 +78,16 @@ struct mr_client {
     uint64_t resp_left;
     bool resp_keep_alive;
     bool resp_started;         /* response bytes went to the client */
+    bool set_cookie;           /* a new decision: the response carries a cookie */
+    bool unlogged;             /* an access log line is owed for this exchange */
+
+    /* For the access log line of the exchange. */
+    struct mr_sockaddr client_addr;
+    int64_t started_ns;        /* CLOCK_MONOTONIC: libevent's cached clock is coarse */
+    int status;
+    uint64_t bytes_in, bytes_out;
+    char *log_request;         /* "METHOD\0TARGET", kept while logging is on */
+    size_t log_method_len, log_target_len, log_cap;
 };
 
 static void on_client_read(struct mr_conn *conn, void *arg);
@@ -126,8 +140,87 @@ static void release_upstream(struct mr_client *c, bool reusable)
     c->up = NULL;
 }
 
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void json_string(struct evbuffer *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+
+    evbuffer_add(out, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+            continue;
+        evbuffer_add(out, s + start, i - start);
+        evbuffer_add(out, esc, sizeof(esc));
+        start = i + 1;
+    }
+    evbuffer_add(out, s + start, len - start);
+    evbuffer_add(out, "\"", 1);
+}
+
+/* Writes the exchange's access log line, once. */
+static void log_exchange(struct mr_client *c)
+{
+    struct evbuffer *out;
+    struct timeval now;
+    struct tm tm;
+    char stamp[32], client[64];
+    const struct mr_decision *d = &c->decision;
+
+    if (!c->unlogged)
+        return;
+    c->unlogged = false;
+    if (!mr_accesslog_enabled() || c->w->log == NULL)
+        return;
+    out = mr_accesslog_buffer_lines(c->w->log);
+    event_base_gettimeofday_cached(c->w->base, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (mr_netaddr_host((const struct sockaddr *)&c->client_addr.ss, client, sizeof(client)) < 0)
+        client[0] = '\0';
+    evbuffer_add_printf(out, "{\"time\":\"%s.%03dZ\",\"client\":\"%s\",\"method\":", stamp,
+                        (int)(now.tv_usec / 1000), client);
+    json_string(out, c->log_request, c->log_request != NULL ? c->log_method_len : 0);
+    evbuffer_add(out, ",\"path\":", 8);
+    json_string(out, c->log_request != NULL ? c->log_request + c->log_method_len + 1 : "",
+                c->log_request != NULL ? c->log_target_len : 0);
+    evbuffer_add_printf(out,
+                        ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+                        ",\"duration_ms\":%.3f,\"decision\":\"%s\"",
+                        c->status, c->bytes_in, c->bytes_out,
+                        (double)(monotonic_ns() - c->started_ns) / 1e6,
+                        mr_pick_reason_name(d->reason));
+    /* Names are JSON-safe: the configuration allows no quotes in them. */
+    if (d->cluster != NULL)
+        evbuffer_add_printf(out, ",\"region\":\"%s\",\"cluster\":\"%s\"", d->region->name,
+                            d->cluster->name);
+    else
+        evbuffer_add_printf(out, ",\"region\":null,\"cluster\":null");
+    if (c->endpoint != NULL)
+        evbuffer_add_printf(out, ",\"endpoint\":\"%s\"", c->endpoint->address);
+    else
+        evbuffer_add_printf(out, ",\"endpoint\":null");
+    if (d->located && d->loc.found && d->loc.country[0] != '\0')
+        evbuffer_add_printf(out, ",\"country\":\"%s\"", d->loc.country);
+    else
+        evbuffer_add_printf(out, ",\"country\":null");
+    evbuffer_add_printf(out, ",\"generation\":%" PRIu64 "}\n",
+                        c->lease != NULL ? c->lease->snap->generation
+                                         : c->w->lease->snap->generation);
+    mr_accesslog_buffer_commit(c->w->log);
+}
+
 static void end_exchange(struct mr_client *c)
 {
+    log_exchange(c);
     release_upstream(c, false);
     if (c->lease != NULL) {
         mr_worker_unlease(c->w, c->lease);
@@ -151,6 +244,7 @@ static void free_client(struct mr_client *c)
     mr_http1_free(c->req_parser);
     mr_http1_free(c->resp_parser);
     free(c->head_buf);
+    free(c->log_request);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -184,12 +278,15 @@ static void reply_error(struct mr_client *c, int status)
     const char *reason = mr_http1_reason(status);
 
     if (!c->resp_started) {
-        evbuffer_add_printf(c->conn->out,
+        int n = evbuffer_add_printf(c->conn->out,
                             "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                             "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%d %s\n",
                             status, reason, strlen(reason) + 5,
                             status == 503 ? "Retry-After: 5\r\n" : "", status, reason);
+        c->status = status;
+        c->bytes_out += n > 0 ? (uint64_t)n : 0;
     }
+    log_exchange(c);
     close_when_flushed(c);
 }
 
@@ -253,6 +350,45 @@ static bool may_retry(const struct mr_client *c)
     }
 }
 
+static int64_t now_s(const struct mr_client *c)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(c->w->base, &now);
+    return (int64_t)now.tv_sec;
+}
+
+/* Where a retry goes: another endpoint of the cluster that is up, else
+ * (a fresh decision) the next cluster that can take the session. Sets
+ * c->endpoint; false when there is nowhere to go. */
+static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bool was_reused)
+{
+    const struct mr_snapshot *snap = c->lease->snap;
+    const struct mr_cluster *cluster = failed->cluster;
+    struct mr_pick_input in = {
+        .addr = (const struct sockaddr *)&c->client_addr.ss,
+        .exclude = cluster,
+        .now = now_s(c),
+        .random = mr_worker_random(c->w),
+    };
+
+    c->endpoint = mr_pick_endpoint(cluster, snap->routing.endpoint_policy, c->lease->outstanding,
+                                   &c->lease->cursors[cluster->index], failed);
+    if (c->endpoint != NULL)
+        return true;
+    if (was_reused) {
+        /* A stale pooled connection says nothing about the endpoint. */
+        c->endpoint = failed;
+        return true;
+    }
+    if (mr_pick_session(snap, &in, &c->decision) == MR_PICK_NONE)
+        return false;
+    c->set_cookie = true; /* the session now lives elsewhere */
+    c->endpoint = mr_pick_endpoint(c->decision.cluster, snap->routing.endpoint_policy,
+                                   c->lease->outstanding,
+                                   &c->lease->cursors[c->decision.cluster->index], NULL);
+    return c->endpoint != NULL;
+}
+
 /* The upstream failed before any response byte. May free c. */
 static void upstream_failed(struct mr_client *c, int status)
 {
@@ -260,13 +396,11 @@ static void upstream_failed(struct mr_client *c, int status)
     bool was_reused = c->up_reused;
 
     release_upstream(c, false);
-    if (may_retry(c) && (failed->cluster->n_endpoints > 1 || was_reused)) {
-        c->endpoint = mr_pick_endpoint(failed->cluster, c->lease->snap->routing.endpoint_policy,
-                                       c->lease->outstanding,
-                                       &c->lease->cursors[failed->cluster->index], failed);
+    if (may_retry(c) && pick_retry(c, failed, was_reused)) {
         connect_upstream(c);
         return;
     }
+    c->endpoint = failed;
     fail_exchange(c, status);
 }
 
@@ -283,6 +417,7 @@ static void pump_request_body(struct mr_client *c)
         if (n > 0) {
             evbuffer_remove_buffer(in, out, n);
             c->req_left -= n;
+            c->bytes_in += n;
             c->body_forwarded = true;
         }
         c->req_done = c->req_left == 0;
@@ -300,6 +435,7 @@ static void pump_request_body(struct mr_client *c)
                 return;
             }
             evbuffer_remove_buffer(in, out, used);
+            c->bytes_in += used;
             c->body_forwarded = true;
             c->req_done = r == 1;
         }
@@ -358,17 +494,13 @@ static void connect_upstream(struct mr_client *c)
         up = mr_conn_connect(c->w->base, &c->endpoint->addr);
         if (up == NULL) {
             /* Refused at once (loopback): as a failed connect. */
-            c->lease->outstanding[c->endpoint->index]--;
-            c->up = NULL;
-            if (may_retry(c) && c->endpoint->cluster->n_endpoints > 1) {
-                const struct mr_endpoint *failed = c->endpoint;
-                c->endpoint = mr_pick_endpoint(failed->cluster, snap->routing.endpoint_policy,
-                                               c->lease->outstanding,
-                                               &c->lease->cursors[failed->cluster->index],
-                                               failed);
+            const struct mr_endpoint *failed = c->endpoint;
+            c->lease->outstanding[failed->index]--;
+            if (may_retry(c) && pick_retry(c, failed, false)) {
                 connect_upstream(c);
                 return;
             }
+            c->endpoint = failed;
             fail_exchange(c, 502);
             return;
         }
@@ -386,15 +518,72 @@ static void connect_upstream(struct mr_client *c)
     pump_request_body(c);
 }
 
+/* Copies method and target for the access log line (the head goes soon). */
+static void keep_for_log(struct mr_client *c, const struct mr_http1_head *head)
+{
+    size_t target_len = head->target_len < 2048 ? head->target_len : 2048;
+    size_t need = head->method_len + 1 + target_len;
+
+    if (need > c->log_cap) {
+        char *grown = realloc(c->log_request, need);
+        if (grown == NULL)
+            return;
+        c->log_request = grown;
+        c->log_cap = need;
+    }
+    memcpy(c->log_request, head->method_name, head->method_len);
+    c->log_request[head->method_len] = '\0';
+    memcpy(c->log_request + head->method_len + 1, head->target, target_len);
+    c->log_method_len = head->method_len;
+    c->log_target_len = target_len;
+}
+
+/* The cluster named by a valid session cookie, into buf; NULL when there is
+ * none. A cookie that fails to verify is counted and ignored. */
+static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_head *head,
+                                  int64_t now, char *buf, size_t cap)
+{
+    const struct mr_snapshot *snap = c->lease->snap;
+
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct mr_http1_header *h = &head->headers[i];
+        const char *value;
+        size_t len;
+        if ((h->name[0] | 0x20) != 'c' || !mr_http1_name_is(h, "cookie"))
+            continue;
+        value = mr_cookie_find(h->value, h->value_len, snap->session.cookie, &len);
+        if (value == NULL)
+            continue;
+        if (c->lease->cookie_keys != NULL &&
+            mr_cookie_verify(c->lease->cookie_keys, value, len, now, buf, cap) == MR_COOKIE_VALID)
+            return buf;
+        c->w->counters.bad_cookies++;
+        return NULL;
+    }
+    return NULL;
+}
+
 /* A complete, valid request head is at the start of the input. May free c. */
 static void start_exchange(struct mr_client *c, const struct mr_http1_head *head)
 {
-    struct mr_client_info info;
-    struct mr_sockaddr client_addr;
+    char sticky[MR_COOKIE_CLUSTER_MAX + 1];
+    struct mr_pick_input in;
     bool peer_trusted;
 
     evtimer_del(c->timer);
     c->state = CS_ACTIVE;
+    c->unlogged = true;
+    c->status = 0;
+    c->bytes_in = head->head_len;
+    c->bytes_out = 0;
+    c->endpoint = NULL;
+    c->decision.reason = MR_PICK_NONE;
+    c->decision.cluster = NULL;
+    c->decision.located = false;
+    if (mr_accesslog_enabled()) {
+        c->started_ns = monotonic_ns();
+        keep_for_log(c, head);
+    }
     c->lease = mr_worker_lease(c->w);
     if (c->lease == NULL) {
         reply_error(c, 503);
@@ -412,17 +601,21 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         c->close_after = true;
 
     peer_trusted = mr_clientaddr_resolve(&c->lease->snap->trusted_proxies, &c->peer, head,
-                                         &client_addr);
-    info.addr = (const struct sockaddr *)&client_addr.ss;
-    mr_pick_cluster(c->lease->snap, &info, mr_worker_random(c->w), &c->decision);
-    if (c->decision.cluster == NULL) {
+                                         &c->client_addr);
+    in.addr = (const struct sockaddr *)&c->client_addr.ss;
+    in.now = now_s(c);
+    in.cookie_cluster = cookie_cluster(c, head, in.now, sticky, sizeof(sticky));
+    in.exclude = NULL;
+    in.random = mr_worker_random(c->w);
+    if (mr_pick_session(c->lease->snap, &in, &c->decision) == MR_PICK_NONE) {
         fail_exchange(c, 503);
         return;
     }
+    c->set_cookie = c->decision.reason != MR_PICK_STICKY;
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
                                    c->lease->outstanding,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
-    if (!build_request_head(c, head, peer_trusted)) {
+    if (c->endpoint == NULL || !build_request_head(c, head, peer_trusted)) {
         fail_exchange(c, 503);
         return;
     }
@@ -444,7 +637,17 @@ static void read_request(struct mr_client *c)
         return;
     }
     if (r > 0) {
+        /* Logged with what is known: no method, path or decision. */
         evtimer_del(c->timer);
+        c->unlogged = true;
+        c->bytes_in = evbuffer_get_length(c->conn->in);
+        c->log_method_len = c->log_target_len = 0;
+        c->decision.reason = MR_PICK_NONE;
+        c->decision.cluster = NULL;
+        c->decision.located = false;
+        c->endpoint = NULL;
+        c->client_addr = c->peer;
+        c->started_ns = monotonic_ns();
         reply_error(c, r);
         return;
     }
@@ -491,6 +694,7 @@ static void finish_response(struct mr_client *c)
                     evbuffer_get_length(c->up->in) == 0 && evbuffer_get_length(c->up->out) == 0;
 
     mr_conn_flush(c->conn);
+    log_exchange(c);
     release_upstream(c, reusable);
     if (!c->req_done)
         c->close_after = true; /* the rest of its body would be read as a request */
@@ -511,17 +715,31 @@ static void finish_response(struct mr_client *c)
     }
 }
 
-/* Writes the client's response head from the upstream's. */
+/* Writes the client's response head from the upstream's, with the session
+ * cookie when the decision was new. */
 static void send_response_head(struct mr_client *c, const struct mr_http1_head *head)
 {
+    const struct mr_snapshot *snap = c->lease->snap;
+    char value[MR_COOKIE_VALUE_MAX], extra[MR_COOKIE_VALUE_MAX + 256];
+    size_t extra_len = 0, value_len;
     struct evbuffer_iovec vec[1];
 
-    if (evbuffer_reserve_space(c->conn->out, (ev_ssize_t)mr_headers_response_size(head), vec,
+    if (c->set_cookie && c->lease->cookie_keys != NULL) {
+        value_len = mr_cookie_sign(c->lease->cookie_keys, c->decision.cluster->name, now_s(c),
+                                   snap->session.max_age_s, value, sizeof(value));
+        if (value_len > 0)
+            extra_len = mr_cookie_set_header(snap, value, value_len, false, extra, sizeof(extra));
+    }
+    if (evbuffer_reserve_space(c->conn->out,
+                               (ev_ssize_t)mr_headers_response_size(head, extra_len), vec,
                                1) < 1) {
         c->close_after = true;
         return;
     }
-    vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after);
+    vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after,
+                                         extra_len > 0 ? extra : NULL, extra_len);
+    c->bytes_out += vec[0].iov_len;
+    c->status = head->status;
     evbuffer_commit_space(c->conn->out, vec, 1);
     c->resp_started = true;
 }
@@ -540,6 +758,7 @@ static void pump_response_body(struct mr_client *c)
             n = (size_t)c->resp_left;
         evbuffer_remove_buffer(in, out, n);
         c->resp_left -= n;
+        c->bytes_out += n;
         done = c->resp_left == 0;
         break;
     }
@@ -557,10 +776,12 @@ static void pump_response_body(struct mr_client *c)
                 return;
             }
             evbuffer_remove_buffer(in, out, used);
+            c->bytes_out += used;
             done = r == 1;
         }
         break;
     case MR_BODY_UNTIL_EOF:
+        c->bytes_out += evbuffer_get_length(in);
         evbuffer_add_buffer(out, in);
         break;
     case MR_BODY_NONE:
@@ -651,6 +872,7 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
         return;
     }
     if (what == MR_CONN_EOF && c->resp_body == MR_BODY_UNTIL_EOF) {
+        c->bytes_out += evbuffer_get_length(conn->in);
         evbuffer_add_buffer(c->conn->out, conn->in);
         c->req_done = true;
         c->resp_keep_alive = false;

@@ -11,6 +11,8 @@
 #include <event2/listener.h>
 
 #include "common/log.h"
+#include "router/accesslog.h"
+#include "router/cookie.h"
 #include "router/proxy.h"
 #include "router/upstream.h"
 
@@ -24,7 +26,9 @@ static struct mr_lease *lease_new(struct mr_snapshot *snap)
     l->users = 1;
     l->outstanding = calloc(snap->n_endpoints + 1, sizeof(*l->outstanding));
     l->cursors = calloc(snap->n_clusters + 1, sizeof(*l->cursors));
-    if (l->outstanding == NULL || l->cursors == NULL) {
+    l->cookie_keys = mr_cookie_keys_new(snap);
+    if (l->outstanding == NULL || l->cursors == NULL || l->cookie_keys == NULL) {
+        mr_cookie_keys_free(l->cookie_keys);
         free(l->outstanding);
         free(l->cursors);
         free(l);
@@ -35,6 +39,7 @@ static struct mr_lease *lease_new(struct mr_snapshot *snap)
 
 static void lease_free(struct mr_lease *l)
 {
+    mr_cookie_keys_free(l->cookie_keys);
     mr_snap_release(l->snap);
     free(l->outstanding);
     free(l->cursors);
@@ -161,7 +166,8 @@ struct mr_worker *mr_worker_new(int id, int *fds, size_t n)
     w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
     w->grace_timer = evtimer_new(w->base, on_grace_over, w);
     w->pool = mr_upstream_pool_new(w->base);
-    if (w->wake == NULL || w->grace_timer == NULL || w->pool == NULL)
+    w->log = mr_accesslog_buffer_new(w->base);
+    if (w->wake == NULL || w->grace_timer == NULL || w->pool == NULL || w->log == NULL)
         goto fail;
     event_add(w->wake, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -219,6 +225,7 @@ void mr_worker_join(struct mr_worker *w)
             evconnlistener_free(w->listeners[i]);
     free(w->listeners);
     mr_upstream_pool_free(w->pool);
+    mr_accesslog_buffer_free(w->log);
     if (w->lease != NULL)
         mr_worker_unlease(w, w->lease);
     if (w->wake != NULL)

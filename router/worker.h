@@ -23,6 +23,8 @@ struct event_base;
 struct evconnlistener;
 struct mr_upstream_pool;
 struct mr_client;
+struct mr_cookie_keys;
+struct mr_accesslog_buffer;
 
 /* A worker's hold on one snapshot, with the per-snapshot balancing state. */
 struct mr_lease {
@@ -30,6 +32,12 @@ struct mr_lease {
     unsigned users;         /* exchanges using it, +1 while it is current */
     uint32_t *outstanding;  /* requests in flight per endpoint->index */
     uint32_t *cursors;      /* round-robin position per cluster->index */
+    struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
+};
+
+/* Counted by the worker alone, summed by whoever reads them. */
+struct mr_worker_counters {
+    uint64_t bad_cookies;   /* forged, truncated, expired or unknown-key cookies */
 };
 
 struct mr_worker {
@@ -49,6 +57,8 @@ struct mr_worker {
     struct mr_client *clients;          /* every open client connection */
     size_t n_clients;
     uint64_t rng;
+    struct mr_accesslog_buffer *log;
+    struct mr_worker_counters counters;
 };
 
 /* Creates a worker whose listening sockets are fds (n of them; ownership

@@ -130,12 +130,12 @@ static const char *rewrite_request(const struct mr_http1_head *head,
 
 static const char *rewrite_response(const struct mr_http1_head *head, bool close, size_t *len)
 {
-    size_t bound = mr_headers_response_size(head);
+    size_t bound = mr_headers_response_size(head, 0);
     size_t cap = bound + SLACK + 2 * head->head_len;
     unsigned char *buf = tracked_malloc(cap);
 
     memset(buf, CANARY, cap);
-    *len = mr_headers_response((char *)buf, head, close);
+    *len = mr_headers_response((char *)buf, head, close, NULL, 0);
     check_bound("mr_headers_response", buf, *len, bound, cap);
     return (const char *)buf;
 }
@@ -560,6 +560,22 @@ static void test_response_connection_close(void **state)
                 "HTTP/1.1 204 No Content\r\nX-A: 1\r\nConnection: close\r\n\r\n");
 }
 
+/* Extra lines (the session cookie) come last, after Connection: close. */
+static void test_response_extra_lines(void **state)
+{
+    static const char extra[] = "Set-Cookie: MRD=v1.k.x; Path=/\r\n";
+    static const char want[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n"
+                               "Set-Cookie: MRD=v1.k.x; Path=/\r\n\r\n";
+    const struct mr_http1_head *head = RESP("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    size_t bound = mr_headers_response_size(head, sizeof(extra) - 1);
+    char *buf = tracked_malloc(bound);
+    size_t len = mr_headers_response(buf, head, true, extra, sizeof(extra) - 1);
+    (void)state;
+
+    assert_true(len <= bound);
+    expect_bytes(buf, len, want);
+}
+
 static void test_response_hop_by_hop(void **state)
 {
     const struct mr_http1_head *again;
@@ -637,6 +653,7 @@ static void test_response_size_bound_compact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_response_extra_lines),
         cmocka_unit_test_teardown(test_request_line_http11, free_tracked),
         cmocka_unit_test_teardown(test_request_line_http10, free_tracked),
         cmocka_unit_test_teardown(test_request_hop_by_hop_dropped, free_tracked),

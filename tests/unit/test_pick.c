@@ -108,7 +108,12 @@ static uint64_t next_random(void)
     return z ^ (z >> 31);
 }
 
-static const struct mr_client_info client = {.addr = NULL};
+/* A client the (absent) GeoIP database cannot place: routing.default. */
+static enum mr_pick_reason pick(uint64_t random, struct mr_decision *d)
+{
+    struct mr_pick_input in = {.addr = NULL, .now = 1000, .random = random};
+    return mr_pick_session(snap, &in, d);
+}
 
 static const char *cluster_name(const struct mr_decision *d)
 {
@@ -122,7 +127,7 @@ static void expect_pick(uint64_t random, enum mr_pick_reason reason, const char 
     struct mr_decision d;
 
     memset(&d, 0x5a, sizeof(d));
-    assert_int_equal(mr_pick_cluster(snap, &client, random, &d), reason);
+    assert_int_equal(pick(random, &d), reason);
     assert_int_equal(d.reason, reason);
     if (region == NULL) {
         assert_null(d.region);
@@ -133,7 +138,8 @@ static void expect_pick(uint64_t random, enum mr_pick_reason reason, const char 
     assert_non_null(d.cluster);
     assert_string_equal(d.region->name, region);
     assert_ptr_equal(d.cluster->region, d.region);
-    assert_true(mr_pick_takes_new(d.cluster));
+    if (reason == MR_PICK_GEO || reason == MR_PICK_FAILOVER)
+        assert_true(mr_pick_takes_new(snap, d.cluster));
     if (cluster != NULL && strcmp(cluster_name(&d), cluster) != 0)
         fail_msg("random %#llx: picked %s, want %s", (unsigned long long)random,
                  cluster_name(&d), cluster);
@@ -194,7 +200,7 @@ static void test_weights_proportional(void **state)
         struct mr_decision d;
         size_t k;
 
-        assert_int_equal(mr_pick_cluster(snap, &client, next_random(), &d), MR_PICK_GEO);
+        assert_int_equal(pick(next_random(), &d), MR_PICK_GEO);
         for (k = 0; k < 5; k++)
             if (strcmp(d.cluster->name, names[k]) == 0)
                 break;
@@ -228,7 +234,7 @@ static void test_fractional_weights(void **state)
          "{\"default\": [\"r\"]}");
     for (int i = 0; i < N; i++) {
         struct mr_decision d;
-        mr_pick_cluster(snap, &client, next_random(), &d);
+        pick(next_random(), &d);
         small += strcmp(cluster_name(&d), "a") == 0;
     }
     assert_true(small > N * 0.23 && small < N * 0.27);
@@ -252,7 +258,7 @@ static void test_failover_when_first_region_has_no_weight(void **state)
         expect_pick(next_random(), MR_PICK_FAILOVER, "us", "us-b");
 }
 
-static void test_none_when_nothing_eligible(void **state)
+static void test_fail_open_when_nothing_takes_new(void **state)
 {
     (void)state;
     load("[{\"name\": \"eu\", \"clusters\": ["
@@ -262,11 +268,13 @@ static void test_none_when_nothing_eligible(void **state)
          " {\"name\": \"ap\", \"clusters\": ["
          "   {\"name\": \"ap-a\", \"weight\": 5, \"endpoints\": [\"127.0.0.1:9201\"]}]}]",
          "{\"default\": [\"eu\", \"us\"]}");
-    /* ap could serve, but it is no candidate. */
-    expect_pick(0, MR_PICK_NONE, NULL, NULL);
-    expect_pick(UINT64_MAX, MR_PICK_NONE, NULL, NULL);
+    /* No candidate takes new sessions: fail open to the first candidate
+     * cluster with an endpoint up (no health attached: all up), never to
+     * an error. */
+    expect_pick(0, MR_PICK_FAIL_OPEN, "eu", "eu-a");
+    expect_pick(UINT64_MAX, MR_PICK_FAIL_OPEN, "eu", "eu-a");
     for (int i = 0; i < 100; i++)
-        expect_pick(next_random(), MR_PICK_NONE, NULL, NULL);
+        expect_pick(next_random(), MR_PICK_FAIL_OPEN, "eu", "eu-a");
 }
 
 static void test_drained_clusters(void **state)
@@ -277,26 +285,26 @@ static void test_drained_clusters(void **state)
     load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
     eu_a = mr_snap_cluster(snap, "eu-a");
     eu_b = mr_snap_cluster(snap, "eu-b");
-    assert_true(mr_pick_takes_new(eu_a));
-    assert_true(mr_pick_takes_new(eu_b));
+    assert_true(mr_pick_takes_new(snap, eu_a));
+    assert_true(mr_pick_takes_new(snap, eu_b));
 
     /* One drained: the other takes everything, still "geo". */
     set_drain("eu-b", MR_DRAIN_SOFT);
-    assert_false(mr_pick_takes_new(eu_b));
-    assert_true(mr_pick_takes_new(eu_a));
+    assert_false(mr_pick_takes_new(snap, eu_b));
+    assert_true(mr_pick_takes_new(snap, eu_a));
     expect_pick(UINT64_MAX, MR_PICK_GEO, "eu", "eu-a");
     for (int i = 0; i < 1000; i++)
         expect_pick(next_random(), MR_PICK_GEO, "eu", "eu-a");
 
     /* Both drained (softly or hard): the next region. */
     set_drain("eu-a", MR_DRAIN_HARD);
-    assert_false(mr_pick_takes_new(eu_a));
+    assert_false(mr_pick_takes_new(snap, eu_a));
     for (int i = 0; i < 1000; i++)
         expect_pick(next_random(), MR_PICK_FAILOVER, "us", "us-a");
 
-    /* And everything drained: none. */
+    /* And everything drained: fail open to a cluster that is up. */
     set_drain("us-a", MR_DRAIN_SOFT);
-    expect_pick(next_random(), MR_PICK_NONE, NULL, NULL);
+    expect_pick(next_random(), MR_PICK_FAIL_OPEN, "eu", "eu-a");
 
     /* Undrained, back to normal. */
     set_drain("eu-a", MR_DRAIN_NONE);
@@ -307,16 +315,17 @@ static void test_drained_clusters(void **state)
 
 static void test_takes_new_weight(void **state)
 {
-    struct mr_cluster c;
+    struct mr_cluster *c;
     (void)state;
 
-    memset(&c, 0, sizeof(c));
-    c.weight = 0;
-    assert_false(mr_pick_takes_new(&c));
-    c.weight = 0.001;
-    assert_true(mr_pick_takes_new(&c));
-    c.drain = MR_DRAIN_SOFT;
-    assert_false(mr_pick_takes_new(&c));
+    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
+    c = (struct mr_cluster *)mr_snap_cluster(snap, "eu-a");
+    c->weight = 0;
+    assert_false(mr_pick_takes_new(snap, c));
+    c->weight = 0.001;
+    assert_true(mr_pick_takes_new(snap, c));
+    c->drain = MR_DRAIN_SOFT;
+    assert_false(mr_pick_takes_new(snap, c));
 }
 
 /* ---- endpoints ---- */
@@ -472,12 +481,11 @@ static void test_avoid(void **state)
                                               &cursor, &three->endpoints[1])),
                          2);
     }
-    /* The only endpoint is returned even when avoided. */
+    /* Avoiding the only endpoint leaves none: the caller decides. */
     for (size_t pi = 0; pi < 2; pi++) {
         uint32_t cursor = 0;
-        assert_ptr_equal(mr_pick_endpoint(one, policies[pi], outstanding, &cursor,
-                                          &one->endpoints[0]),
-                         &one->endpoints[0]);
+        assert_null(mr_pick_endpoint(one, policies[pi], outstanding, &cursor,
+                                     &one->endpoints[0]));
         assert_ptr_equal(mr_pick_endpoint(one, policies[pi], outstanding, &cursor, NULL),
                          &one->endpoints[0]);
     }
@@ -502,7 +510,7 @@ int main(void)
         cmocka_unit_test_teardown(test_weights_proportional, free_snap),
         cmocka_unit_test_teardown(test_fractional_weights, free_snap),
         cmocka_unit_test_teardown(test_failover_when_first_region_has_no_weight, free_snap),
-        cmocka_unit_test_teardown(test_none_when_nothing_eligible, free_snap),
+        cmocka_unit_test_teardown(test_fail_open_when_nothing_takes_new, free_snap),
         cmocka_unit_test_teardown(test_drained_clusters, free_snap),
         cmocka_unit_test(test_takes_new_weight),
         cmocka_unit_test_teardown(test_round_robin_cycles, free_snap),

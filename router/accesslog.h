@@ -1,0 +1,41 @@
+/*
+ * router/accesslog.h: the access log, one JSON line per request.
+ *
+ * Workers append lines to their own buffer (no lock per request) and hand
+ * a whole buffer to the writer thread every 100 ms or at 64 KiB, under one
+ * mutex per batch; only the writer thread touches the file, so a slow disk
+ * never blocks a worker. Lines of one worker stay in order; lines of
+ * different workers interleave by batch. "-" writes to standard output.
+ */
+#ifndef MR_ROUTER_ACCESSLOG_H
+#define MR_ROUTER_ACCESSLOG_H
+
+#include <stdbool.h>
+
+struct evbuffer;
+struct event_base;
+struct mr_accesslog_buffer;
+
+/* Opens path ("-" = stdout) for appending and starts the writer thread;
+ * a later call with another path reopens (reload). NULL path = no log.
+ * Control thread; 0 or -1 (errno set, the previous log stays). */
+int mr_accesslog_open(const char *path);
+
+/* Writes out everything handed over, stops the writer, closes the file. */
+void mr_accesslog_close(void);
+
+/* True while a log is open (workers skip formatting otherwise). */
+bool mr_accesslog_enabled(void);
+
+/* A worker's buffer; its flush timer runs on base. */
+struct mr_accesslog_buffer *mr_accesslog_buffer_new(struct event_base *base);
+
+/* Hands over what is buffered and frees; accepts NULL. */
+void mr_accesslog_buffer_free(struct mr_accesslog_buffer *buf);
+
+/* The evbuffer to append one complete line to (ending in '\n'); call
+ * mr_accesslog_buffer_commit() after. */
+struct evbuffer *mr_accesslog_buffer_lines(struct mr_accesslog_buffer *buf);
+void mr_accesslog_buffer_commit(struct mr_accesslog_buffer *buf);
+
+#endif
