@@ -674,6 +674,7 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
         key_path(p, cpath, "weight");
         read_number(ld, v, p, 0, DBL_MAX, false, ">= 0", &c->weight);
     }
+    c->configured_weight = c->weight;
     s = NULL;
     if (member_string(ld, obj, cpath, "public_url", false, true, &s) && s != NULL)
         c->public_url = copy_string(ld, s);

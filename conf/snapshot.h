@@ -40,7 +40,8 @@ struct mr_endpoint {
 
 struct mr_cluster {
     char *name;
-    double weight;             /* >= 0; relative within the region */
+    double weight;             /* >= 0; relative within the region; in force */
+    double configured_weight;  /* as the file says (weight may be overridden) */
     char *public_url;          /* NULL unless set (redirect mode, later) */
     struct mr_endpoint *endpoints;
     size_t n_endpoints;

@@ -19,6 +19,7 @@
 #include "router/headers.h"
 #include "router/http1.h"
 #include "router/pick.h"
+#include "router/stats.h"
 #include "router/upstream.h"
 #include "router/worker.h"
 
@@ -79,7 +80,8 @@ struct mr_client {
     bool resp_keep_alive;
     bool resp_started;         /* response bytes went to the client */
     bool set_cookie;           /* a new decision: the response carries a cookie */
-    bool unlogged;             /* an access log line is owed for this exchange */
+    bool unlogged;             /* counting and an access log line are owed */
+    struct mr_stats_cluster *cluster_stats; /* counts the exchange's cluster */
 
     /* For the access log line of the exchange. */
     struct mr_sockaddr client_addr;
@@ -132,6 +134,8 @@ static void release_upstream(struct mr_client *c, bool reusable)
     evtimer_del(c->up_timer);
     if (c->lease->outstanding[c->endpoint->index] > 0)
         c->lease->outstanding[c->endpoint->index]--;
+    if (c->lease->endpoint_stats[c->endpoint->index] != NULL)
+        mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, (uint64_t)-1);
     if (reusable && !c->w->stopping)
         mr_upstream_pool_put(c->w->pool, &c->endpoint->addr, c->up,
                              c->lease->snap->timeouts.upstream_idle_ms);
@@ -166,8 +170,55 @@ static void json_string(struct evbuffer *out, const char *s, size_t len)
     evbuffer_add(out, "\"", 1);
 }
 
-/* Writes the exchange's access log line, once. */
+/* Counts the exchange's cluster: its session kind now, the request when it
+ * ends. A retry that moves the session moves the count. */
+static void count_decision(struct mr_client *c)
+{
+    const struct mr_decision *d = &c->decision;
+    struct mr_stats_cluster *cs = c->lease->cluster_stats[d->cluster->index];
+
+    if (c->cluster_stats != NULL)
+        mr_stats_add(&c->cluster_stats->active, (uint64_t)-1);
+    c->cluster_stats = cs;
+    if (cs == NULL)
+        return;
+    mr_stats_add(&cs->active, 1);
+    if (d->reason == MR_PICK_STICKY) {
+        mr_stats_add(&cs->sticky_hits, 1);
+    } else {
+        mr_stats_add(&cs->new_sessions, 1);
+        mr_stats_add(&cs->new_by_country[mr_stats_country_index(
+                         d->located && d->loc.found ? d->loc.country : NULL)],
+                     1);
+    }
+}
+
+static void write_log_line(struct mr_client *c, int64_t took_ns);
+
+/* Counts the finished exchange and writes its access log line, once. */
 static void log_exchange(struct mr_client *c)
+{
+    struct mr_stats *stats = c->w->stats;
+    int64_t took_ns;
+
+    if (!c->unlogged)
+        return;
+    c->unlogged = false;
+    took_ns = monotonic_ns() - c->started_ns;
+    mr_stats_add(&stats->decisions[c->decision.reason], 1);
+    mr_stats_observe(stats, took_ns > 0 ? (uint64_t)took_ns / 1000 : 0);
+    if (c->cluster_stats != NULL) {
+        struct mr_stats_cluster *cs = c->cluster_stats;
+        mr_stats_add(&cs->requests, 1);
+        mr_stats_add(&cs->status[c->status >= 100 && c->status < 600 ? c->status / 100 : 0], 1);
+        mr_stats_add(&cs->active, (uint64_t)-1);
+        c->cluster_stats = NULL;
+    }
+    if (mr_accesslog_enabled() && c->w->log != NULL)
+        write_log_line(c, took_ns);
+}
+
+static void write_log_line(struct mr_client *c, int64_t took_ns)
 {
     struct evbuffer *out;
     struct timeval now;
@@ -175,11 +226,6 @@ static void log_exchange(struct mr_client *c)
     char stamp[32], client[64];
     const struct mr_decision *d = &c->decision;
 
-    if (!c->unlogged)
-        return;
-    c->unlogged = false;
-    if (!mr_accesslog_enabled() || c->w->log == NULL)
-        return;
     out = mr_accesslog_buffer_lines(c->w->log);
     event_base_gettimeofday_cached(c->w->base, &now);
     gmtime_r(&now.tv_sec, &tm);
@@ -196,7 +242,7 @@ static void log_exchange(struct mr_client *c)
                         ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
                         ",\"duration_ms\":%.3f,\"decision\":\"%s\"",
                         c->status, c->bytes_in, c->bytes_out,
-                        (double)(monotonic_ns() - c->started_ns) / 1e6,
+                        (double)took_ns / 1e6,
                         mr_pick_reason_name(d->reason));
     /* Names are JSON-safe: the configuration allows no quotes in them. */
     if (d->cluster != NULL)
@@ -252,6 +298,7 @@ static void free_client(struct mr_client *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->n_clients--;
+    mr_stats_add(&w->stats->client_connections, (uint64_t)-1);
     c->magic = 0;
     free(c);
     mr_worker_client_gone(w);
@@ -383,6 +430,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     if (mr_pick_session(snap, &in, &c->decision) == MR_PICK_NONE)
         return false;
     c->set_cookie = true; /* the session now lives elsewhere */
+    count_decision(c);
     c->endpoint = mr_pick_endpoint(c->decision.cluster, snap->routing.endpoint_policy,
                                    c->lease->outstanding,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
@@ -393,10 +441,14 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
 static void upstream_failed(struct mr_client *c, int status)
 {
     const struct mr_endpoint *failed = c->endpoint;
+    struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
     bool was_reused = c->up_reused;
 
+    if (es != NULL && c->phase == UP_CONNECTING)
+        mr_stats_add(&es->connect_failures, 1);
     release_upstream(c, false);
     if (may_retry(c) && pick_retry(c, failed, was_reused)) {
+        mr_stats_add(&c->w->stats->retries, 1);
         connect_upstream(c);
         return;
     }
@@ -488,6 +540,10 @@ static void connect_upstream(struct mr_client *c)
 
     c->attempts++;
     c->lease->outstanding[c->endpoint->index]++;
+    if (c->lease->endpoint_stats[c->endpoint->index] != NULL) {
+        mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->requests, 1);
+        mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, 1);
+    }
     up = mr_upstream_pool_take(c->w->pool, &c->endpoint->addr);
     c->up_reused = up != NULL;
     if (up == NULL) {
@@ -495,8 +551,14 @@ static void connect_upstream(struct mr_client *c)
         if (up == NULL) {
             /* Refused at once (loopback): as a failed connect. */
             const struct mr_endpoint *failed = c->endpoint;
+            struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
             c->lease->outstanding[failed->index]--;
+            if (es != NULL) {
+                mr_stats_add(&es->active, (uint64_t)-1);
+                mr_stats_add(&es->connect_failures, 1);
+            }
             if (may_retry(c) && pick_retry(c, failed, false)) {
+                mr_stats_add(&c->w->stats->retries, 1);
                 connect_upstream(c);
                 return;
             }
@@ -557,7 +619,7 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
         if (c->lease->cookie_keys != NULL &&
             mr_cookie_verify(c->lease->cookie_keys, value, len, now, buf, cap) == MR_COOKIE_VALID)
             return buf;
-        c->w->counters.bad_cookies++;
+        mr_stats_add(&c->w->stats->bad_cookies, 1);
         return NULL;
     }
     return NULL;
@@ -580,10 +642,9 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->decision.reason = MR_PICK_NONE;
     c->decision.cluster = NULL;
     c->decision.located = false;
-    if (mr_accesslog_enabled()) {
-        c->started_ns = monotonic_ns();
+    c->started_ns = monotonic_ns();
+    if (mr_accesslog_enabled())
         keep_for_log(c, head);
-    }
     c->lease = mr_worker_lease(c->w);
     if (c->lease == NULL) {
         reply_error(c, 503);
@@ -612,6 +673,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         return;
     }
     c->set_cookie = c->decision.reason != MR_PICK_STICKY;
+    count_decision(c);
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
                                    c->lease->outstanding,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
@@ -976,6 +1038,7 @@ void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct socka
         w->clients->prev = c;
     w->clients = c;
     w->n_clients++;
+    mr_stats_add(&w->stats->client_connections, 1);
     mr_conn_setcb(c->conn, on_client_read, on_client_drain, on_client_event, c);
     mr_conn_read_start(c->conn);
     /* No byte yet: CS_IDLE, so the timer closes silently; the first byte

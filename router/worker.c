@@ -13,10 +13,13 @@
 #include "common/log.h"
 #include "router/accesslog.h"
 #include "router/cookie.h"
+#include "router/stats.h"
 #include "router/proxy.h"
 #include "router/upstream.h"
 
-static struct mr_lease *lease_new(struct mr_snapshot *snap)
+static void lease_free(struct mr_lease *l);
+
+static struct mr_lease *lease_new(struct mr_worker *w, struct mr_snapshot *snap)
 {
     struct mr_lease *l = calloc(1, sizeof(*l));
 
@@ -27,13 +30,20 @@ static struct mr_lease *lease_new(struct mr_snapshot *snap)
     l->outstanding = calloc(snap->n_endpoints + 1, sizeof(*l->outstanding));
     l->cursors = calloc(snap->n_clusters + 1, sizeof(*l->cursors));
     l->cookie_keys = mr_cookie_keys_new(snap);
-    if (l->outstanding == NULL || l->cursors == NULL || l->cookie_keys == NULL) {
-        mr_cookie_keys_free(l->cookie_keys);
-        free(l->outstanding);
-        free(l->cursors);
-        free(l);
+    l->cluster_stats = calloc(snap->n_clusters + 1, sizeof(*l->cluster_stats));
+    l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
+    if (l->outstanding == NULL || l->cursors == NULL || l->cookie_keys == NULL ||
+        l->cluster_stats == NULL || l->endpoint_stats == NULL) {
+        l->snap = NULL;
+        lease_free(l);
         return NULL;
     }
+    /* Counters are found by name once per snapshot, not per request. */
+    for (size_t i = 0; i < snap->n_clusters; i++)
+        l->cluster_stats[i] = mr_stats_cluster(w->stats, snap->clusters[i]->name);
+    for (size_t i = 0; i < snap->n_endpoints; i++)
+        l->endpoint_stats[i] = mr_stats_endpoint(w->stats, snap->endpoints[i]->cluster->name,
+                                                 snap->endpoints[i]->address);
     return l;
 }
 
@@ -43,6 +53,8 @@ static void lease_free(struct mr_lease *l)
     mr_snap_release(l->snap);
     free(l->outstanding);
     free(l->cursors);
+    free(l->cluster_stats);
+    free(l->endpoint_stats);
     free(l);
 }
 
@@ -54,7 +66,7 @@ struct mr_lease *mr_worker_lease(struct mr_worker *w)
 
         if (snap == NULL)
             return NULL;
-        fresh = lease_new(snap);
+        fresh = lease_new(w, snap);
         if (fresh == NULL) {
             mr_snap_release(snap);
             return NULL;
@@ -167,7 +179,9 @@ struct mr_worker *mr_worker_new(int id, int *fds, size_t n)
     w->grace_timer = evtimer_new(w->base, on_grace_over, w);
     w->pool = mr_upstream_pool_new(w->base);
     w->log = mr_accesslog_buffer_new(w->base);
-    if (w->wake == NULL || w->grace_timer == NULL || w->pool == NULL || w->log == NULL)
+    w->stats = mr_stats_new();
+    if (w->wake == NULL || w->grace_timer == NULL || w->pool == NULL || w->log == NULL ||
+        w->stats == NULL)
         goto fail;
     event_add(w->wake, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -228,6 +242,7 @@ void mr_worker_join(struct mr_worker *w)
     mr_accesslog_buffer_free(w->log);
     if (w->lease != NULL)
         mr_worker_unlease(w, w->lease);
+    mr_stats_free(w->stats);
     if (w->wake != NULL)
         event_free(w->wake);
     if (w->grace_timer != NULL)

@@ -25,6 +25,9 @@ struct mr_upstream_pool;
 struct mr_client;
 struct mr_cookie_keys;
 struct mr_accesslog_buffer;
+struct mr_stats;
+struct mr_stats_cluster;
+struct mr_stats_endpoint;
 
 /* A worker's hold on one snapshot, with the per-snapshot balancing state. */
 struct mr_lease {
@@ -33,11 +36,8 @@ struct mr_lease {
     uint32_t *outstanding;  /* requests in flight per endpoint->index */
     uint32_t *cursors;      /* round-robin position per cluster->index */
     struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
-};
-
-/* Counted by the worker alone, summed by whoever reads them. */
-struct mr_worker_counters {
-    uint64_t bad_cookies;   /* forged, truncated, expired or unknown-key cookies */
+    struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
+    struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
 };
 
 struct mr_worker {
@@ -58,7 +58,7 @@ struct mr_worker {
     size_t n_clients;
     uint64_t rng;
     struct mr_accesslog_buffer *log;
-    struct mr_worker_counters counters;
+    struct mr_stats *stats;             /* read by the control thread too */
 };
 
 /* Creates a worker whose listening sockets are fds (n of them; ownership
