@@ -39,8 +39,9 @@ include geo/testdata.mk
 all: check-deps
 	@$(MAKE) --no-print-directory build VARIANT=release
 	@ln -sf build/release/meridian meridian
+	@ln -sf build/release/meridianctl meridianctl
 
-build: $(B)/meridian $(B)/origin $(UNIT_BINS)
+build: $(B)/meridian $(B)/meridianctl $(B)/origin $(UNIT_BINS)
 
 $(B)/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
@@ -50,7 +51,15 @@ $(B)/libcore.a: $(CORE_SRCS:%.c=$(B)/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/librouter.a: $(ROUTER_SRCS:%.c=$(B)/%.o)
+# The dashboard page is compiled in (tools/embed.py).
+$(B)/gen/dashboard_html.c: router/dashboard.html tools/embed.py
+	@mkdir -p $(dir $@)
+	python3 tools/embed.py $< $@ mr_dashboard_html
+
+$(B)/gen/dashboard_html.o: $(B)/gen/dashboard_html.c
+	$(CC) $(BASE_CFLAGS) $(OPT) -c $< -o $@
+
+$(B)/librouter.a: $(ROUTER_SRCS:%.c=$(B)/%.o) $(B)/gen/dashboard_html.o
 	@rm -f $@
 	ar rcs $@ $^
 

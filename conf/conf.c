@@ -643,8 +643,13 @@ static void load_drain(struct loader *ld, json_t *obj, const char *cpath, struct
             mr_errors_add(ld->errs, "%s: expected \"soft\" or \"hard\"", q);
         }
     }
-    if (member_int(ld, v, p, "deadline_s", 0, INT_MAX, &deadline) && deadline > 0)
-        c->drain_deadline_s = (int64_t)time(NULL) + deadline;
+    if (member_int(ld, v, p, "deadline_s", 0, INT_MAX, &deadline) && deadline > 0) {
+        /* Deadlines are whole seconds: round up, so a session keeps at
+         * least deadline_s, never a fraction of a second less. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c->drain_deadline_s = (int64_t)ts.tv_sec + deadline + (ts.tv_nsec > 0 ? 1 : 0);
+    }
 }
 
 static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
@@ -1010,6 +1015,17 @@ static void load_files(struct loader *ld, json_t *root)
     if (member_string(ld, root, "", "access_log", false, false, &s) && s != NULL &&
         s[0] != '\0')
         snap->access_log = strcmp(s, "-") == 0 ? copy_string(ld, s) : resolve_path(ld, s);
+    s = NULL;
+    /* The audit log of runtime changes: by default beside the state file. */
+    if (member_string(ld, root, "", "audit_log", false, false, &s) && s != NULL && s[0] != '\0') {
+        snap->audit_log = resolve_path(ld, s);
+    } else if (snap->state_file != NULL) {
+        const char *slash = strrchr(snap->state_file, '/');
+        int dir_len = slash != NULL ? (int)(slash - snap->state_file) : 0;
+        if (asprintf(&snap->audit_log, "%.*s%smeridian-audit.jsonl", dir_len, snap->state_file,
+                     slash != NULL ? "/" : "") < 0)
+            snap->audit_log = NULL;
+    }
 }
 
 /* Validates root into a new snapshot that takes over path; NULL when any
@@ -1020,7 +1036,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
     static const char *const keys[] = {"workers", "listeners", "trusted_proxies", "geoip",
                                        "session", "health",    "regions",         "routing",
                                        "timeouts", "limits",   "admin",           "state_file",
-                                       "access_log", NULL};
+                                       "access_log", "audit_log", NULL};
     struct loader ld = {.errs = errs, .base_dir = base_dir};
     size_t errors_before = errs->n_errors;
     json_t *routing;

@@ -99,6 +99,7 @@ void mr_snap_free(struct mr_snapshot *snap)
 
     free(snap->state_file);
     free(snap->access_log);
+    free(snap->audit_log);
     free(snap);
 }
 

@@ -158,6 +158,7 @@ struct mr_snapshot {
 
     char *state_file;          /* resolved path, NULL when unset */
     char *access_log;          /* path, "-" for stdout, NULL for none */
+    char *audit_log;           /* runtime changes; default beside state_file */
 
     struct mr_geoip *geo;      /* attached by geo/ when geoip.database is set */
     mr_snap_release_fn release_hooks[MR_SNAP_MAX_HOOKS];

@@ -212,6 +212,7 @@ static void *run(void *arg)
     struct mr_worker *w = arg;
     event_base_dispatch(w->base);
     mr_proxy_close_all(w);
+    atomic_store(&w->finished, true);
     return NULL;
 }
 

@@ -50,6 +50,7 @@ struct mr_worker {
     int wake_fd;                        /* eventfd written by the control thread */
     struct event *wake;
     atomic_bool stop_requested;
+    atomic_bool finished;               /* the thread's loop has ended */
     bool stopping;                      /* this thread's view of stop_requested */
     struct event *grace_timer;
     struct mr_lease *lease;             /* current */

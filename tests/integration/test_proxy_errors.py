@@ -27,8 +27,10 @@ MAX_HEADERS = 20
 MAX_URI = 1024
 
 BASE = {
-    # The harness default health.timeout_ms 200 > interval_ms 100 is refused.
-    "health": {"interval_ms": 1000, "timeout_ms": 200},
+    # Health checks too rare to mark a dead endpoint down during a test (the
+    # first check runs at start, then one a minute; fall 5): requests still
+    # reach the dead endpoint, so the data path's retry is what is tested.
+    "health": {"interval_ms": 60000, "timeout_ms": 1000, "fall": 5},
     "timeouts": {"client_header_ms": HEADER_MS, "client_idle_ms": IDLE_MS,
                  "upstream_connect_ms": 300, "upstream_response_ms": RESPONSE_MS},
     "limits": {"max_head_bytes": MAX_HEAD, "max_headers": MAX_HEADERS,
@@ -182,6 +184,12 @@ class ErrorsTest(unittest.TestCase):
 
     # ---------------------------------------------------------- connect fails
 
+    def assert_not_marked_down(self, m, endpoint):
+        """The dead endpoint was still up for the checker: the retry (or the
+        502) came from the data path, not from the health state."""
+        self.assertNotIn("health: main %s down" % endpoint, m.stderr_text(),
+                         "%s marked down: the retry path was not exercised" % endpoint)
+
     def test_connect_failure_get_retried_on_other_endpoint(self):
         dead = addr()
         for policy in ("round_robin", "least_requests"):
@@ -197,6 +205,7 @@ class ErrorsTest(unittest.TestCase):
                             resp = c.request("GET", "/retry-ka%d" % i)
                             self.assertEqual((resp.status, resp.get("X-Origin-Endpoint")),
                                              (200, self.live), "keep-alive GET %d" % i)
+                    self.assert_not_marked_down(m, dead)
 
     def test_connect_failure_post_not_retried(self):
         # One worker and round robin: every other pick is the dead endpoint.
@@ -215,6 +224,7 @@ class ErrorsTest(unittest.TestCase):
                              % statuses)
             posts = [e for e in self.origin.requests(since=mark) if e["method"] == "POST"]
             self.assertEqual(len(posts), 2, "only the two answered POSTs reached the origin")
+            self.assert_not_marked_down(m, dead)
 
     def test_upstream_closes_before_answering_502(self):
         with self.meridian([self.live]) as m:

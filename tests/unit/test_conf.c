@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -945,6 +946,363 @@ static void test_publish_under_readers(void **state)
     mr_snap_shutdown();
 }
 
+/* ---- region and cluster names ---- */
+
+/* The base configuration with regions[0].name (when region is set, and
+ * routing.default following it) and regions[0].clusters[0][key] = value
+ * (when key is set; value is JSON text, NULL deletes). */
+static struct mr_snapshot *load_names(const char *region, const char *key, const char *value,
+                                      struct mr_errors *errs)
+{
+    json_error_t je;
+    json_t *root = json_loads(base_config, 0, &je);
+    json_t *region0, *cluster0;
+    struct mr_snapshot *snap;
+    char *text;
+
+    assert_non_null(root);
+    region0 = json_array_get(json_object_get(root, "regions"), 0);
+    cluster0 = json_array_get(json_object_get(region0, "clusters"), 0);
+    assert_non_null(cluster0);
+    if (region != NULL) {
+        json_object_set_new(region0, "name", json_string(region));
+        json_object_set_new(json_object_get(root, "routing"), "default",
+                            json_pack("[ss]", region, "us"));
+    }
+    if (key != NULL && value == NULL) {
+        json_object_del(cluster0, key);
+    } else if (key != NULL) {
+        json_t *v = json_loads(value, JSON_DECODE_ANY, &je);
+
+        if (v == NULL)
+            fail_msg("bad value for %s: %s", key, je.text);
+        json_object_set_new(cluster0, key, v);
+    }
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    assert_non_null(text);
+    snap = mr_conf_load_string(text, tmpdir, errs);
+    free(text);
+    return snap;
+}
+
+/* A name of n characters: "abc...". */
+static char *long_name(size_t n)
+{
+    char *s = malloc(n + 1);
+
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)('a' + i % 26);
+    s[n] = '\0';
+    return s;
+}
+
+/* Loading must fail with exactly this line among the errors. */
+static void expect_name_error(const char *region, const char *cluster, const char *line)
+{
+    struct mr_errors errs = {0};
+    char *value = NULL;
+    struct mr_snapshot *snap;
+
+    if (cluster != NULL) {
+        json_t *s = json_string(cluster);
+        value = json_dumps(s, JSON_ENCODE_ANY);
+        json_decref(s);
+    }
+    snap = load_names(region, cluster != NULL ? "name" : NULL, value, &errs);
+    free(value);
+    if (snap != NULL || !has_line(errs.errors, errs.n_errors, line)) {
+        fprintf(stderr, "  missing error: %s\n  got:\n", line);
+        print_errors(&errs);
+        mr_snap_free(snap);
+        mr_errors_clear(&errs);
+        fail();
+    }
+    mr_errors_clear(&errs);
+}
+
+static void expect_name_ok(const char *region, const char *cluster)
+{
+    struct mr_errors errs = {0};
+    char *value = NULL;
+    struct mr_snapshot *snap;
+
+    if (cluster != NULL) {
+        json_t *s = json_string(cluster);
+        value = json_dumps(s, JSON_ENCODE_ANY);
+        json_decref(s);
+    }
+    snap = load_names(region, cluster != NULL ? "name" : NULL, value, &errs);
+    free(value);
+    if (snap == NULL || errs.n_errors + errs.n_warnings != 0) {
+        print_errors(&errs);
+        fail_msg("region %s, cluster %s: did not load cleanly", region ? region : "-",
+                 cluster ? cluster : "-");
+    }
+    if (region != NULL)
+        assert_string_equal(snap->regions[0].name, region);
+    if (cluster != NULL) {
+        assert_string_equal(snap->regions[0].clusters[0].name, cluster);
+        assert_ptr_equal(mr_snap_cluster(snap, cluster), &snap->regions[0].clusters[0]);
+    }
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+#define NAME_CHARS "may contain only letters, digits, '.', '_' and '-'"
+
+static void test_name_characters(void **state)
+{
+    static const char *const bad[] = {"a b", "a\"b", "a/b", "eu-west/1", "a;b", "a=b",
+                                      "a,b", "a\\b", "caf\xc3\xa9", "tab\there", " lead",
+                                      "trail ", "a%20b", "a:b"};
+    char line[256];
+
+    /* The exact lines of the brief. */
+    expect_name_error(NULL, "a b",
+                      "regions[0].clusters[0].name: \"a b\" may contain only letters, digits, "
+                      "'.', '_' and '-'");
+    expect_name_error("a b", NULL,
+                      "regions[0].name: \"a b\" may contain only letters, digits, '.', '_' "
+                      "and '-'");
+    expect_name_error(NULL, "a\"b", "regions[0].clusters[0].name: \"a\"b\" " NAME_CHARS);
+    expect_name_error("a\"b", NULL, "regions[0].name: \"a\"b\" " NAME_CHARS);
+    expect_name_error(NULL, "a/b", "regions[0].clusters[0].name: \"a/b\" " NAME_CHARS);
+    expect_name_error("a/b", NULL, "regions[0].name: \"a/b\" " NAME_CHARS);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(line, sizeof(line), "regions[0].clusters[0].name: \"%s\" " NAME_CHARS, bad[i]);
+        expect_name_error(NULL, bad[i], line);
+        snprintf(line, sizeof(line), "regions[0].name: \"%s\" " NAME_CHARS, bad[i]);
+        expect_name_error(bad[i], NULL, line);
+    }
+
+    /* Every allowed character. */
+    expect_name_ok(NULL, "Az09._-");
+    expect_name_ok("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz.0123456789_-");
+    expect_name_ok("-.", "_");
+    expect_name_ok("eu-west-1.prod", "eu-west-1a_blue");
+}
+
+static void test_name_length(void **state)
+{
+    char *n64 = long_name(64), *n65 = long_name(65), *n200 = long_name(200);
+
+    /* 64 is the most allowed. */
+    expect_name_ok(NULL, n64);
+    expect_name_ok(n64, NULL);
+    expect_name_ok(n64, n64);
+    expect_name_error(NULL, n65, "regions[0].clusters[0].name: longer than 64 characters");
+    expect_name_error(n65, NULL, "regions[0].name: longer than 64 characters");
+    expect_name_error(NULL, n200, "regions[0].clusters[0].name: longer than 64 characters");
+    expect_name_error(n200, NULL, "regions[0].name: longer than 64 characters");
+    free(n64);
+    free(n65);
+    free(n200);
+}
+
+/* Names are checked in every region and cluster, not just the first. */
+static void test_name_checked_everywhere(void **state)
+{
+    static const struct patch patches[] = {
+        {"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"ok\", \"endpoints\":"
+                    " [\"127.0.0.1:1\"]}, {\"name\": \"not ok\", \"endpoints\":"
+                    " [\"127.0.0.1:2\"]}]}, {\"name\": \"u s\", \"clusters\": [{\"name\":"
+                    " \"b\", \"endpoints\": [\"127.0.0.1:3\"]}]}]"},
+        {"routing.default", "[\"eu\"]"},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = load_patched(patches, 2, &errs);
+
+    assert_null(snap);
+    expect_error(&errs, "regions[0].clusters[1].name: \"not ok\" " NAME_CHARS);
+    expect_error(&errs, "regions[1].name: \"u s\" " NAME_CHARS);
+    assert_int_equal(errs.n_errors, 2);
+    mr_errors_clear(&errs);
+}
+
+/* ---- drain in the file ---- */
+
+static struct mr_snapshot *load_drain(const char *drain, struct mr_errors *errs)
+{
+    return load_names(NULL, "drain", drain, errs);
+}
+
+static void expect_drain_error(const char *drain, const char *line)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = load_drain(drain, &errs);
+
+    if (snap != NULL || !has_line(errs.errors, errs.n_errors, line)) {
+        fprintf(stderr, "  drain %s: missing error: %s\n  got:\n", drain, line);
+        print_errors(&errs);
+        mr_snap_free(snap);
+        mr_errors_clear(&errs);
+        fail();
+    }
+    mr_errors_clear(&errs);
+}
+
+static void test_drain_modes(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+
+    /* Absent: not drained, no deadline, on every cluster. */
+    snap = load_drain(NULL, &errs);
+    assert_non_null(snap);
+    for (size_t i = 0; i < snap->n_clusters; i++) {
+        assert_int_equal(snap->clusters[i]->drain, MR_DRAIN_NONE);
+        assert_int_equal(snap->clusters[i]->drain_deadline_s, 0);
+    }
+    mr_snap_free(snap);
+
+    snap = load_drain("{\"mode\": \"soft\"}", &errs);
+    print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors + errs.n_warnings, 0);
+    assert_int_equal(snap->regions[0].clusters[0].drain, MR_DRAIN_SOFT);
+    assert_int_equal(snap->regions[0].clusters[0].drain_deadline_s, 0);
+    /* Only that cluster. */
+    assert_int_equal(mr_snap_cluster(snap, "us-a")->drain, MR_DRAIN_NONE);
+    assert_int_equal(mr_snap_cluster(snap, "us-b")->drain, MR_DRAIN_NONE);
+    mr_snap_free(snap);
+
+    snap = load_drain("{\"mode\": \"hard\"}", &errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors + errs.n_warnings, 0);
+    assert_int_equal(snap->regions[0].clusters[0].drain, MR_DRAIN_HARD);
+    assert_int_equal(snap->regions[0].clusters[0].drain_deadline_s, 0);
+    mr_snap_free(snap);
+
+    /* deadline_s 0: no deadline. */
+    snap = load_drain("{\"mode\": \"soft\", \"deadline_s\": 0}", &errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors + errs.n_warnings, 0);
+    assert_int_equal(snap->regions[0].clusters[0].drain, MR_DRAIN_SOFT);
+    assert_int_equal(snap->regions[0].clusters[0].drain_deadline_s, 0);
+    mr_snap_free(snap);
+
+    /* JSON null counts as absent. */
+    snap = load_drain("null", &errs);
+    assert_non_null(snap);
+    assert_int_equal(snap->regions[0].clusters[0].drain, MR_DRAIN_NONE);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+static void test_drain_deadline(void **state)
+{
+    static const struct {
+        const char *json;
+        int mode;
+        int64_t seconds;
+    } cases[] = {
+        {"{\"mode\": \"soft\", \"deadline_s\": 300}", MR_DRAIN_SOFT, 300},
+        {"{\"deadline_s\": 1, \"mode\": \"soft\"}", MR_DRAIN_SOFT, 1},
+        {"{\"mode\": \"hard\", \"deadline_s\": 86400}", MR_DRAIN_HARD, 86400},
+        {"{\"mode\": \"soft\", \"deadline_s\": 2147483647}", MR_DRAIN_SOFT, 2147483647},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mr_errors errs = {0};
+        int64_t before = (int64_t)time(NULL), after;
+        struct mr_snapshot *snap = load_drain(cases[i].json, &errs);
+        const struct mr_cluster *c;
+
+        after = (int64_t)time(NULL);
+        print_errors(&errs);
+        assert_non_null(snap);
+        assert_int_equal(errs.n_errors + errs.n_warnings, 0);
+        c = &snap->regions[0].clusters[0];
+        assert_int_equal(c->drain, cases[i].mode);
+        /* Relative to load time: now + N, within a couple of seconds. */
+        if (c->drain_deadline_s < before + cases[i].seconds - 2 ||
+            c->drain_deadline_s > after + cases[i].seconds + 2)
+            fail_msg("%s: deadline %lld, want %lld + %lld", cases[i].json,
+                     (long long)c->drain_deadline_s, (long long)before,
+                     (long long)cases[i].seconds);
+        assert_int_equal(mr_snap_cluster(snap, "us-a")->drain_deadline_s, 0);
+        mr_snap_free(snap);
+        mr_errors_clear(&errs);
+    }
+}
+
+static void test_drain_errors(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+
+    expect_drain_error("{\"mode\": \"medium\"}",
+                       "regions[0].clusters[0].drain.mode: expected \"soft\" or \"hard\"");
+    expect_drain_error("{\"mode\": \"Soft\"}",
+                       "regions[0].clusters[0].drain.mode: expected \"soft\" or \"hard\"");
+    expect_drain_error("{\"mode\": \"soft \"}",
+                       "regions[0].clusters[0].drain.mode: expected \"soft\" or \"hard\"");
+    expect_drain_error("{\"mode\": \"none\"}",
+                       "regions[0].clusters[0].drain.mode: expected \"soft\" or \"hard\"");
+    expect_drain_error("{\"mode\": \"soft\", \"deadline_s\": -1}",
+                       "regions[0].clusters[0].drain.deadline_s: expected an integer >= 0");
+    expect_drain_error("{\"mode\": \"hard\", \"deadline_s\": -86400}",
+                       "regions[0].clusters[0].drain.deadline_s: expected an integer >= 0");
+    expect_drain_error("{\"mode\": \"soft\", \"deadline_s\": 1.5}",
+                       "regions[0].clusters[0].drain.deadline_s: expected an integer >= 0");
+    expect_drain_error("{\"mode\": \"soft\", \"deadline_s\": \"60\"}",
+                       "regions[0].clusters[0].drain.deadline_s: expected an integer >= 0");
+    expect_drain_error("{\"deadline_s\": 60}", "regions[0].clusters[0].drain.mode: required");
+    expect_drain_error("{}", "regions[0].clusters[0].drain.mode: required");
+    expect_drain_error("{\"mode\": 1}", "regions[0].clusters[0].drain.mode: expected a string");
+    expect_drain_error("{\"mode\": \"\"}",
+                       "regions[0].clusters[0].drain.mode: expected a non-empty string");
+    expect_drain_error("\"soft\"", "regions[0].clusters[0].drain: expected an object");
+    expect_drain_error("true", "regions[0].clusters[0].drain: expected an object");
+
+    /* A deadline that is too far off to add to the time is an error, not an
+     * overflow. */
+    snap = load_drain("{\"mode\": \"soft\", \"deadline_s\": 9223372036854775807}", &errs);
+    assert_null(snap);
+    assert_int_equal(errs.n_errors, 1);
+    assert_true(strncmp(errs.errors[0], "regions[0].clusters[0].drain.deadline_s: ", 41) == 0);
+    mr_errors_clear(&errs);
+
+    /* Errors in another cluster carry its own path. */
+    {
+        static const struct patch patches[] = {
+            {"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                        " [\"127.0.0.1:1\"]}]}, {\"name\": \"us\", \"clusters\": [{\"name\":"
+                        " \"b\", \"endpoints\": [\"127.0.0.1:2\"]}, {\"name\": \"c\","
+                        " \"drain\": {\"mode\": \"hard\", \"deadline_s\": -5},"
+                        " \"endpoints\": [\"127.0.0.1:3\"]}]}]"},
+        };
+        snap = load_patched(patches, 1, &errs);
+        assert_null(snap);
+        expect_error(&errs, "regions[1].clusters[1].drain.deadline_s: expected an integer >= 0");
+        assert_int_equal(errs.n_errors, 1);
+        mr_errors_clear(&errs);
+    }
+}
+
+static void test_drain_unknown_key_warns(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+
+    snap = load_drain("{\"mode\": \"soft\", \"deadline\": 60}", &errs);
+    if (snap == NULL || errs.n_warnings != 1)
+        print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors, 0);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0],
+                        "regions[0].clusters[0].drain.deadline: unknown key, ignored");
+    /* The rest of the block still counts; the misspelt deadline does not. */
+    assert_int_equal(snap->regions[0].clusters[0].drain, MR_DRAIN_SOFT);
+    assert_int_equal(snap->regions[0].clusters[0].drain_deadline_s, 0);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -961,6 +1319,13 @@ int main(void)
         cmocka_unit_test(test_read_token),
         cmocka_unit_test(test_publish_acquire_release),
         cmocka_unit_test(test_publish_under_readers),
+        cmocka_unit_test(test_name_characters),
+        cmocka_unit_test(test_name_length),
+        cmocka_unit_test(test_name_checked_everywhere),
+        cmocka_unit_test(test_drain_modes),
+        cmocka_unit_test(test_drain_deadline),
+        cmocka_unit_test(test_drain_errors),
+        cmocka_unit_test(test_drain_unknown_key_warns),
     };
 
     return cmocka_run_group_tests(tests, setup_files, teardown_files);

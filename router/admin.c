@@ -1,0 +1,386 @@
+/* router/admin.c: see admin.h. */
+#include "router/admin.h"
+
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "router/control.h"
+#include "router/dashboard.h"
+#include "router/metrics.h"
+
+#define MAX_BODY (64 * 1024)
+
+struct mr_admin {
+    struct mr_control *ctl;
+    struct evhttp *http;
+};
+
+static void reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+    struct evbuffer *out = evbuffer_new();
+    char *text = json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    if (out != NULL && text != NULL) {
+        evbuffer_add(out, text, strlen(text));
+        evbuffer_add(out, "\n", 1);
+    }
+    evhttp_send_reply(req, status, NULL, out);
+    free(text);
+    if (out != NULL)
+        evbuffer_free(out);
+    json_decref(body);
+}
+
+static void reply_error(struct evhttp_request *req, int status, const char *msg)
+{
+    reply_json(req, status, json_pack("{s:s}", "error", msg));
+}
+
+static void reply_text(struct evhttp_request *req, int status, const char *type,
+                       const char *text, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    if (out != NULL)
+        evbuffer_add(out, text, len);
+    evhttp_send_reply(req, status, NULL, out);
+    if (out != NULL)
+        evbuffer_free(out);
+}
+
+static bool authorized(struct evhttp_request *req)
+{
+    const struct mr_snapshot *snap = mr_snap_peek();
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *token = snap->admin.token;
+    size_t len;
+
+    if (token == NULL)
+        return true; /* loopback without a token file: the operator's choice */
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+        return false;
+    auth += 7;
+    len = strlen(token);
+    /* Constant time over the token's length; the length itself may show. */
+    return strlen(auth) == len && CRYPTO_memcmp(auth, token, len) == 0;
+}
+
+static bool method_is(struct evhttp_request *req, enum evhttp_cmd_type cmd, const char *allow)
+{
+    if (evhttp_request_get_command(req) == cmd)
+        return true;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(req, 405, "method not allowed");
+    return false;
+}
+
+/* The request body as a JSON object ({} when empty); NULL after a 400. */
+static json_t *body_object(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t err;
+    json_t *obj;
+    char msg[300];
+
+    if (len == 0)
+        return json_object();
+    obj = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &err);
+    if (obj == NULL || !json_is_object(obj)) {
+        snprintf(msg, sizeof(msg), "body: expected a JSON object%s%s", obj == NULL ? ": " : "",
+                 obj == NULL ? err.text : "");
+        json_decref(obj);
+        reply_error(req, 400, msg);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Reads an optional boolean member; false after a 400. */
+static bool get_bool(struct evhttp_request *req, json_t *body, const char *key, bool *out)
+{
+    json_t *v = json_object_get(body, key);
+    char msg[128];
+
+    *out = false;
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v)) {
+        snprintf(msg, sizeof(msg), "%s: expected true or false", key);
+        reply_error(req, 400, msg);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* Rejects keys the endpoint does not know: a typo must not pass silently. */
+static bool known_keys(struct evhttp_request *req, json_t *body, const char *const *keys)
+{
+    const char *key;
+    json_t *v;
+    char msg[160];
+
+    json_object_foreach(body, key, v)
+    {
+        bool found = false;
+        for (size_t i = 0; keys[i] != NULL && !found; i++)
+            found = strcmp(key, keys[i]) == 0;
+        if (!found) {
+            snprintf(msg, sizeof(msg), "%.100s: unknown key", key);
+            reply_error(req, 400, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void change(struct mr_admin *admin, struct evhttp_request *req, const char *cluster,
+                   const char *action)
+{
+    static const char *const drain_keys[] = {"mode", "deadline_s", "dry_run", "force", NULL};
+    static const char *const weight_keys[] = {"weight", "dry_run", "force", NULL};
+    static const char *const undrain_keys[] = {"dry_run", "force", NULL};
+    json_t *body, *answer = NULL, *v;
+    bool dry_run, force;
+    int mode = MR_DRAIN_SOFT, status;
+    int64_t deadline_s = 0;
+    double weight = 0;
+    bool is_weight = strcmp(action, "weight") == 0;
+
+    if (!method_is(req, is_weight ? EVHTTP_REQ_PUT : EVHTTP_REQ_POST, is_weight ? "PUT" : "POST"))
+        return;
+    if ((body = body_object(req)) == NULL)
+        return;
+    if (!known_keys(req, body,
+                    strcmp(action, "drain") == 0 ? drain_keys
+                                                 : (is_weight ? weight_keys : undrain_keys)) ||
+        !get_bool(req, body, "dry_run", &dry_run) || !get_bool(req, body, "force", &force))
+        goto out;
+    if (strcmp(action, "drain") == 0) {
+        const char *m = json_string_value(json_object_get(body, "mode"));
+        if (json_object_get(body, "mode") != NULL &&
+            (m == NULL || (strcmp(m, "soft") != 0 && strcmp(m, "hard") != 0))) {
+            reply_error(req, 400, "mode: expected \"soft\" or \"hard\"");
+            goto out;
+        }
+        mode = m != NULL && strcmp(m, "hard") == 0 ? MR_DRAIN_HARD : MR_DRAIN_SOFT;
+        v = json_object_get(body, "deadline_s");
+        if (v != NULL && !json_is_null(v)) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > 365 * 86400) {
+                reply_error(req, 400, "deadline_s: expected an integer between 1 and 31536000");
+                goto out;
+            }
+            deadline_s = json_integer_value(v);
+        }
+    } else if (is_weight) {
+        v = json_object_get(body, "weight");
+        if (!json_is_number(v) || json_number_value(v) < 0 || !isfinite(json_number_value(v)) ||
+            json_number_value(v) > 1e9) {
+            reply_error(req, 400, "weight: expected a number >= 0");
+            goto out;
+        }
+        weight = json_number_value(v);
+    }
+    status = mr_control_change(admin->ctl, action, cluster, mode, deadline_s, weight, dry_run,
+                               force, &answer);
+    reply_json(req, status, answer);
+out:
+    json_decref(body);
+}
+
+/* /api/v1/clusters/NAME/ACTION */
+static void route_cluster(struct mr_admin *admin, struct evhttp_request *req, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    char cluster[128];
+    const char *action;
+
+    if (slash == NULL || slash == rest || (size_t)(slash - rest) >= sizeof(cluster)) {
+        reply_error(req, 404, "no such path");
+        return;
+    }
+    memcpy(cluster, rest, (size_t)(slash - rest));
+    cluster[slash - rest] = '\0';
+    action = slash + 1;
+    if (strcmp(action, "drain") != 0 && strcmp(action, "undrain") != 0 &&
+        strcmp(action, "weight") != 0) {
+        reply_error(req, 404, "no such path");
+        return;
+    }
+    change(admin, req, cluster, action);
+}
+
+static void explain(struct mr_admin *admin, struct evhttp_request *req)
+{
+    struct evkeyvalq query;
+    const char *uri_query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    int status = 400;
+    json_t *answer;
+
+    TAILQ_INIT(&query);
+    if (uri_query == NULL || evhttp_parse_query_str(uri_query, &query) != 0) {
+        reply_error(req, 400, "ip: required (?ip=ADDRESS)");
+        evhttp_clear_headers(&query);
+        return;
+    }
+    answer = mr_control_explain(admin->ctl, evhttp_find_header(&query, "ip"),
+                                evhttp_find_header(&query, "cookie"), &status);
+    reply_json(req, status, answer);
+    evhttp_clear_headers(&query);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct mr_admin *admin = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+    if (path == NULL)
+        path = "/";
+    if (strcmp(path, "/healthz") == 0) {
+        if (!method_is(req, EVHTTP_REQ_GET, "GET"))
+            return;
+        if (admin->ctl->stopping)
+            reply_text(req, 503, "text/plain", "stopping\n", 9);
+        else
+            reply_text(req, 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    if (strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET) {
+        /* The page itself holds no data: it asks for the token, then calls
+         * the API with it. */
+        reply_text(req, 200, "text/html; charset=utf-8", mr_dashboard_html,
+                   mr_dashboard_html_len);
+        return;
+    }
+    if (!authorized(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"meridian\"");
+        reply_error(req, 401, "missing or wrong bearer token");
+        return;
+    }
+    if (strcmp(path, "/") == 0) {
+        method_is(req, EVHTTP_REQ_GET, "GET");
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (method_is(req, EVHTTP_REQ_GET, "GET")) {
+            struct evbuffer *out = evbuffer_new();
+            mr_metrics_write(admin->ctl, out);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                              "text/plain; version=0.0.4; charset=utf-8");
+            evhttp_send_reply(req, 200, NULL, out);
+            evbuffer_free(out);
+        }
+    } else if (strcmp(path, "/api/v1/status") == 0) {
+        if (method_is(req, EVHTTP_REQ_GET, "GET"))
+            reply_json(req, 200, mr_control_status(admin->ctl));
+    } else if (strcmp(path, "/api/v1/history") == 0) {
+        if (method_is(req, EVHTTP_REQ_GET, "GET"))
+            reply_json(req, 200, mr_control_history(admin->ctl));
+    } else if (strcmp(path, "/api/v1/explain") == 0) {
+        if (method_is(req, EVHTTP_REQ_GET, "GET"))
+            explain(admin, req);
+    } else if (strcmp(path, "/api/v1/reload") == 0) {
+        if (method_is(req, EVHTTP_REQ_POST, "POST")) {
+            struct mr_errors errs = {0};
+            uint64_t before = mr_snap_peek()->generation;
+            if (mr_control_reload(admin->ctl, &errs) == 0) {
+                json_t *warnings = json_array();
+                for (size_t i = 0; i < errs.n_warnings; i++)
+                    json_array_append_new(warnings, json_string(errs.warnings[i]));
+                reply_json(req, 200,
+                           json_pack("{s:I, s:I, s:s, s:o}", "generation",
+                                     (json_int_t)mr_snap_peek()->generation,
+                                     "previous_generation", (json_int_t)before, "message",
+                                     "reloaded", "warnings", warnings));
+            } else {
+                json_t *list = json_array();
+                for (size_t i = 0; i < errs.n_errors; i++) {
+                    json_array_append_new(list, json_string(errs.errors[i]));
+                    mr_log(MR_LOG_ERROR, "reload: %s", errs.errors[i]);
+                }
+                reply_json(req, 400,
+                           json_pack("{s:s, s:o, s:I}", "error",
+                                     "reload refused: the running configuration stays", "errors",
+                                     list, "generation", (json_int_t)before));
+            }
+            mr_errors_clear(&errs);
+        }
+    } else if (strcmp(path, "/api/v1/undo") == 0) {
+        if (method_is(req, EVHTTP_REQ_POST, "POST")) {
+            json_t *answer = NULL;
+            int status = mr_control_undo(admin->ctl, &answer);
+            reply_json(req, status, answer);
+        }
+    } else if (strncmp(path, "/api/v1/clusters/", 17) == 0) {
+        route_cluster(admin, req, path + 17);
+    } else {
+        reply_error(req, 404, "no such path");
+    }
+}
+
+struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *snap)
+{
+    struct mr_admin *admin;
+    char host[64];
+
+    if (!mr_netaddr_is_loopback((const struct sockaddr *)&snap->admin.addr.ss) &&
+        snap->admin.token == NULL) {
+        mr_log(MR_LOG_ERROR, "admin.token_file: required when admin.address is not loopback");
+        return NULL;
+    }
+    admin = calloc(1, sizeof(*admin));
+    if (admin == NULL)
+        return NULL;
+    admin->ctl = ctl;
+    admin->http = evhttp_new(ctl->base);
+    if (admin->http == NULL || mr_netaddr_host((const struct sockaddr *)&snap->admin.addr.ss,
+                                               host, sizeof(host)) < 0) {
+        mr_admin_free(admin);
+        return NULL;
+    }
+    evhttp_set_max_body_size(admin->http, MAX_BODY);
+    evhttp_set_timeout(admin->http, 10);
+    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                                EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(admin->http, on_request, admin);
+    if (evhttp_bind_socket(admin->http, host,
+                           ntohs(snap->admin.addr.ss.ss_family == AF_INET6
+                                     ? ((const struct sockaddr_in6 *)&snap->admin.addr.ss)->sin6_port
+                                     : ((const struct sockaddr_in *)&snap->admin.addr.ss)->sin_port)) !=
+        0) {
+        mr_log(MR_LOG_ERROR, "admin.address: cannot listen on %s: %m", snap->admin.address);
+        mr_admin_free(admin);
+        return NULL;
+    }
+    return admin;
+}
+
+void mr_admin_free(struct mr_admin *admin)
+{
+    if (admin == NULL)
+        return;
+    if (admin->http != NULL)
+        evhttp_free(admin->http);
+    free(admin);
+}

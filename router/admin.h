@@ -1,0 +1,25 @@
+/*
+ * router/admin.h: the admin API listener (docs/admin-api.md).
+ *
+ * libevent's evhttp on the control thread's event_base; JSON with jansson.
+ * Every path but GET /healthz needs the bearer token of admin.token_file,
+ * compared in constant time. Requests that cannot apply change nothing:
+ * 400 for a malformed body or value, 404 for an unknown cluster or path,
+ * 405 for a wrong method, 409 for a guardrail. Control thread only.
+ */
+#ifndef MR_ROUTER_ADMIN_H
+#define MR_ROUTER_ADMIN_H
+
+#include "conf/snapshot.h"
+
+struct mr_admin;
+struct mr_control;
+
+/* Binds snap's admin.address and serves ctl; NULL (logged) when it cannot
+ * listen, or when the address is not loopback and no token is set. */
+struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *snap);
+
+/* Closes the listener; accepts NULL. */
+void mr_admin_free(struct mr_admin *admin);
+
+#endif

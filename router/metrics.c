@@ -1,0 +1,174 @@
+/* router/metrics.c: see metrics.h. */
+#include "router/metrics.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "health/health.h"
+#include "router/control.h"
+#include "router/pick.h"
+#include "router/stats.h"
+#include "router/worker.h"
+
+static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* Every (worker, cluster record) pair. */
+#define FOR_CLUSTER_RECORDS(ctl, cs)                                                            \
+    for (int w_ = 0; w_ < (ctl)->n_workers; w_++)                                               \
+        for (struct mr_stats_cluster *cs = atomic_load_explicit(                                \
+                 &(ctl)->workers[w_]->stats->clusters, memory_order_acquire);                   \
+             cs != NULL; cs = cs->next)
+
+static uint64_t sum_global(struct mr_control *ctl, size_t offset)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < ctl->n_workers; i++)
+        total += mr_stats_get((const mr_counter *)((const char *)ctl->workers[i]->stats + offset));
+    return total;
+}
+
+#define SUM(ctl, field) sum_global((ctl), offsetof(struct mr_stats, field))
+
+void mr_metrics_write(struct mr_control *ctl, struct evbuffer *out)
+{
+    static const char *const classes[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    struct mr_snapshot *snap = mr_snap_acquire();
+    uint64_t cumulative = 0;
+    int64_t now = time(NULL);
+
+    help(out, "meridian_requests_total", "counter", "Requests answered, by cluster and status class.");
+    for (size_t c = 0; c < snap->n_clusters; c++) {
+        uint64_t by_class[6] = {0};
+        FOR_CLUSTER_RECORDS(ctl, cs)
+        {
+            if (strcmp(cs->name, snap->clusters[c]->name) == 0)
+                for (int k = 0; k < 6; k++)
+                    by_class[k] += mr_stats_get(&cs->status[k]);
+        }
+        for (int k = 0; k < 6; k++)
+            evbuffer_add_printf(out, "meridian_requests_total{cluster=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                                snap->clusters[c]->name, classes[k], by_class[k]);
+    }
+
+    help(out, "meridian_decisions_total", "counter", "Session decisions, by kind.");
+    for (int k = 0; k <= MR_PICK_FAIL_OPEN; k++)
+        evbuffer_add_printf(out, "meridian_decisions_total{decision=\"%s\"} %" PRIu64 "\n",
+                            mr_pick_reason_name((enum mr_pick_reason)k),
+                            sum_global(ctl, offsetof(struct mr_stats, decisions) +
+                                                (size_t)k * sizeof(mr_counter)));
+
+    help(out, "meridian_request_duration_seconds", "histogram",
+         "Time from a request head to the end of its response.");
+    for (size_t b = 0; b < MR_STATS_BUCKETS; b++) {
+        cumulative += sum_global(ctl, offsetof(struct mr_stats, duration_buckets) +
+                                          b * sizeof(mr_counter));
+        evbuffer_add_printf(out, "meridian_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            mr_stats_bucket_le[b], cumulative);
+    }
+    evbuffer_add_printf(out, "meridian_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                        SUM(ctl, duration_count));
+    evbuffer_add_printf(out, "meridian_request_duration_seconds_sum %.6f\n",
+                        (double)SUM(ctl, duration_sum_us) / 1e6);
+    evbuffer_add_printf(out, "meridian_request_duration_seconds_count %" PRIu64 "\n",
+                        SUM(ctl, duration_count));
+
+    help(out, "meridian_new_sessions_total", "counter",
+         "New session decisions, by cluster and client country.");
+    for (size_t c = 0; c < snap->n_clusters; c++) {
+        for (size_t k = 0; k < MR_STATS_COUNTRIES; k++) {
+            uint64_t n = 0;
+            char cc[8];
+            FOR_CLUSTER_RECORDS(ctl, cs)
+            {
+                if (strcmp(cs->name, snap->clusters[c]->name) == 0)
+                    n += mr_stats_get(&cs->new_by_country[k]);
+            }
+            if (n == 0)
+                continue;
+            if (k == MR_STATS_COUNTRY_UNKNOWN)
+                strcpy(cc, "unknown");
+            else
+                snprintf(cc, sizeof(cc), "%c%c", (char)('A' + k / 26), (char)('A' + k % 26));
+            evbuffer_add_printf(out,
+                                "meridian_new_sessions_total{cluster=\"%s\",country=\"%s\"} %" PRIu64 "\n",
+                                snap->clusters[c]->name, cc, n);
+        }
+    }
+
+    help(out, "meridian_sticky_requests_total", "counter",
+         "Requests that followed a valid session cookie, by cluster.");
+    for (size_t c = 0; c < snap->n_clusters; c++) {
+        uint64_t req, act, fresh, sticky;
+        mr_control_cluster_traffic(ctl, snap->clusters[c]->name, &req, &act, &fresh, &sticky);
+        evbuffer_add_printf(out, "meridian_sticky_requests_total{cluster=\"%s\"} %" PRIu64 "\n",
+                            snap->clusters[c]->name, sticky);
+    }
+    help(out, "meridian_cluster_active_requests", "gauge", "Requests in flight, by cluster.");
+    for (size_t c = 0; c < snap->n_clusters; c++) {
+        uint64_t req, act, fresh, sticky;
+        mr_control_cluster_traffic(ctl, snap->clusters[c]->name, &req, &act, &fresh, &sticky);
+        evbuffer_add_printf(out, "meridian_cluster_active_requests{cluster=\"%s\"} %" PRIu64 "\n",
+                            snap->clusters[c]->name, act);
+    }
+
+    help(out, "meridian_upstream_connect_failures_total", "counter",
+         "Upstream connections that could not be made, by endpoint.");
+    for (size_t e = 0; e < snap->n_endpoints; e++) {
+        const struct mr_endpoint *ep = snap->endpoints[e];
+        uint64_t n = 0;
+        for (int i = 0; i < ctl->n_workers; i++)
+            for (struct mr_stats_endpoint *es = atomic_load_explicit(
+                     &ctl->workers[i]->stats->endpoints, memory_order_acquire);
+                 es != NULL; es = es->next)
+                if (strcmp(es->cluster, ep->cluster->name) == 0 &&
+                    strcmp(es->address, ep->address) == 0)
+                    n += mr_stats_get(&es->connect_failures);
+        evbuffer_add_printf(out,
+                            "meridian_upstream_connect_failures_total{cluster=\"%s\",endpoint=\"%s\"} %" PRIu64 "\n",
+                            ep->cluster->name, ep->address, n);
+    }
+    help(out, "meridian_upstream_retries_total", "counter",
+         "Requests sent again after an upstream failed before answering.");
+    evbuffer_add_printf(out, "meridian_upstream_retries_total %" PRIu64 "\n", SUM(ctl, retries));
+    help(out, "meridian_bad_cookies_total", "counter",
+         "Session cookies ignored: forged, truncated, expired or of an unknown key.");
+    evbuffer_add_printf(out, "meridian_bad_cookies_total %" PRIu64 "\n", SUM(ctl, bad_cookies));
+
+    help(out, "meridian_endpoint_up", "gauge", "1 when the endpoint passes its health checks.");
+    for (size_t e = 0; e < snap->n_endpoints; e++)
+        evbuffer_add_printf(out, "meridian_endpoint_up{cluster=\"%s\",endpoint=\"%s\"} %d\n",
+                            snap->endpoints[e]->cluster->name, snap->endpoints[e]->address,
+                            mr_health_endpoint_up(snap->endpoints[e]) ? 1 : 0);
+    help(out, "meridian_cluster_eligible", "gauge", "1 when the cluster takes new sessions.");
+    for (size_t c = 0; c < snap->n_clusters; c++)
+        evbuffer_add_printf(out, "meridian_cluster_eligible{cluster=\"%s\"} %d\n",
+                            snap->clusters[c]->name,
+                            mr_pick_takes_new(snap, snap->clusters[c]) ? 1 : 0);
+    help(out, "meridian_cluster_keeps_sessions", "gauge", "1 when the cluster keeps its sessions.");
+    for (size_t c = 0; c < snap->n_clusters; c++)
+        evbuffer_add_printf(out, "meridian_cluster_keeps_sessions{cluster=\"%s\"} %d\n",
+                            snap->clusters[c]->name,
+                            mr_pick_keeps_sessions(snap, snap->clusters[c], now) ? 1 : 0);
+    help(out, "meridian_cluster_weight", "gauge", "The cluster's weight in force.");
+    for (size_t c = 0; c < snap->n_clusters; c++)
+        evbuffer_add_printf(out, "meridian_cluster_weight{cluster=\"%s\"} %g\n",
+                            snap->clusters[c]->name, snap->clusters[c]->weight);
+
+    help(out, "meridian_active_connections", "gauge", "Open client connections.");
+    evbuffer_add_printf(out, "meridian_active_connections %" PRIu64 "\n",
+                        SUM(ctl, client_connections));
+    help(out, "meridian_config_generation", "gauge", "Generation of the running configuration.");
+    evbuffer_add_printf(out, "meridian_config_generation %" PRIu64 "\n", snap->generation);
+    help(out, "meridian_config_reload_failures_total", "counter", "Reloads refused.");
+    evbuffer_add_printf(out, "meridian_config_reload_failures_total %" PRIu64 "\n",
+                        ctl->reload_failures);
+    mr_snap_release(snap);
+}
