@@ -4,7 +4,8 @@
 
 DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
 	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
-	python3 curl wrk procps bc libmaxmind-db-writer-perl
+	python3 curl wrk procps bc libmaxmind-db-writer-perl \
+	chromium chromium-driver python3-selenium
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 
 CC ?= cc

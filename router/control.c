@@ -356,70 +356,12 @@ static json_t *stranded(const struct mr_snapshot *before, const struct mr_snapsh
 
 /* ---- dry run: where the new sessions would go -------------------------- */
 
-/* New sessions per cluster and country over the sampled window. */
-static json_t *traffic_mix(struct mr_control *ctl)
+/* New sessions per cluster and country since start, summed over workers:
+ * {"eu-west-a": {"GB": 12, "unknown": 3}, ...}. */
+static json_t *new_session_counts(struct mr_control *ctl)
 {
-    json_t *now = json_object(), *oldest;
-    struct mr_stats_cluster *cs;
-
-    for (int i = 0; i < ctl->n_workers; i++) {
-        cs = atomic_load_explicit(&ctl->workers[i]->stats->clusters, memory_order_acquire);
-        for (; cs != NULL; cs = cs->next) {
-            json_t *per = json_object_get(now, cs->name);
-            if (per == NULL) {
-                per = json_object();
-                json_object_set_new(now, cs->name, per);
-            }
-            for (size_t k = 0; k < MR_STATS_COUNTRIES; k++) {
-                uint64_t n = mr_stats_get(&cs->new_by_country[k]);
-                char cc[8];
-                if (n == 0)
-                    continue;
-                if (k == MR_STATS_COUNTRY_UNKNOWN)
-                    snprintf(cc, sizeof(cc), "unknown");
-                else
-                    snprintf(cc, sizeof(cc), "%c%c", (char)('A' + k / 26), (char)('A' + k % 26));
-                json_object_set_new(per, cc,
-                                    json_integer(json_integer_value(json_object_get(per, cc)) +
-                                                 (json_int_t)n));
-            }
-        }
-    }
-    if (ctl->mix_len == 0)
-        return now;
-    /* Subtract the oldest sample: what remains is the last minutes. */
-    oldest = ctl->mix[(ctl->mix_head + MR_CONTROL_MIX_SAMPLES - ctl->mix_len) %
-                      MR_CONTROL_MIX_SAMPLES]
-                 .counts;
-    {
-        const char *cluster;
-        json_t *per;
-        json_object_foreach(now, cluster, per)
-        {
-            json_t *old = json_object_get(oldest, cluster);
-            const char *cc;
-            json_t *n;
-            void *tmp;
-            json_object_foreach_safe(per, tmp, cc, n)
-            {
-                json_int_t left = json_integer_value(n) -
-                                  json_integer_value(json_object_get(old, cc));
-                if (left > 0)
-                    json_object_set_new(per, cc, json_integer(left));
-                else
-                    json_object_del(per, cc);
-            }
-        }
-    }
-    return now;
-}
-
-static void sample_mix(struct mr_control *ctl)
-{
-    struct mix_sample *s = &ctl->mix[ctl->mix_head];
     json_t *counts = json_object();
 
-    /* Absolute counts: the window is the newest minus the oldest. */
     for (int i = 0; i < ctl->n_workers; i++) {
         struct mr_stats_cluster *cs =
             atomic_load_explicit(&ctl->workers[i]->stats->clusters, memory_order_acquire);
@@ -444,8 +386,44 @@ static void sample_mix(struct mr_control *ctl)
             }
         }
     }
+    return counts;
+}
+
+/* New sessions per cluster and country over the sampled window: the counts
+ * now less the oldest sample's. */
+static json_t *traffic_mix(struct mr_control *ctl)
+{
+    json_t *now = new_session_counts(ctl), *oldest, *per;
+    const char *cluster;
+
+    if (ctl->mix_len == 0)
+        return now;
+    oldest = ctl->mix[(ctl->mix_head + MR_CONTROL_MIX_SAMPLES - ctl->mix_len) %
+                      MR_CONTROL_MIX_SAMPLES]
+                 .counts;
+    json_object_foreach(now, cluster, per)
+    {
+        json_t *old = json_object_get(oldest, cluster), *n;
+        const char *cc;
+        void *tmp;
+        json_object_foreach_safe(per, tmp, cc, n)
+        {
+            json_int_t left = json_integer_value(n) - json_integer_value(json_object_get(old, cc));
+            if (left > 0)
+                json_object_set_new(per, cc, json_integer(left));
+            else
+                json_object_del(per, cc);
+        }
+    }
+    return now;
+}
+
+static void sample_mix(struct mr_control *ctl)
+{
+    struct mix_sample *s = &ctl->mix[ctl->mix_head];
+
     json_decref(s->counts);
-    s->counts = counts;
+    s->counts = new_session_counts(ctl);
     s->time_s = time(NULL);
     ctl->mix_head = (ctl->mix_head + 1) % MR_CONTROL_MIX_SAMPLES;
     if (ctl->mix_len < MR_CONTROL_MIX_SAMPLES)
@@ -505,18 +483,20 @@ static json_t *dry_run_shares(struct mr_control *ctl, const struct mr_snapshot *
             spread(after, &loc, (double)json_integer_value(n), shares);
         }
     } else {
-        /* No traffic yet: one client of each routing class it serves now. */
+        /* No traffic yet: one client of each routing class, counted for
+         * the share of it that the cluster takes now. */
         *basis = "no recent new sessions: one client per routing class";
         for (size_t i = 0; i <= before->routing.n_countries; i++) {
-            struct mr_pick_input in = {0};
-            struct mr_decision d;
+            json_t *now_shares = json_object();
+            double mine;
             class_location(i < before->routing.n_countries ? before->routing.countries[i].code
                                                            : NULL,
                            NULL, &loc);
-            (void)in;
-            (void)d;
-            if (class_served(before, &loc))
-                spread(after, &loc, 1, shares);
+            spread(before, &loc, 1, now_shares);
+            mine = json_number_value(json_object_get(now_shares, cluster));
+            if (mine > 0)
+                spread(after, &loc, mine, shares);
+            json_decref(now_shares);
         }
     }
     json_object_foreach(shares, key, value) total += json_number_value(value);

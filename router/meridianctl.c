@@ -18,7 +18,6 @@
  * request is sent.
  */
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -1109,16 +1108,19 @@ print_explain(const json_t *ex)
 static void
 history_cells(const json_t *ch, char *cells[HISTORY_COLS], struct buf *value)
 {
-    static char gens[160];
+    static char gens[160], kind[96];
     char a[64], b[64];
 
     value->len = 0;
     describe_change_value(ch, value);
+    /* A change already reverted by an undo says so. */
+    snprintf(kind, sizeof kind, "%s%s", jstr(ch, "change") ? jstr(ch, "change") : "-",
+             json_is_true(json_object_get(ch, "undone")) ? " (undone)" : "");
     snprintf(gens, sizeof gens, "%s -> %s",
              jfmt(json_object_get(ch, "generation_before"), a, sizeof a, "?"),
              jfmt(json_object_get(ch, "generation_after"), b, sizeof b, "?"));
     cells[0] = (char *)(jstr(ch, "time") ? jstr(ch, "time") : "-");
-    cells[1] = (char *)(jstr(ch, "change") ? jstr(ch, "change") : "-");
+    cells[1] = kind;
     cells[2] = (char *)(jstr(ch, "cluster") ? jstr(ch, "cluster") : "-");
     cells[3] = value->p;
     cells[4] = gens;
