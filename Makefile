@@ -37,7 +37,7 @@ CORE_TESTS := $(filter-out $(ROUTER_TESTS),$(UNIT_BINS))
 include geo/testdata.mk
 
 .PHONY: all build deps check-deps test test-unit test-integration run bench clean
-all: check-deps
+all: check-deps geo/data/country.mmdb
 	@$(MAKE) --no-print-directory build VARIANT=release
 	@ln -sf build/release/meridian meridian
 	@ln -sf build/release/meridianctl meridianctl
@@ -86,6 +86,7 @@ deps:
 
 check-deps:
 	@dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || $(MAKE) --no-print-directory deps
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
 # Unit tests (cmocka) then integration tests (real processes on loopback)
 # for one build variant; tests/run.sh prints the "N passed, N failed" line.
@@ -107,7 +108,7 @@ geo/data/country.mmdb:
 	mv geo/data/.fetch/package/geo-whois-asn-country.mmdb $@
 	rm -rf geo/data/.fetch
 
-run: all geo/data/country.mmdb
+run: all
 	@bash tools/demo.sh
 
 bench: all
