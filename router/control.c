@@ -240,6 +240,63 @@ static struct mr_change *record(struct mr_control *ctl, const char *kind, const 
     return c;
 }
 
+/* Parses "2026-11-27T08:24:35.982Z" back to unix ms; 0 when it does not. */
+static int64_t parse_iso_ms(const char *text)
+{
+    struct tm tm;
+    int ms = 0;
+    const char *rest;
+
+    memset(&tm, 0, sizeof(tm));
+    if (text == NULL || (rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+        return 0;
+    if (rest[0] == '.')
+        ms = atoi(rest + 1);
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* Reads the newest changes of earlier runs back from the audit log, so
+ * history and undo survive a restart. */
+static void load_history(struct mr_control *ctl, const char *audit_log)
+{
+    FILE *f = audit_log != NULL ? fopen(audit_log, "r") : NULL;
+    char line[16384];
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        json_t *entry = json_loads(line, 0, NULL);
+        const char *kind = json_string_value(json_object_get(entry, "change"));
+        const char *cluster = json_string_value(json_object_get(entry, "cluster"));
+        struct mr_change *c;
+        uint64_t seq = (uint64_t)json_integer_value(json_object_get(entry, "seq"));
+
+        if (kind == NULL) {
+            json_decref(entry);
+            continue;
+        }
+        if (strcmp(kind, "undo") == 0) {
+            /* An undo marks what it undid. */
+            uint64_t undid = (uint64_t)json_integer_value(
+                json_object_get(json_object_get(entry, "value"), "undid"));
+            for (size_t age = 0; age < ctl->history_len; age++)
+                if (history_at(ctl, age)->seq == undid)
+                    history_at(ctl, age)->undone = true;
+        }
+        c = record(ctl, kind, cluster, json_incref(json_object_get(entry, "value")),
+                   json_incref(json_object_get(entry, "previous")),
+                   (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
+                   (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
+        c->seq = seq;
+        c->time_ms = parse_iso_ms(json_string_value(json_object_get(entry, "time")));
+        c->undone = c->undone || json_is_true(json_object_get(entry, "undone"));
+        if (seq > ctl->next_seq)
+            ctl->next_seq = seq;
+        json_decref(entry);
+    }
+    fclose(f);
+}
+
 json_t *mr_control_history(struct mr_control *ctl)
 {
     json_t *list = json_array();
@@ -546,8 +603,8 @@ static const char *describe(const char *kind, int mode, int64_t deadline_s, doub
 
 /* Builds with next, checks, saves, publishes and records. */
 static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
-                 struct mr_overrides *next, bool dry_run, bool force, const char *what,
-                 json_t **answer, struct mr_change **done)
+                 struct mr_overrides *next, bool dry_run, bool force, uint64_t undid,
+                 const char *what, json_t **answer, struct mr_change **done)
 {
     struct mr_snapshot *before = mr_snap_acquire();
     struct mr_errors errs = {0};
@@ -602,6 +659,10 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
     ctl->overrides = *next;
     memset(next, 0, sizeof(*next));
     publish(ctl, after);
+    if (undid != 0)
+        json_object_set_new(value, "undid", json_integer((json_int_t)undid));
+    if (force && undid == 0)
+        json_object_set_new(value, "forced", json_true());
     *done = record(ctl, kind, cluster, value, previous, before->generation, after->generation);
     audit(ctl, *done);
     mr_log(MR_LOG_INFO, "%s %s: %s (generation %llu -> %llu)", kind, cluster, what,
@@ -644,7 +705,7 @@ int mr_control_change(struct mr_control *ctl, const char *kind, const char *clus
         return answer_error(answer, 500, "out of memory");
     }
     describe(kind, mode, deadline_s, weight, what, sizeof(what));
-    rc = apply(ctl, kind, cluster, &next, dry_run, force, what, answer, &done);
+    rc = apply(ctl, kind, cluster, &next, dry_run, force, 0, what, answer, &done);
     mr_overrides_clear(&next);
     return rc;
 }
@@ -755,14 +816,14 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         }
         snprintf(what, sizeof(what), "undid %s of %s", target->kind, cluster);
         target->undone = true;
-        status = apply(ctl, "undo", cluster, &next, false, true, what, &undo_answer, &applied);
+        status = apply(ctl, "undo", cluster, &next, false, true, seq, what, &undo_answer,
+                       &applied);
         mr_overrides_clear(&next);
         if (status != 200) {
             target->undone = false;
             *answer = undo_answer;
             return status;
         }
-        json_object_set_new(applied->value, "undid", json_integer((json_int_t)seq));
         *answer = undo_answer;
         return 200;
     }
@@ -1128,6 +1189,7 @@ int mr_control_start(struct mr_control *ctl, const char *path)
     }
     log_errors(path, &errs);
     mr_errors_clear(&errs);
+    load_history(ctl, snap->audit_log);
     if (mr_accesslog_open(snap->access_log) != 0) {
         mr_log(MR_LOG_ERROR, "access_log: cannot open %s: %m", snap->access_log);
         mr_snap_free(snap);

@@ -777,21 +777,35 @@ static void finish_response(struct mr_client *c)
     }
 }
 
+/* The Set-Cookie line for the exchange's cluster, signed at most once per
+ * second per cluster and worker; NULL when signing failed. */
+static const struct mr_cookie_line *cookie_line(struct mr_client *c)
+{
+    const struct mr_snapshot *snap = c->lease->snap;
+    struct mr_cookie_line *line = &c->lease->cookie_lines[c->decision.cluster->index];
+    int64_t now = now_s(c);
+    char value[MR_COOKIE_VALUE_MAX];
+    size_t value_len;
+
+    if (line->issued_s == now && line->len > 0)
+        return line;
+    value_len = mr_cookie_sign(c->lease->cookie_keys, c->decision.cluster->name, now,
+                               snap->session.max_age_s, value, sizeof(value));
+    line->len = value_len > 0 ? mr_cookie_set_header(snap, value, value_len, false, line->text,
+                                                     sizeof(line->text))
+                              : 0;
+    line->issued_s = now;
+    return line->len > 0 ? line : NULL;
+}
+
 /* Writes the client's response head from the upstream's, with the session
  * cookie when the decision was new. */
 static void send_response_head(struct mr_client *c, const struct mr_http1_head *head)
 {
-    const struct mr_snapshot *snap = c->lease->snap;
-    char value[MR_COOKIE_VALUE_MAX], extra[MR_COOKIE_VALUE_MAX + 256];
-    size_t extra_len = 0, value_len;
+    const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
+    size_t extra_len = cookie != NULL ? cookie->len : 0;
     struct evbuffer_iovec vec[1];
 
-    if (c->set_cookie && c->lease->cookie_keys != NULL) {
-        value_len = mr_cookie_sign(c->lease->cookie_keys, c->decision.cluster->name, now_s(c),
-                                   snap->session.max_age_s, value, sizeof(value));
-        if (value_len > 0)
-            extra_len = mr_cookie_set_header(snap, value, value_len, false, extra, sizeof(extra));
-    }
     if (evbuffer_reserve_space(c->conn->out,
                                (ev_ssize_t)mr_headers_response_size(head, extra_len), vec,
                                1) < 1) {
@@ -799,7 +813,7 @@ static void send_response_head(struct mr_client *c, const struct mr_http1_head *
         return;
     }
     vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after,
-                                         extra_len > 0 ? extra : NULL, extra_len);
+                                         cookie != NULL ? cookie->text : NULL, extra_len);
     c->bytes_out += vec[0].iov_len;
     c->status = head->status;
     evbuffer_commit_space(c->conn->out, vec, 1);

@@ -32,8 +32,9 @@ static struct mr_lease *lease_new(struct mr_worker *w, struct mr_snapshot *snap)
     l->cookie_keys = mr_cookie_keys_new(snap);
     l->cluster_stats = calloc(snap->n_clusters + 1, sizeof(*l->cluster_stats));
     l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
+    l->cookie_lines = calloc(snap->n_clusters + 1, sizeof(*l->cookie_lines));
     if (l->outstanding == NULL || l->cursors == NULL || l->cookie_keys == NULL ||
-        l->cluster_stats == NULL || l->endpoint_stats == NULL) {
+        l->cluster_stats == NULL || l->endpoint_stats == NULL || l->cookie_lines == NULL) {
         l->snap = NULL;
         lease_free(l);
         return NULL;
@@ -55,6 +56,7 @@ static void lease_free(struct mr_lease *l)
     free(l->cursors);
     free(l->cluster_stats);
     free(l->endpoint_stats);
+    free(l->cookie_lines);
     free(l);
 }
 

@@ -38,6 +38,15 @@ struct mr_lease {
     struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
     struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
     struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
+    struct mr_cookie_line *cookie_lines;       /* by cluster->index */
+};
+
+/* A signed Set-Cookie line, reused while its issue second lasts: every new
+ * session of that second gets the same bytes, without another HMAC. */
+struct mr_cookie_line {
+    int64_t issued_s;       /* 0: empty */
+    size_t len;
+    char text[640];
 };
 
 struct mr_worker {

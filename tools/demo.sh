@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conf=conf/examples/edge.json
-bin=build/release
+bin=${DEMO_BIN_DIR:-build/release}
 
 # "--cluster NAME ADDR..." for every cluster of the example.
 mapfile -t origin_args < <(python3 - "$conf" <<'PY'
