@@ -23,7 +23,7 @@ PY
 
 "$bin/origin" "${origin_args[@]}" > /dev/null &
 origin_pid=$!
-trap 'kill "$origin_pid" 2>/dev/null; wait "$origin_pid" 2>/dev/null || true' EXIT
+trap 'kill "$origin_pid" 2>/dev/null || true; wait "$origin_pid" 2>/dev/null || true' EXIT
 
 listen=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["listeners"][0]["address"])' "$conf")
 cat <<EOT
