@@ -170,6 +170,11 @@ def instrumented(pid):
 
 # ------------------------------------------------------------------- origin
 
+def _is_health_check(entry):
+    return any(name.lower() == "user-agent" and value == "meridian-health"
+               for name, value in entry.get("headers", []))
+
+
 class Origin:
     """The test origin (tools/origin.c) serving several clusters in one process.
 
@@ -242,14 +247,19 @@ class Origin:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def requests(self, since=0):
-        """Parsed log lines (one dict per request head received), from index since."""
+    def requests(self, since=0, health_checks=False):
+        """Parsed log lines (one dict per request head received), from index
+        since. meridian's health checks run on their own clock and are left
+        out unless asked for, so "nothing reached the origin" means clients."""
         if not self.log_path or not os.path.exists(self.log_path):
             return []
         with open(self.log_path, "rb") as f:
             data = f.read()
         lines = data.split(b"\n")[:-1]  # a last line without "\n" is still being written
-        return [json.loads(line) for line in lines[since:] if line]
+        entries = [json.loads(line) for line in lines if line]
+        if not health_checks:
+            entries = [e for e in entries if not _is_health_check(e)]
+        return entries[since:]
 
     def mark(self):
         """The current number of logged requests, for requests(since=mark)."""
