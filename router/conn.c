@@ -177,9 +177,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
                 vec[i].iov_len = left;
             left -= vec[i].iov_len;
         }
-        /* A full read means more is coming: read more at once next time. */
+        /* A full read means more is coming: read more at once next time;
+         * a small one means the bulk is over: back to small buffers, which
+         * malloc serves from its caches instead of fresh mappings. */
         if ((size_t)n == reserved && conn->read_size < READ_MAX)
             conn->read_size *= 2;
+        else if ((size_t)n < conn->read_size / 4 && conn->read_size > READ_MIN)
+            conn->read_size /= 2;
         evbuffer_commit_space(conn->in, vec, n_vec);
     }
     conn->on_read(conn, conn->arg);
