@@ -73,10 +73,11 @@ $(B)/meridianctl: $(B)/router/meridianctl.o $(B)/librouter.a $(B)/libcore.a
 $(B)/origin: $(B)/tools/origin.o
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-$(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libcore.a
+$(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
-$(ROUTER_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/librouter.a $(B)/libcore.a
+$(ROUTER_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/librouter.a \
+		$(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # Installs the Debian packages the build and the tests need (root, apt).

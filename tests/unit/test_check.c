@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -30,13 +32,10 @@
 #include "health/health.h"
 
 /* 32 bytes, base64: a valid session secret. */
-#define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 #define INTERVAL_MS 50
 #define TIMEOUT_MS 40 /* conf requires timeout_ms <= interval_ms */
 
-static char tmpdir[64];
-static char keys_path[128];
 
 static int64_t now_us(void)
 {
@@ -193,30 +192,6 @@ static struct server *start_server(enum mode mode, bool listening)
 
 /* ---- fixtures ---- */
 
-static int setup_keys(void **state)
-{
-    FILE *f;
-    (void)state;
-
-    strcpy(tmpdir, "/tmp/meridian-test-check-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
-        return -1;
-    }
-    snprintf(keys_path, sizeof(keys_path), "%s/session.keys", tmpdir);
-    f = fopen(keys_path, "w");
-    if (f == NULL) {
-        return -1;
-    }
-    fputs("test1:" SECRET32 "\n", f);
-    return fclose(f);
-}
-
-static int teardown_keys(void **state)
-{
-    (void)state;
-    unlink(keys_path);
-    return rmdir(tmpdir);
-}
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -292,7 +267,7 @@ static struct mr_snapshot *load(size_t k, const char *clusters, int interval_ms,
              interval_ms, timeout_ms, clusters);
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_conf_load_string(json, tmpdir, &errs);
+    snaps[k] = mr_conf_load_string(json, mr_test_dir, &errs);
     if (snaps[k] == NULL) {
         for (size_t i = 0; i < errs.n_errors; i++) {
             fprintf(stderr, "    error: %s\n", errs.errors[i]);
@@ -620,5 +595,5 @@ int main(void)
     };
 
     mr_log_set_level(MR_LOG_ERROR);
-    return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
+    return cmocka_run_group_tests(tests, mr_test_keys_setup, mr_test_keys_teardown);
 }

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include "common/err.h"
 #include "common/log.h"
 #include "conf/conf.h"
@@ -21,35 +23,8 @@
 #include "health/health.h"
 
 /* 32 bytes, base64: a valid session secret. */
-#define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
-static char tmpdir[64];
-static char keys_path[128];
 
-static int setup_keys(void **state)
-{
-    FILE *f;
-    (void)state;
-
-    strcpy(tmpdir, "/tmp/meridian-test-health-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
-        return -1;
-    }
-    snprintf(keys_path, sizeof(keys_path), "%s/session.keys", tmpdir);
-    f = fopen(keys_path, "w");
-    if (f == NULL) {
-        return -1;
-    }
-    fputs("test1:" SECRET32 "\n", f);
-    return fclose(f);
-}
-
-static int teardown_keys(void **state)
-{
-    (void)state;
-    unlink(keys_path);
-    return rmdir(tmpdir);
-}
 
 /* Per-test state, freed by the teardown even when an assertion fails. */
 #define MAX_SNAPS 4
@@ -89,7 +64,7 @@ static struct mr_snapshot *load(size_t k, const char *regions, const char *healt
              health, regions);
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_conf_load_string(json, tmpdir, &errs);
+    snaps[k] = mr_conf_load_string(json, mr_test_dir, &errs);
     if (snaps[k] == NULL) {
         for (size_t i = 0; i < errs.n_errors; i++) {
             fprintf(stderr, "    error: %s\n", errs.errors[i]);
@@ -544,5 +519,5 @@ int main(void)
 
     /* Transitions are logged at info/warning; keep the test output quiet. */
     mr_log_set_level(MR_LOG_ERROR);
-    return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
+    return cmocka_run_group_tests(tests, mr_test_keys_setup, mr_test_keys_teardown);
 }

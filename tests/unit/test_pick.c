@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include "common/err.h"
 #include "common/log.h"
 #include "conf/conf.h"
@@ -28,33 +30,8 @@
 #include "router/pick.h"
 
 /* 32 bytes, base64: a valid session secret. */
-#define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
-static char tmpdir[64];
-static char keys_path[128];
 
-static int setup_keys(void **state)
-{
-    FILE *f;
-    (void)state;
-
-    strcpy(tmpdir, "/tmp/meridian-test-pick-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    snprintf(keys_path, sizeof(keys_path), "%s/session.keys", tmpdir);
-    f = fopen(keys_path, "w");
-    if (f == NULL)
-        return -1;
-    fputs("test1:" SECRET32 "\n", f);
-    return fclose(f);
-}
-
-static int teardown_keys(void **state)
-{
-    (void)state;
-    unlink(keys_path);
-    return rmdir(tmpdir);
-}
 
 /* The snapshot of the running test, freed by its teardown, and the health
  * registry attached to it (NULL when the test attaches none). */
@@ -89,7 +66,7 @@ static struct mr_snapshot *load_with(const char *extra, const char *regions,
             " \"regions\": %s, \"routing\": %s}",
             extra, regions, routing);
     mr_snap_free(snap);
-    snap = mr_conf_load_string(json, tmpdir, &errs);
+    snap = mr_conf_load_string(json, mr_test_dir, &errs);
     free(json);
     if (snap == NULL) {
         for (size_t i = 0; i < errs.n_errors; i++)
@@ -1137,5 +1114,5 @@ int main(int argc, char **argv)
     find_testdata(argc > 0 ? argv[0] : "");
     /* Health transitions log at WARN: keep the test output to cmocka's. */
     mr_log_set_level(MR_LOG_ERROR);
-    return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
+    return cmocka_run_group_tests(tests, mr_test_keys_setup, mr_test_keys_teardown);
 }
