@@ -56,6 +56,7 @@ struct mr_client {
     struct event *resume;      /* serves a pipelined request from the loop */
     enum client_state state;
     bool close_after;          /* no keep-alive after the current response */
+    bool peer_closed;          /* the client half-closed: answer what came, then close */
 
     /* The exchange in flight (state CS_ACTIVE). */
     struct mr_lease *lease;
@@ -692,6 +693,10 @@ static void read_request(struct mr_client *c)
     int r = mr_http1_parse_head(c->req_parser, c->conn->in, false, &head);
 
     if (r == MR_HTTP1_AGAIN) {
+        if (c->peer_closed) {
+            free_client(c); /* a head that can no longer complete */
+            return;
+        }
         if (c->state == CS_IDLE && evbuffer_get_length(c->conn->in) > 0) {
             c->state = CS_HEAD;
             arm_timer(c->timer, client_snap(c)->timeouts.client_header_ms);
@@ -701,6 +706,9 @@ static void read_request(struct mr_client *c)
     if (r > 0) {
         /* Logged with what is known: no method, path or decision. */
         evtimer_del(c->timer);
+        c->resp_started = false; /* whatever the previous exchange sent */
+        c->status = 0;
+        c->bytes_out = 0;
         c->unlogged = true;
         c->bytes_in = evbuffer_get_length(c->conn->in);
         c->log_method_len = c->log_target_len = 0;
@@ -764,10 +772,15 @@ static void finish_response(struct mr_client *c)
         close_when_flushed(c);
         return;
     }
+    if (c->peer_closed && evbuffer_get_length(c->conn->in) == 0) {
+        close_when_flushed(c);
+        return;
+    }
     end_exchange(c);
     c->state = CS_IDLE;
     arm_timer(c->timer, c->w->lease->snap->timeouts.client_idle_ms);
-    mr_conn_read_start(c->conn);
+    if (!c->peer_closed)
+        mr_conn_read_start(c->conn);
     if (evbuffer_get_length(c->conn->in) > 0) {
         /* A pipelined request: served from the loop, not from this stack. */
         if (c->resume == NULL)
@@ -982,11 +995,12 @@ static void on_client_drain(struct mr_conn *conn, void *arg)
 static void on_client_event(struct mr_conn *conn, enum mr_conn_event what, void *arg)
 {
     struct mr_client *c = arg;
-    (void)conn;
 
-    if (what == MR_CONN_EOF && c->state == CS_ACTIVE && c->req_done) {
-        /* Half-closed after a whole request: still answer it. */
-        c->close_after = true;
+    /* Half-closed after whole requests (pipelined ones wait in the input):
+     * answer them all, then close. */
+    if (what == MR_CONN_EOF && ((c->state == CS_ACTIVE && c->req_done) ||
+                                (c->state == CS_IDLE && evbuffer_get_length(conn->in) > 0))) {
+        c->peer_closed = true;
         return;
     }
     free_client(c);

@@ -96,6 +96,27 @@ class ProxyTest(unittest.TestCase):
             r5 = c.request("GET", "/after")
             self.assertEqual(r5.json()["path"], "/after", "connection usable after the pipeline")
 
+    def test_half_closed_pipeline_answered_then_closed(self):
+        # A client that sends its requests and shuts its side (printf | nc)
+        # still gets every answer, the malformed last one a 400, then EOF.
+        with self.meridian({"main": self.main}) as m, RawConn(port=m.port, timeout=5) as c:
+            c.send(b"GET /h1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET /h2?delay_ms=50 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET /h3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GARBAGE\r\n\r\n")
+            c.shutdown_write()
+            paths = [c.read_response().json()["path"] for _ in range(3)]
+            self.assertEqual(paths, ["/h1", "/h2?delay_ms=50", "/h3"])
+            self.assertEqual(c.read_response().status, 400)
+            self.assertTrue(c.closed(2.0), "closed after the last answer")
+
+    def test_malformed_request_after_a_good_one_gets_400(self):
+        with self.meridian({"main": self.main}) as m, RawConn(port=m.port, timeout=5) as c:
+            self.assertEqual(c.request("GET", "/good").status, 200)
+            c.send(b"GET /bad HTTP/1.1\nHost: x\n\n")
+            self.assertEqual(c.read_response().status, 400)
+            self.assertTrue(c.closed(2.0))
+
     # --------------------------------------------------------------- headers
 
     def test_hop_by_hop_headers_removed(self):
