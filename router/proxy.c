@@ -1,7 +1,6 @@
 /* router/proxy.c: see proxy.h. */
 #include "router/proxy.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
@@ -11,7 +10,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "common/log.h"
 #include "router/accesslog.h"
 #include "router/clientaddr.h"
 #include "router/cookie.h"

@@ -254,7 +254,6 @@ static int teardown(void **state)
 /* Loads snaps[k] with one region; clusters is the JSON array of clusters. */
 static struct mr_snapshot *load(size_t k, const char *clusters, int interval_ms, int timeout_ms)
 {
-    struct mr_errors errs = {0};
     char json[4096];
 
     snprintf(json, sizeof(json),
@@ -267,15 +266,7 @@ static struct mr_snapshot *load(size_t k, const char *clusters, int interval_ms,
              interval_ms, timeout_ms, clusters);
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_conf_load_string(json, mr_test_dir, &errs);
-    if (snaps[k] == NULL) {
-        for (size_t i = 0; i < errs.n_errors; i++) {
-            fprintf(stderr, "    error: %s\n", errs.errors[i]);
-        }
-        mr_errors_clear(&errs);
-        fail_msg("configuration did not load");
-    }
-    mr_errors_clear(&errs);
+    snaps[k] = mr_test_load(json);
     return snaps[k];
 }
 

@@ -54,7 +54,6 @@ static int teardown_reg(void **state)
  * snaps[k] (refs = 1, unpublished). */
 static struct mr_snapshot *load(size_t k, const char *regions, const char *health)
 {
-    struct mr_errors errs = {0};
     char json[4096];
 
     snprintf(json, sizeof(json),
@@ -64,15 +63,7 @@ static struct mr_snapshot *load(size_t k, const char *regions, const char *healt
              health, regions);
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_conf_load_string(json, mr_test_dir, &errs);
-    if (snaps[k] == NULL) {
-        for (size_t i = 0; i < errs.n_errors; i++) {
-            fprintf(stderr, "    error: %s\n", errs.errors[i]);
-        }
-        mr_errors_clear(&errs);
-        fail_msg("configuration did not load");
-    }
-    mr_errors_clear(&errs);
+    snaps[k] = mr_test_load(json);
     return snaps[k];
 }
 

@@ -1,10 +1,18 @@
 /* tests/unit/testutil.c: see testutil.h. */
 #include "tests/unit/testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf/conf.h"
 
 /* 32 bytes once decoded: the shortest secret the loader accepts. */
 #define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -33,4 +41,19 @@ int mr_test_keys_teardown(void **state)
     (void)state;
     unlink(mr_test_keys_path);
     return rmdir(mr_test_dir);
+}
+
+struct mr_snapshot *mr_test_load(const char *json)
+{
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = mr_conf_load_string(json, mr_test_dir, &errs);
+
+    if (snap == NULL) {
+        for (size_t i = 0; i < errs.n_errors; i++)
+            fprintf(stderr, "    error: %s\n", errs.errors[i]);
+        mr_errors_clear(&errs);
+        fail_msg("configuration did not load");
+    }
+    mr_errors_clear(&errs);
+    return snap;
 }

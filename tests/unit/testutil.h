@@ -15,4 +15,10 @@ extern char mr_test_keys_path[128]; /* its session.keys */
 int mr_test_keys_setup(void **state);
 int mr_test_keys_teardown(void **state);
 
+struct mr_snapshot;
+
+/* Loads json (relative paths against mr_test_dir) into a new snapshot, or
+ * fails the running test with every configuration error printed. */
+struct mr_snapshot *mr_test_load(const char *json);
+
 #endif
