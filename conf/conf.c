@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/tls1.h>
 
 #include "conf/secrets.h"
 
@@ -322,9 +323,130 @@ static void load_workers(struct loader *ld, json_t *root)
     ld->snap->workers = (int)workers;
 }
 
+#define LISTENERS_MAX 32
+
+/* Mozilla's "intermediate" TLS 1.2 list: forward secrecy, AEAD only. */
+#define DEFAULT_CIPHERS                                                                    \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                          \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                          \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+static bool read_mode(struct loader *ld, json_t *v, const char *path, enum mr_mode *out)
+{
+    const char *s;
+
+    if (!read_string(ld, v, path, true, &s))
+        return false;
+    if (strcmp(s, "proxy") == 0)
+        *out = MR_MODE_PROXY;
+    else if (strcmp(s, "redirect") == 0)
+        *out = MR_MODE_REDIRECT;
+    else {
+        mr_errors_add(ld->errs, "%s: expected \"proxy\" or \"redirect\"", path);
+        return false;
+    }
+    return true;
+}
+
+static void load_certificates(struct loader *ld, json_t *tls, const char *tpath,
+                              struct mr_tls_conf *conf)
+{
+    static const char *const keys[] = {"cert", "key", "ocsp", NULL};
+    json_t *arr = member(ld, tls, tpath, "certificates", true);
+    char p[JPATH_MAX], q[JPATH_MAX];
+    size_t n;
+
+    key_path(q, tpath, "certificates");
+    if (arr == NULL || (n = read_array(ld, arr, q)) == 0)
+        return;
+    conf->certificates = zalloc(ld, n, sizeof(*conf->certificates));
+    if (conf->certificates == NULL)
+        return;
+    conf->n_certificates = n;
+    for (size_t i = 0; i < n; i++) {
+        struct mr_tls_certificate *c = &conf->certificates[i];
+        json_t *item = json_array_get(arr, i);
+        const char *s;
+
+        index_path(p, q, i);
+        if (!read_object(ld, item, p))
+            continue;
+        check_keys(ld, item, p, keys);
+        s = NULL;
+        if (member_string(ld, item, p, "cert", true, true, &s) && s != NULL)
+            c->cert = resolve_path(ld, s);
+        s = NULL;
+        if (member_string(ld, item, p, "key", true, true, &s) && s != NULL)
+            c->key = resolve_path(ld, s);
+        s = NULL;
+        if (member_string(ld, item, p, "ocsp", false, true, &s) && s != NULL)
+            c->ocsp = resolve_path(ld, s);
+    }
+}
+
+/* listeners[i].tls; the files themselves are read by router/tls.c. */
+static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct mr_listener *l)
+{
+    static const char *const keys[] = {"certificates", "min_version", "ciphers", "ciphersuites",
+                                       "alpn", "session_tickets", "ticket_rotate_s", NULL};
+    static const char *const default_alpn[] = {"http/1.1", NULL};
+    json_t *tls = member(ld, item, lpath, "tls", false), *v;
+    struct mr_tls_conf *conf;
+    char p[JPATH_MAX], q[JPATH_MAX];
+    const char *s;
+    int64_t rotate = 3600;
+
+    if (tls == NULL)
+        return;
+    key_path(p, lpath, "tls");
+    if (!read_object(ld, tls, p))
+        return;
+    check_keys(ld, tls, p, keys);
+    conf = l->tls = zalloc(ld, 1, sizeof(*conf));
+    if (conf == NULL)
+        return;
+    load_certificates(ld, tls, p, conf);
+    conf->min_version = TLS1_2_VERSION;
+    s = NULL;
+    if (member_string(ld, tls, p, "min_version", false, true, &s) && s != NULL) {
+        if (strcmp(s, "TLSv1.3") == 0) {
+            conf->min_version = TLS1_3_VERSION;
+        } else if (strcmp(s, "TLSv1.2") != 0) {
+            key_path(q, p, "min_version");
+            mr_errors_add(ld->errs, "%s: expected \"TLSv1.2\" or \"TLSv1.3\" (older versions are "
+                                    "not offered)", q);
+        }
+    }
+    s = DEFAULT_CIPHERS;
+    member_string(ld, tls, p, "ciphers", false, true, &s);
+    conf->ciphers = copy_string(ld, s);
+    s = NULL;
+    if (member_string(ld, tls, p, "ciphersuites", false, true, &s) && s != NULL)
+        conf->ciphersuites = copy_string(ld, s);
+    if ((v = member(ld, tls, p, "alpn", false)) != NULL) {
+        key_path(q, p, "alpn");
+        conf->alpn = read_strv(ld, v, q);
+        for (size_t i = 0; conf->alpn != NULL && conf->alpn[i] != NULL; i++) {
+            if (strcmp(conf->alpn[i], "http/1.1") != 0 && strcmp(conf->alpn[i], "http/1.0") != 0) {
+                char r[JPATH_MAX];
+                index_path(r, q, i);
+                mr_errors_add(ld->errs, "%s: \"%s\" is not offered: meridian speaks HTTP/1.1 "
+                                        "(\"http/1.1\" or \"http/1.0\")", r, conf->alpn[i]);
+            }
+        }
+    } else {
+        conf->alpn = make_strv(ld, default_alpn);
+    }
+    conf->session_tickets = true;
+    member_bool(ld, tls, p, "session_tickets", &conf->session_tickets);
+    member_int(ld, tls, p, "ticket_rotate_s", 1, 7 * 86400, &rotate);
+    conf->ticket_rotate_s = (int)rotate;
+}
+
 static void load_listeners(struct loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"name", "address", NULL};
+    static const char *const keys[] = {"name", "address", "tls", "proxy_protocol", "mode",
+                                       "redirect_https", "https_port", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *arr = member(ld, root, "", "listeners", true);
     char p[JPATH_MAX], q[JPATH_MAX];
@@ -332,16 +454,22 @@ static void load_listeners(struct loader *ld, json_t *root)
 
     if (arr == NULL || (n = read_array(ld, arr, "listeners")) == 0)
         return;
+    if (n > LISTENERS_MAX) {
+        mr_errors_add(ld->errs, "listeners: at most %d listeners", LISTENERS_MAX);
+        return;
+    }
     snap->listeners = zalloc(ld, n, sizeof(*snap->listeners));
     if (snap->listeners == NULL)
         return;
     snap->n_listeners = n;
     for (size_t i = 0; i < n; i++) {
         struct mr_listener *l = &snap->listeners[i];
-        json_t *item = json_array_get(arr, i);
+        json_t *item = json_array_get(arr, i), *v;
         const char *s = NULL;
+        int64_t https_port = 443;
 
         index_path(p, "listeners", i);
+        l->https_port = 443;
         if (!read_object(ld, item, p))
             continue;
         check_keys(ld, item, p, keys);
@@ -358,6 +486,21 @@ static void load_listeners(struct loader *ld, json_t *root)
             }
             l->name = copy_string(ld, s);
         }
+        load_tls(ld, item, p, l);
+        member_bool(ld, item, p, "proxy_protocol", &l->proxy_protocol);
+        if ((v = member(ld, item, p, "mode", false)) != NULL) {
+            key_path(q, p, "mode");
+            read_mode(ld, v, q, &l->mode);
+        }
+        member_bool(ld, item, p, "redirect_https", &l->redirect_https);
+        if (l->redirect_https && l->tls != NULL) {
+            key_path(q, p, "redirect_https");
+            mr_errors_add(ld->errs, "%s: only for a plain listener (this one has tls)", q);
+        }
+        if (member_int(ld, item, p, "https_port", 1, 65535, &https_port))
+            l->https_port = (int)https_port;
+        if (l->mode == MR_MODE_REDIRECT && !l->redirect_https)
+            snap->uses_redirect = true;
         s = NULL;
         if (member_string(ld, item, p, "address", true, true, &s) && s != NULL) {
             key_path(q, p, "address");
@@ -375,6 +518,53 @@ static void load_listeners(struct loader *ld, json_t *root)
             }
             l->address = copy_string(ld, s);
         }
+    }
+}
+
+/* "hosts": {"go.example.com": {"mode": "redirect"}}: a mode per request Host. */
+static void load_hosts(struct loader *ld, json_t *root)
+{
+    static const char *const keys[] = {"mode", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    json_t *obj = member(ld, root, "", "hosts", false);
+    const char *host;
+    json_t *rule;
+    char p[JPATH_MAX], q[JPATH_MAX];
+
+    if (obj == NULL || !read_object(ld, obj, "hosts") || json_object_size(obj) == 0)
+        return;
+    snap->hosts = zalloc(ld, json_object_size(obj), sizeof(*snap->hosts));
+    if (snap->hosts == NULL)
+        return;
+    json_object_foreach(obj, host, rule) {
+        struct mr_host_rule *h = &snap->hosts[snap->n_hosts];
+        bool ok = host[0] != '\0';
+
+        key_path(p, "hosts", host);
+        for (const char *c = host; *c != '\0' && ok; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                 (*c >= '0' && *c <= '9') || *c == '-' || *c == '.';
+        if (!ok) {
+            mr_errors_add(ld->errs, "%s: expected a host name (letters, digits, '-' and '.', "
+                                    "no port)", p);
+            continue;
+        }
+        if (!read_object(ld, rule, p))
+            continue;
+        check_keys(ld, rule, p, keys);
+        h->mode = MR_MODE_PROXY;
+        if (member(ld, rule, p, "mode", true) != NULL) {
+            key_path(q, p, "mode");
+            if (!read_mode(ld, json_object_get(rule, "mode"), q, &h->mode))
+                continue;
+        }
+        h->host = copy_string(ld, host);
+        for (char *c = h->host; c != NULL && *c != '\0'; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        if (h->mode == MR_MODE_REDIRECT)
+            snap->uses_redirect = true;
+        snap->n_hosts++;
     }
 }
 
@@ -652,9 +842,37 @@ static void load_drain(struct loader *ld, json_t *obj, const char *cpath, struct
     }
 }
 
+/* An absolute http(s) URL with a host, no query or fragment; kept without
+ * a trailing '/', since the request target is appended to it. */
+static void load_public_url(struct loader *ld, const char *cpath, const char *s,
+                            struct mr_cluster *c)
+{
+    const char *rest = strncmp(s, "https://", 8) == 0 ? s + 8
+                       : strncmp(s, "http://", 7) == 0 ? s + 7
+                                                        : NULL;
+    char p[JPATH_MAX];
+    size_t len = strlen(s);
+    bool ok = rest != NULL && rest[0] != '\0' && rest[0] != '/';
+
+    for (const char *ch = s; ok && *ch != '\0'; ch++)
+        ok = *ch > 0x20 && *ch < 0x7f && *ch != '?' && *ch != '#' && *ch != '"';
+    if (!ok) {
+        key_path(p, cpath, "public_url");
+        mr_errors_add(ld->errs, "%s: expected an absolute http:// or https:// URL without "
+                                "query or fragment", p);
+        return;
+    }
+    while (len > 0 && s[len - 1] == '/')
+        len--;
+    c->public_url = strndup(s, len);
+    if (c->public_url == NULL)
+        ld->oom = true;
+}
+
 static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
 {
-    static const char *const keys[] = {"name", "weight", "endpoints", "public_url", "drain", NULL};
+    static const char *const keys[] = {"name",  "weight",     "endpoints", "public_url",
+                                       "drain", "send_proxy", NULL};
     struct mr_region *region = &ld->snap->regions[r];
     struct mr_cluster *c = &region->clusters[i];
     char p[JPATH_MAX], where[JPATH_MAX];
@@ -682,7 +900,18 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
     c->configured_weight = c->weight;
     s = NULL;
     if (member_string(ld, obj, cpath, "public_url", false, true, &s) && s != NULL)
-        c->public_url = copy_string(ld, s);
+        load_public_url(ld, cpath, s, c);
+    s = NULL;
+    if (member_string(ld, obj, cpath, "send_proxy", false, true, &s) && s != NULL) {
+        if (strcmp(s, "v1") == 0)
+            c->send_proxy = MR_SEND_PROXY_V1;
+        else if (strcmp(s, "v2") == 0)
+            c->send_proxy = MR_SEND_PROXY_V2;
+        else if (strcmp(s, "none") != 0) {
+            key_path(p, cpath, "send_proxy");
+            mr_errors_add(ld->errs, "%s: expected \"v1\", \"v2\" or \"none\"", p);
+        }
+    }
     load_drain(ld, obj, cpath, c);
     load_endpoints(ld, obj, cpath, c);
 }
@@ -919,11 +1148,12 @@ static void load_timeouts(struct loader *ld, json_t *root)
     static const char *const keys[] = {"client_header_ms",    "client_idle_ms",
                                        "upstream_connect_ms", "upstream_response_ms",
                                        "upstream_idle_ms",    "shutdown_grace_ms",
-                                       NULL};
+                                       "tunnel_idle_ms",      NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = member(ld, root, "", "timeouts", false);
     int64_t client_header_ms = 10000, client_idle_ms = 60000, upstream_connect_ms = 2000,
-            upstream_response_ms = 30000, upstream_idle_ms = 30000, shutdown_grace_ms = 30000;
+            upstream_response_ms = 30000, upstream_idle_ms = 30000, shutdown_grace_ms = 30000,
+            tunnel_idle_ms = 300000;
 
     if (obj != NULL && read_object(ld, obj, "timeouts")) {
         check_keys(ld, obj, "timeouts", keys);
@@ -934,6 +1164,7 @@ static void load_timeouts(struct loader *ld, json_t *root)
                    &upstream_response_ms);
         member_int(ld, obj, "timeouts", "upstream_idle_ms", 1, INT_MAX, &upstream_idle_ms);
         member_int(ld, obj, "timeouts", "shutdown_grace_ms", 0, INT_MAX, &shutdown_grace_ms);
+        member_int(ld, obj, "timeouts", "tunnel_idle_ms", 1, INT_MAX, &tunnel_idle_ms);
     }
     snap->timeouts.client_header_ms = (int)client_header_ms;
     snap->timeouts.client_idle_ms = (int)client_idle_ms;
@@ -941,6 +1172,7 @@ static void load_timeouts(struct loader *ld, json_t *root)
     snap->timeouts.upstream_response_ms = (int)upstream_response_ms;
     snap->timeouts.upstream_idle_ms = (int)upstream_idle_ms;
     snap->timeouts.shutdown_grace_ms = (int)shutdown_grace_ms;
+    snap->timeouts.tunnel_idle_ms = (int)tunnel_idle_ms;
 }
 
 static void load_limits(struct loader *ld, json_t *root)
@@ -1028,6 +1260,21 @@ static void load_files(struct loader *ld, json_t *root)
     }
 }
 
+/* Redirect mode sends sessions to public_url: every cluster needs one. */
+static void check_public_urls(struct loader *ld)
+{
+    const struct mr_snapshot *snap = ld->snap;
+
+    if (!snap->uses_redirect)
+        return;
+    for (size_t r = 0; r < snap->n_regions; r++)
+        for (size_t i = 0; i < snap->regions[r].n_clusters; i++)
+            if (snap->regions[r].clusters[i].public_url == NULL)
+                mr_errors_add(ld->errs,
+                              "regions[%zu].clusters[%zu].public_url: required when a listener "
+                              "or host uses redirect mode", r, i);
+}
+
 /* Validates root into a new snapshot that takes over path; NULL when any
  * error was added. source names the input in document-level messages. */
 static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
@@ -1036,7 +1283,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
     static const char *const keys[] = {"workers", "listeners", "trusted_proxies", "geoip",
                                        "session", "health",    "regions",         "routing",
                                        "timeouts", "limits",   "admin",           "state_file",
-                                       "access_log", "audit_log", NULL};
+                                       "access_log", "audit_log", "hosts",       NULL};
     struct loader ld = {.errs = errs, .base_dir = base_dir};
     size_t errors_before = errs->n_errors;
     json_t *routing;
@@ -1061,6 +1308,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
     load_workers(&ld, root);
     load_listeners(&ld, root);
     load_trusted_proxies(&ld, root);
+    load_hosts(&ld, root);
     load_geoip(&ld, root);
     load_session(&ld, root);
     load_health(&ld, root);
@@ -1071,6 +1319,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
     load_limits(&ld, root);
     load_admin(&ld, root);
     load_files(&ld, root);
+    check_public_urls(&ld);
 
     if (ld.oom)
         mr_errors_add(errs, "%s: out of memory", source);

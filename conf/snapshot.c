@@ -40,6 +40,22 @@ int mr_snap_on_release(struct mr_snapshot *snap, mr_snap_release_fn fn)
     return 0;
 }
 
+static void free_tls_conf(struct mr_tls_conf *tls)
+{
+    if (tls == NULL)
+        return;
+    for (size_t i = 0; i < tls->n_certificates; i++) {
+        free(tls->certificates[i].cert);
+        free(tls->certificates[i].key);
+        free(tls->certificates[i].ocsp);
+    }
+    free(tls->certificates);
+    free(tls->ciphers);
+    free(tls->ciphersuites);
+    free_strv(tls->alpn);
+    free(tls);
+}
+
 void mr_snap_free(struct mr_snapshot *snap)
 {
     if (snap == NULL)
@@ -51,9 +67,13 @@ void mr_snap_free(struct mr_snapshot *snap)
     for (size_t i = 0; i < snap->n_listeners; i++) {
         free(snap->listeners[i].name);
         free(snap->listeners[i].address);
+        free_tls_conf(snap->listeners[i].tls);
     }
     free(snap->listeners);
     free(snap->trusted_proxies.items);
+    for (size_t i = 0; i < snap->n_hosts; i++)
+        free(snap->hosts[i].host);
+    free(snap->hosts);
 
     free(snap->geoip.database);
     free_strv(snap->geoip.country);

@@ -38,11 +38,15 @@ struct mr_endpoint {
     struct mr_health_slot *health; /* attached by health/; NULL reads as up */
 };
 
+/* How a cluster's origins learn the client's address (PROXY protocol). */
+enum mr_send_proxy { MR_SEND_PROXY_NONE, MR_SEND_PROXY_V1, MR_SEND_PROXY_V2 };
+
 struct mr_cluster {
     char *name;
     double weight;             /* >= 0; relative within the region; in force */
     double configured_weight;  /* as the file says (weight may be overridden) */
-    char *public_url;          /* NULL unless set (redirect mode, later) */
+    char *public_url;          /* redirect mode's target, no trailing '/'; NULL unless set */
+    enum mr_send_proxy send_proxy;
     struct mr_endpoint *endpoints;
     size_t n_endpoints;
     struct mr_region *region;
@@ -60,10 +64,43 @@ struct mr_region {
     size_t index;
 };
 
+/* What a listener (or a request's Host) does with a request. */
+enum mr_mode { MR_MODE_PROXY, MR_MODE_REDIRECT };
+
+struct mr_tls_certificate {
+    char *cert, *key;          /* resolved PEM paths */
+    char *ocsp;                /* DER OCSP response to staple; NULL for none */
+};
+
+struct mr_tls_conf {
+    struct mr_tls_certificate *certificates; /* [0] is the default */
+    size_t n_certificates;
+    int min_version;           /* TLS1_2_VERSION or TLS1_3_VERSION */
+    char *ciphers;             /* TLS 1.2 cipher list */
+    char *ciphersuites;        /* TLS 1.3 suites; NULL: OpenSSL's */
+    char **alpn;               /* NULL-terminated protocol names */
+    bool session_tickets;
+    int ticket_rotate_s;
+};
+
+struct mr_tls_server;          /* router/tls.h: a listener's certificates, ready */
+
 struct mr_listener {
     char *name;
     char *address;
     struct mr_sockaddr addr;
+    struct mr_tls_conf *tls;   /* NULL: plain HTTP */
+    bool proxy_protocol;       /* connections start with a PROXY v1/v2 header */
+    enum mr_mode mode;
+    bool redirect_https;       /* plain listener: 308 every request to https */
+    int https_port;            /* for redirect_https; 443 is left out of URLs */
+    struct mr_tls_server *tls_server; /* attached by router/tls.c when tls is set */
+};
+
+/* A per-Host mode from the "hosts" object. */
+struct mr_host_rule {
+    char *host;                /* lower case, no port */
+    enum mr_mode mode;
 };
 
 /* An ordered list of regions (indices into snapshot->regions). */
@@ -95,6 +132,9 @@ struct mr_snapshot {
     struct mr_listener *listeners;
     size_t n_listeners;
     struct mr_cidr_set trusted_proxies;
+    struct mr_host_rule *hosts;
+    size_t n_hosts;
+    bool uses_redirect;        /* some listener or host rule is in redirect mode */
 
     struct {
         char *database;        /* resolved path, NULL when no geoip block */
@@ -141,6 +181,7 @@ struct mr_snapshot {
         int upstream_connect_ms, upstream_response_ms;
         int upstream_idle_ms;  /* pooled upstream connections closed after */
         int shutdown_grace_ms; /* in-flight requests get this long at stop */
+        int tunnel_idle_ms;    /* an upgraded connection silent both ways this long closes */
     } timeouts;
 
     struct {

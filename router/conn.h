@@ -7,6 +7,10 @@
  * asks FIONREAD first), and mr_conn_flush() writes at once, arming the write
  * event only when the kernel pushes back. One thread only.
  *
+ * A conn may carry TLS (mr_conn_start_tls): the same reads and writes go
+ * through SSL_read / SSL_write on the socket, with OpenSSL reading ahead,
+ * so a record costs no extra system call.
+ *
  * Callbacks may free the conn; nothing touches it after calling one.
  */
 #ifndef MR_ROUTER_CONN_H
@@ -22,11 +26,15 @@
 struct event_base;
 struct evbuffer;
 struct mr_conn;
+typedef struct ssl_st SSL;
 
 enum mr_conn_event {
     MR_CONN_CONNECTED, /* an outgoing connect completed */
     MR_CONN_EOF,       /* the peer closed its side; reading stopped */
-    MR_CONN_ERROR,     /* connect or I/O failed (errno in conn->error) */
+    MR_CONN_ERROR,     /* connect, I/O or TLS failed (errno in conn->error;
+                          EPROTO for a TLS failure) */
+    MR_CONN_TLS_READY, /* the TLS handshake completed; reading goes on (the
+                          one callback that must not free the conn) */
 };
 
 typedef void (*mr_conn_cb)(struct mr_conn *conn, void *arg);
@@ -40,6 +48,11 @@ struct mr_conn {
     /* private */
     struct event *rev, *wev;
     bool reading, writing, connecting;
+    SSL *ssl;                      /* owned; NULL for plain TCP */
+    bool handshaking;              /* TLS handshake not complete yet */
+    bool read_wants_write;         /* SSL_read needs the socket writable */
+    bool write_wants_read;         /* SSL_write needs the socket readable */
+    bool tls_dead;                 /* a fatal TLS error: no close_notify */
     size_t read_size;
     mr_conn_cb on_read, on_drain;
     mr_conn_event_cb on_event;
@@ -55,6 +68,11 @@ struct mr_conn *mr_conn_connect(struct event_base *base, const struct mr_sockadd
 
 /* Closes the socket and frees everything; accepts NULL. */
 void mr_conn_free(struct mr_conn *conn);
+
+/* Makes conn a TLS server connection (taking ownership of ssl, which must
+ * be in accept state); the handshake runs as the conn reads, before any
+ * on_read. MR_CONN_TLS_READY or MR_CONN_ERROR follows. */
+void mr_conn_start_tls(struct mr_conn *conn, SSL *ssl);
 
 void mr_conn_setcb(struct mr_conn *conn, mr_conn_cb on_read, mr_conn_cb on_drain,
                    mr_conn_event_cb on_event, void *arg);

@@ -28,6 +28,7 @@
 #include "router/cookie.h"
 #include "router/pick.h"
 #include "router/stats.h"
+#include "router/tls.h"
 #include "router/worker.h"
 
 #define TICK_MS 250
@@ -89,7 +90,8 @@ static char *base_dir_of(const char *path)
 
 /*
  * Builds an unpublished snapshot from text and overrides: validated, with
- * its GeoIP database open and health slots attached. NULL with errs filled.
+ * its GeoIP database open, TLS certificates loaded and health slots
+ * attached. NULL with errs filled.
  */
 static struct mr_snapshot *build(struct mr_control *ctl, const char *text,
                                  const struct mr_overrides *ov, struct mr_errors *errs)
@@ -102,7 +104,7 @@ static struct mr_snapshot *build(struct mr_control *ctl, const char *text,
         return NULL;
     snap->path = realpath(ctl->conf_path, NULL);
     mr_overrides_apply(ov, snap, errs);
-    if (mr_geoip_attach(snap, errs) != 0 ||
+    if (mr_geoip_attach(snap, errs) != 0 || mr_tls_attach(snap, errs) != 0 ||
         (ctl->health != NULL && mr_health_attach(ctl->health, snap) != 0)) {
         if (errs->n_errors == 0)
             mr_errors_add(errs, "out of memory");

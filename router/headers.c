@@ -60,6 +60,15 @@ static char *put_header(char *p, const struct mr_http1_header *h)
     return PUT_LIT(p, "\r\n");
 }
 
+/* The Upgrade lines of head, then the Connection line that asks for them. */
+static char *put_upgrade(char *p, const struct mr_http1_head *head)
+{
+    for (size_t i = 0; i < head->n_headers; i++)
+        if (mr_http1_name_is(&head->headers[i], "upgrade"))
+            p = put_header(p, &head->headers[i]);
+    return PUT_LIT(p, "Connection: Upgrade\r\n");
+}
+
 size_t mr_headers_request_size(const struct mr_http1_head *head, const struct mr_forward *fwd)
 {
     /* Each line may grow by the space after its colon ("Name:value" is
@@ -86,6 +95,8 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
             continue;
         p = put_header(p, h);
     }
+    if (fwd->upgrade)
+        p = put_upgrade(p, head);
     /* A trusted peer's list is kept, all its lines in order, and the peer
      * appended; an untrusted peer's list is replaced by the peer. */
     p = PUT_LIT(p, "X-Forwarded-For: ");
@@ -113,7 +124,7 @@ size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_l
 }
 
 size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
-                           const char *extra, size_t extra_len)
+                           bool upgrade, const char *extra, size_t extra_len)
 {
     const bool has_conn = has_connection_header(head);
     char *p = buf;
@@ -131,7 +142,9 @@ size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool clo
         if (forwarded(head, has_conn, h) || mr_http1_name_is(h, "transfer-encoding"))
             p = put_header(p, h);
     }
-    if (close)
+    if (upgrade)
+        p = put_upgrade(p, head);
+    else if (close)
         p = PUT_LIT(p, "Connection: close\r\n");
     if (extra != NULL)
         p = put(p, extra, extra_len);

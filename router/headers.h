@@ -22,6 +22,7 @@ struct mr_forward {
     const char *peer;     /* the socket peer's address, as text */
     size_t peer_len;
     const char *proto;    /* "http" or "https" */
+    bool upgrade;         /* a tunnel is asked for: Upgrade and Connection pass */
 };
 
 /* An upper bound of mr_headers_request()'s output for head. */
@@ -35,9 +36,10 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
 size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_len);
 
 /* Writes the client's response head into buf; close adds Connection: close,
- * extra (extra_len bytes of complete header lines, such as Set-Cookie, or
- * NULL) goes last. Returns its length. */
+ * upgrade keeps a 101's Upgrade with "Connection: Upgrade", extra
+ * (extra_len bytes of complete header lines, such as Set-Cookie, or NULL)
+ * goes last. Returns its length. */
 size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
-                           const char *extra, size_t extra_len);
+                           bool upgrade, const char *extra, size_t extra_len);
 
 #endif

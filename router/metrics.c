@@ -37,6 +37,55 @@ static uint64_t sum_global(struct mr_control *ctl, size_t offset)
 
 #define SUM(ctl, field) sum_global((ctl), offsetof(struct mr_stats, field))
 
+/* TLS and PROXY protocol counters, labelled by the listeners' names. */
+static void write_listener_counters(struct mr_control *ctl, const struct mr_snapshot *snap,
+                                    struct evbuffer *out)
+{
+    static const struct {
+        const char *name, *text;
+        size_t offset;
+    } kinds[] = {
+        {"meridian_tls_handshake_failures_total",
+         "TLS connections closed before their handshake completed.",
+         offsetof(struct mr_stats_listener, tls_handshake_failures)},
+        {"meridian_proxy_protocol_errors_total",
+         "Connections closed for a missing or invalid PROXY protocol header.",
+         offsetof(struct mr_stats_listener, proxy_protocol_errors)},
+    };
+    size_t n = snap->n_listeners < MR_STATS_LISTENERS ? snap->n_listeners : MR_STATS_LISTENERS;
+
+    help(out, "meridian_tls_handshakes_total", "counter",
+         "Completed TLS handshakes, by listener and whether the session was resumed.");
+    for (size_t l = 0; l < n; l++) {
+        uint64_t full = 0, resumed = 0;
+        if (snap->listeners[l].tls == NULL)
+            continue;
+        for (int i = 0; i < ctl->n_workers; i++) {
+            full += mr_stats_get(&ctl->workers[i]->stats->listeners[l].tls_handshakes);
+            resumed += mr_stats_get(&ctl->workers[i]->stats->listeners[l].tls_resumed);
+        }
+        evbuffer_add_printf(out,
+                            "meridian_tls_handshakes_total{listener=\"%s\",resumed=\"false\"} %" PRIu64
+                            "\nmeridian_tls_handshakes_total{listener=\"%s\",resumed=\"true\"} %" PRIu64
+                            "\n",
+                            snap->listeners[l].name, full, snap->listeners[l].name, resumed);
+    }
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        help(out, kinds[k].name, "counter", kinds[k].text);
+        for (size_t l = 0; l < n; l++) {
+            uint64_t sum = 0;
+            if (k == 0 ? snap->listeners[l].tls == NULL : !snap->listeners[l].proxy_protocol)
+                continue;
+            for (int i = 0; i < ctl->n_workers; i++)
+                sum += mr_stats_get((const mr_counter *)((const char *)&ctl->workers[i]
+                                                             ->stats->listeners[l] +
+                                                         kinds[k].offset));
+            evbuffer_add_printf(out, "%s{listener=\"%s\"} %" PRIu64 "\n", kinds[k].name,
+                                snap->listeners[l].name, sum);
+        }
+    }
+}
+
 void mr_metrics_write(struct mr_control *ctl, struct evbuffer *out)
 {
     static const char *const classes[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -165,6 +214,11 @@ void mr_metrics_write(struct mr_control *ctl, struct evbuffer *out)
     help(out, "meridian_active_connections", "gauge", "Open client connections.");
     evbuffer_add_printf(out, "meridian_active_connections %" PRIu64 "\n",
                         SUM(ctl, client_connections));
+    help(out, "meridian_tunnels_active", "gauge", "Open upgraded (WebSocket) tunnels.");
+    evbuffer_add_printf(out, "meridian_tunnels_active %" PRIu64 "\n", SUM(ctl, tunnels));
+    help(out, "meridian_tunnels_total", "counter", "Upgraded (WebSocket) tunnels opened.");
+    evbuffer_add_printf(out, "meridian_tunnels_total %" PRIu64 "\n", SUM(ctl, tunnels_total));
+    write_listener_counters(ctl, snap, out);
     help(out, "meridian_config_generation", "gauge", "Generation of the running configuration.");
     evbuffer_add_printf(out, "meridian_config_generation %" PRIu64 "\n", snap->generation);
     help(out, "meridian_config_reload_failures_total", "counter", "Reloads refused.");

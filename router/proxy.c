@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <strings.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@
 #include "router/headers.h"
 #include "router/http1.h"
 #include "router/pick.h"
+#include "router/proxyproto.h"
 #include "router/stats.h"
+#include "router/tls.h"
 #include "router/upstream.h"
 #include "router/worker.h"
 
@@ -29,12 +32,16 @@
 #define BUFFER_LOW (128 * 1024)
 /* Pipelined bytes read ahead while a request is in flight. */
 #define PIPELINE_MAX (64 * 1024)
+/* How often an open tunnel looks at its idle time and its cluster's drain. */
+#define TUNNEL_CHECK_MS 1000
 
 enum client_state {
+    CS_PREFACE, /* reading the PROXY protocol header */
     CS_IDLE,    /* between requests (or before the first byte): idle timer */
     CS_HEAD,    /* part of a head has arrived: the header timer runs */
     CS_ACTIVE,  /* a request is being forwarded or answered */
     CS_CLOSING, /* flushing the last response, then close */
+    CS_TUNNEL,  /* upgraded: bytes pass both ways as they are */
 };
 
 enum upstream_phase {
@@ -48,7 +55,12 @@ struct mr_client {
     struct mr_worker *w;
     struct mr_client *prev, *next;
     struct mr_conn *conn;
-    struct mr_sockaddr peer;
+    struct mr_sockaddr peer;   /* the socket's peer, or the PROXY header's source */
+    struct mr_sockaddr local;  /* where it connected to, or the PROXY header's destination */
+    size_t listener;           /* index into snapshot->listeners */
+    bool tls;                  /* the listener terminates TLS */
+    struct event *preface;     /* reads the PROXY header (CS_PREFACE) */
+    struct mr_proxyproto_reader *preface_reader;
     struct mr_http1 *req_parser, *resp_parser;
     struct event *timer;       /* header / idle / stalled-write timer */
     struct event *resume;      /* serves a pipelined request from the loop */
@@ -81,6 +93,13 @@ struct mr_client {
     bool set_cookie;           /* a new decision: the response carries a cookie */
     bool unlogged;             /* counting and an access log line are owed */
     struct mr_stats_cluster *cluster_stats; /* counts the exchange's cluster */
+    bool upgrade;              /* the request asks for a tunnel */
+    bool tunnel_eof;           /* one side of the tunnel has closed */
+
+    /* A connection opened with a PROXY header (send_proxy) speaks for one
+     * client: kept here between requests instead of the shared pool. */
+    struct mr_conn *private_up;
+    struct mr_sockaddr private_endpoint, private_client;
 
     /* For the access log line of the exchange. */
     struct mr_sockaddr client_addr;
@@ -98,6 +117,7 @@ static void on_upstream_read(struct mr_conn *conn, void *arg);
 static void on_upstream_drain(struct mr_conn *conn, void *arg);
 static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, void *arg);
 static void connect_upstream(struct mr_client *c);
+static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_conn *to);
 
 static struct timeval ms_tv(int ms)
 {
@@ -125,7 +145,29 @@ static void upstream_progress(struct mr_client *c)
 
 /* ---- ending things --------------------------------------------------- */
 
-/* Forgets the upstream connection, pooling it when reusable. */
+static void drop_private_upstream(struct mr_client *c)
+{
+    mr_conn_free(c->private_up);
+    c->private_up = NULL;
+}
+
+/* Anything from an idle private connection means it is spent. */
+static void on_private_read(struct mr_conn *conn, void *arg)
+{
+    (void)conn;
+    drop_private_upstream(arg);
+}
+
+static void on_private_event(struct mr_conn *conn, enum mr_conn_event what, void *arg)
+{
+    (void)conn;
+    (void)what;
+    drop_private_upstream(arg);
+}
+
+/* Forgets the upstream connection, pooling it when reusable: in the shared
+ * pool, or for this client alone when it began with the client's PROXY
+ * header. */
 static void release_upstream(struct mr_client *c, bool reusable)
 {
     if (c->up == NULL)
@@ -135,11 +177,19 @@ static void release_upstream(struct mr_client *c, bool reusable)
         c->lease->outstanding[c->endpoint->index]--;
     if (c->lease->endpoint_stats[c->endpoint->index] != NULL)
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, (uint64_t)-1);
-    if (reusable && !c->w->stopping)
+    if (reusable && !c->w->stopping && c->endpoint->cluster->send_proxy != MR_SEND_PROXY_NONE) {
+        drop_private_upstream(c);
+        c->private_up = c->up;
+        c->private_endpoint = c->endpoint->addr;
+        c->private_client = c->client_addr;
+        c->up->out_low = 0;
+        mr_conn_setcb(c->up, on_private_read, NULL, on_private_event, c);
+    } else if (reusable && !c->w->stopping) {
         mr_upstream_pool_put(c->w->pool, &c->endpoint->addr, c->up,
                              c->lease->snap->timeouts.upstream_idle_ms);
-    else
+    } else {
         mr_conn_free(c->up);
+    }
     c->up = NULL;
 }
 
@@ -281,6 +331,14 @@ static void free_client(struct mr_client *c)
     struct mr_worker *w = c->w;
 
     end_exchange(c);
+    if (c->state == CS_TUNNEL)
+        mr_stats_add(&w->stats->tunnels, (uint64_t)-1);
+    if (c->tls && c->listener < MR_STATS_LISTENERS && c->conn != NULL && c->conn->handshaking)
+        mr_stats_add(&w->stats->listeners[c->listener].tls_handshake_failures, 1);
+    drop_private_upstream(c);
+    if (c->preface != NULL)
+        event_free(c->preface);
+    free(c->preface_reader);
     mr_conn_free(c->conn);
     event_free(c->timer);
     event_free(c->up_timer);
@@ -371,7 +429,8 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
         .peer_trusted = peer_trusted,
         .peer = peer,
         .peer_len = peer_len > 0 ? (size_t)peer_len : 0,
-        .proto = "http",
+        .proto = c->tls ? "https" : "http",
+        .upgrade = c->upgrade,
     };
 
     if (!head_reserve(c, mr_headers_request_size(head, &fwd)))
@@ -532,9 +591,28 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
     fail_exchange(c, 504);
 }
 
+/* The PROXY header that opens a connection to a send_proxy cluster: the
+ * client as meridian sees it, and the address it connected to. */
+static void add_proxy_header(struct mr_client *c, struct evbuffer *out, enum mr_send_proxy version)
+{
+    unsigned char header[128]; /* v1 <= 107 bytes, v2 without TLVs <= 52 */
+    size_t len;
+
+    if (version == MR_SEND_PROXY_V1)
+        len = mr_proxyproto_build_v1((char *)header, sizeof(header),
+                                     (const struct sockaddr *)&c->client_addr.ss,
+                                     (const struct sockaddr *)&c->local.ss);
+    else
+        len = mr_proxyproto_build_v2(header, sizeof(header),
+                                     (const struct sockaddr *)&c->client_addr.ss,
+                                     (const struct sockaddr *)&c->local.ss);
+    evbuffer_add(out, header, len);
+}
+
 static void connect_upstream(struct mr_client *c)
 {
     const struct mr_snapshot *snap = c->lease->snap;
+    enum mr_send_proxy send_proxy;
     struct mr_conn *up;
 
     c->attempts++;
@@ -543,7 +621,18 @@ static void connect_upstream(struct mr_client *c)
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->requests, 1);
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, 1);
     }
-    up = mr_upstream_pool_take(c->w->pool, &c->endpoint->addr);
+    send_proxy = c->endpoint->cluster->send_proxy;
+    if (send_proxy == MR_SEND_PROXY_NONE) {
+        up = mr_upstream_pool_take(c->w->pool, &c->endpoint->addr);
+    } else if (c->private_up != NULL &&
+               mr_netaddr_equal(&c->private_endpoint, &c->endpoint->addr) &&
+               mr_netaddr_equal(&c->private_client, &c->client_addr)) {
+        up = c->private_up;
+        c->private_up = NULL;
+    } else {
+        drop_private_upstream(c);
+        up = NULL;
+    }
     c->up_reused = up != NULL;
     if (up == NULL) {
         up = mr_conn_connect(c->w->base, &c->endpoint->addr);
@@ -567,6 +656,8 @@ static void connect_upstream(struct mr_client *c)
         }
         c->phase = UP_CONNECTING;
         arm_timer(c->up_timer, snap->timeouts.upstream_connect_ms);
+        if (send_proxy != MR_SEND_PROXY_NONE)
+            add_proxy_header(c, up->out, send_proxy);
     } else {
         c->phase = UP_WAITING;
         upstream_progress(c);
@@ -624,9 +715,141 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
     return NULL;
 }
 
+static void next_request(struct mr_client *c);
+static const struct mr_cookie_line *cookie_line(struct mr_client *c);
+
+/* The Host header's name part (no port), or an empty one. */
+static const char *request_host(const struct mr_http1_head *head, size_t *len)
+{
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct mr_http1_header *h = &head->headers[i];
+        size_t n = h->value_len;
+        if ((h->name[0] | 0x20) != 'h' || !mr_http1_name_is(h, "host"))
+            continue;
+        if (n > 0 && h->value[0] == '[') {
+            const char *end = memchr(h->value, ']', n);
+            n = end != NULL ? (size_t)(end - h->value) + 1 : n;
+        } else {
+            const char *colon = memchr(h->value, ':', n);
+            n = colon != NULL ? (size_t)(colon - h->value) : n;
+        }
+        *len = n;
+        return h->value;
+    }
+    *len = 0;
+    return "";
+}
+
+/* The listener's mode, unless the "hosts" object names the request's Host. */
+static enum mr_mode request_mode(const struct mr_snapshot *snap, const struct mr_listener *l,
+                                 const struct mr_http1_head *head)
+{
+    size_t len;
+    const char *host;
+
+    if (snap->n_hosts == 0)
+        return l->mode;
+    host = request_host(head, &len);
+    for (size_t i = 0; i < snap->n_hosts; i++)
+        if (strlen(snap->hosts[i].host) == len && strncasecmp(snap->hosts[i].host, host, len) == 0)
+            return snap->hosts[i].mode;
+    return l->mode;
+}
+
+/* The path and query of the request target (origin-form), for a Location. */
+static const char *target_path(const struct mr_http1_head *head, size_t *len)
+{
+    const char *t = head->target;
+    size_t n = head->target_len;
+
+    if (n > 0 && t[0] != '/') {
+        /* absolute-form: skip "scheme://authority" */
+        const char *scheme_end = n > 3 ? memchr(t, ':', n) : NULL;
+        const char *slash = scheme_end != NULL && (size_t)(scheme_end - t) + 3 <= n
+                                ? memchr(scheme_end + 3, '/', n - (size_t)(scheme_end - t) - 3)
+                                : NULL;
+        if (slash == NULL) {
+            *len = 1;
+            return "/";
+        }
+        n -= (size_t)(slash - t);
+        t = slash;
+    }
+    *len = n;
+    return t;
+}
+
+/* Answers the exchange with a redirect of our own (no body), with the
+ * session cookie when the decision was new, and goes on with the next
+ * request. May free c. */
+static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head, int status,
+                           const char *base, size_t base_len, const char *port)
+{
+    const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
+    size_t path_len;
+    const char *path = target_path(head, &path_len);
+    size_t before = evbuffer_get_length(c->conn->out);
+
+    c->req_done = c->req_body == MR_BODY_NONE; /* a body would have to be read: close */
+    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%.*s\r\n"
+                                      "Content-Length: 0\r\n",
+                        status, status == 308 ? "Permanent Redirect" : "Temporary Redirect",
+                        (int)base_len, base, port, (int)path_len, path);
+    /* The head's fields point into the input: it goes only now. */
+    evbuffer_drain(c->conn->in, head->head_len);
+    if (cookie != NULL)
+        evbuffer_add(c->conn->out, cookie->text, cookie->len);
+    if (c->close_after || !c->req_done)
+        evbuffer_add(c->conn->out, "Connection: close\r\n", 19);
+    evbuffer_add(c->conn->out, "\r\n", 2);
+    c->status = status;
+    c->resp_started = true;
+    c->bytes_out += evbuffer_get_length(c->conn->out) - before;
+    mr_conn_flush(c->conn);
+    log_exchange(c);
+    next_request(c);
+}
+
+/* A plain listener with redirect_https: 308 to the same host and target
+ * over https. May free c. */
+static void redirect_to_https(struct mr_client *c, const struct mr_http1_head *head,
+                              const struct mr_listener *l)
+{
+    char base[300], port[8] = "";
+    size_t host_len;
+    const char *host = request_host(head, &host_len);
+    int n;
+
+    if (host_len == 0 || host_len > 255) {
+        reply_error(c, 400);
+        return;
+    }
+    n = snprintf(base, sizeof(base), "https://%.*s", (int)host_len, host);
+    if (l->https_port != 443)
+        snprintf(port, sizeof(port), ":%d", l->https_port);
+    reply_redirect(c, head, 308, base, (size_t)n, port);
+}
+
+/* An upgrade this proxy tunnels: HTTP/1.1 GET without a body, and not h2c
+ * (HTTP/2 over a tunnel would hide its requests from every check here). */
+static bool wants_tunnel(const struct mr_http1_head *head)
+{
+    if (!head->upgrade || head->method != MR_METHOD_GET || head->version_minor == 0 ||
+        head->body != MR_BODY_NONE)
+        return false;
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct mr_http1_header *h = &head->headers[i];
+        if (mr_http1_name_is(h, "upgrade") && mr_http1_has_token(h->value, h->value_len, "h2c", 3))
+            return false;
+    }
+    return true;
+}
+
 /* A complete, valid request head is at the start of the input. May free c. */
 static void start_exchange(struct mr_client *c, const struct mr_http1_head *head)
 {
+    const struct mr_listener *listener;
+    enum mr_mode mode;
     char sticky[MR_COOKIE_CLUSTER_MAX + 1];
     struct mr_pick_input in;
     bool peer_trusted;
@@ -659,6 +882,17 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->resp_started = false;
     if (!head->keep_alive || c->http10 || c->w->stopping)
         c->close_after = true;
+    if (c->listener >= c->lease->snap->n_listeners) {
+        reply_error(c, 503); /* its listener left the configuration */
+        return;
+    }
+    listener = &c->lease->snap->listeners[c->listener];
+    if (listener->redirect_https && !c->tls) {
+        redirect_to_https(c, head, listener);
+        return;
+    }
+    mode = request_mode(c->lease->snap, listener, head);
+    c->upgrade = mode == MR_MODE_PROXY && wants_tunnel(head);
 
     peer_trusted = mr_clientaddr_resolve(&c->lease->snap->trusted_proxies, &c->peer, head,
                                          &c->client_addr);
@@ -673,6 +907,15 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     }
     c->set_cookie = c->decision.reason != MR_PICK_STICKY;
     count_decision(c);
+    if (mode == MR_MODE_REDIRECT) {
+        const char *url = c->decision.cluster->public_url;
+        if (url == NULL) {
+            fail_exchange(c, 503); /* the configuration check makes this unreachable */
+            return;
+        }
+        reply_redirect(c, head, 307, url, strlen(url), "");
+        return;
+    }
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
                                    c->lease->outstanding,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
@@ -739,6 +982,10 @@ static void on_client_read(struct mr_conn *conn, void *arg)
             mr_conn_read_stop(conn);
         }
         return;
+    case CS_TUNNEL:
+        tunnel_pump(c, conn, c->up);
+        return;
+    case CS_PREFACE:
     case CS_CLOSING:
         return;
     }
@@ -755,15 +1002,9 @@ static void on_next_request(evutil_socket_t fd, short events, void *arg)
         read_request(c);
 }
 
-/* The exchange is over; keep-alive or close. May free c. */
-static void finish_response(struct mr_client *c)
+/* After an exchange: keep-alive and the next request, or close. May free c. */
+static void next_request(struct mr_client *c)
 {
-    bool reusable = c->resp_keep_alive && c->req_done && c->resp_body != MR_BODY_UNTIL_EOF &&
-                    evbuffer_get_length(c->up->in) == 0 && evbuffer_get_length(c->up->out) == 0;
-
-    mr_conn_flush(c->conn);
-    log_exchange(c);
-    release_upstream(c, reusable);
     if (!c->req_done)
         c->close_after = true; /* the rest of its body would be read as a request */
     if (c->close_after || c->w->stopping) {
@@ -788,12 +1029,27 @@ static void finish_response(struct mr_client *c)
     }
 }
 
+/* The exchange is over; keep-alive or close. May free c. */
+static void finish_response(struct mr_client *c)
+{
+    bool reusable = c->resp_keep_alive && c->req_done && c->resp_body != MR_BODY_UNTIL_EOF &&
+                    evbuffer_get_length(c->up->in) == 0 && evbuffer_get_length(c->up->out) == 0;
+
+    mr_conn_flush(c->conn);
+    log_exchange(c);
+    release_upstream(c, reusable);
+    next_request(c);
+}
+
 /* The Set-Cookie line for the exchange's cluster, signed at most once per
  * second per cluster and worker; NULL when signing failed. */
 static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 {
     const struct mr_snapshot *snap = c->lease->snap;
-    struct mr_cookie_line *line = &c->lease->cookie_lines[c->decision.cluster->index];
+    /* Two lines per cluster: TLS listeners' carry Secure whatever the
+     * configuration says. */
+    struct mr_cookie_line *line =
+        &c->lease->cookie_lines[c->decision.cluster->index * 2 + (c->tls ? 1 : 0)];
     int64_t now = now_s(c);
     char value[MR_COOKIE_VALUE_MAX];
     size_t value_len;
@@ -802,7 +1058,7 @@ static const struct mr_cookie_line *cookie_line(struct mr_client *c)
         return line;
     value_len = mr_cookie_sign(c->lease->cookie_keys, c->decision.cluster->name, now,
                                snap->session.max_age_s, value, sizeof(value));
-    line->len = value_len > 0 ? mr_cookie_set_header(snap, value, value_len, false, line->text,
+    line->len = value_len > 0 ? mr_cookie_set_header(snap, value, value_len, c->tls, line->text,
                                                      sizeof(line->text))
                               : 0;
     line->issued_s = now;
@@ -810,8 +1066,9 @@ static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 }
 
 /* Writes the client's response head from the upstream's, with the session
- * cookie when the decision was new. */
-static void send_response_head(struct mr_client *c, const struct mr_http1_head *head)
+ * cookie when the decision was new; upgrade keeps a 101's Upgrade. */
+static void send_response_head(struct mr_client *c, const struct mr_http1_head *head,
+                               bool upgrade)
 {
     const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
     size_t extra_len = cookie != NULL ? cookie->len : 0;
@@ -823,7 +1080,7 @@ static void send_response_head(struct mr_client *c, const struct mr_http1_head *
         c->close_after = true;
         return;
     }
-    vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after,
+    vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after, upgrade,
                                          cookie != NULL ? cookie->text : NULL, extra_len);
     c->bytes_out += vec[0].iov_len;
     c->status = head->status;
@@ -888,16 +1145,114 @@ static void pump_response_body(struct mr_client *c)
     }
 }
 
+/* ---- tunnels ----------------------------------------------------------- */
+
+/* The tunnel is over (a side closed, idle, or a hard drain): what the
+ * client is owed is flushed, then everything closes. May free c. */
+static void end_tunnel(struct mr_client *c)
+{
+    mr_stats_add(&c->w->stats->tunnels, (uint64_t)-1);
+    c->state = CS_CLOSING;
+    log_exchange(c);
+    release_upstream(c, false);
+    close_when_flushed(c);
+}
+
+/* Moves what one side sent to the other, as it is. */
+static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_conn *to)
+{
+    size_t n = evbuffer_get_length(from->in);
+
+    if (n == 0)
+        return;
+    if (from == c->conn)
+        c->bytes_in += n;
+    else
+        c->bytes_out += n;
+    evbuffer_add_buffer(to->out, from->in);
+    upstream_progress(c);
+    mr_conn_flush(to);
+    if (evbuffer_get_length(to->out) >= BUFFER_HIGH) {
+        mr_conn_read_stop(from);
+        to->out_low = BUFFER_LOW;
+    }
+}
+
+/* A hard drain of the tunnel's cluster in the current snapshot, past its
+ * deadline (or without one), ends it; soft drains never do. */
+static bool tunnel_drained(struct mr_client *c)
+{
+    struct mr_lease *now_lease = mr_worker_lease(c->w);
+    const struct mr_cluster *cl;
+    bool drained = false;
+
+    if (now_lease == NULL)
+        return false;
+    cl = mr_snap_cluster(now_lease->snap, c->decision.cluster->name);
+    if (cl != NULL && cl->drain == MR_DRAIN_HARD)
+        drained = cl->drain_deadline_s == 0 || now_s(c) >= cl->drain_deadline_s;
+    mr_worker_unlease(c->w, now_lease);
+    return drained;
+}
+
+static void tunnel_check(struct mr_client *c)
+{
+    int limit_ms = c->lease->snap->timeouts.tunnel_idle_ms;
+    struct timeval now, idle;
+    int64_t idle_ms;
+
+    event_base_gettimeofday_cached(c->w->base, &now);
+    timersub(&now, &c->up_activity, &idle);
+    idle_ms = (int64_t)idle.tv_sec * 1000 + idle.tv_usec / 1000;
+    if (idle_ms >= limit_ms || tunnel_drained(c)) {
+        end_tunnel(c);
+        return;
+    }
+    arm_timer(c->timer, limit_ms - idle_ms < TUNNEL_CHECK_MS ? (int)(limit_ms - idle_ms)
+                                                            : TUNNEL_CHECK_MS);
+}
+
+/* The origin answered 101 to an upgrade: from now on bytes pass both ways
+ * unchanged. May free c. */
+static void start_tunnel(struct mr_client *c, const struct mr_http1_head *head)
+{
+    send_response_head(c, head, true);
+    evbuffer_drain(c->up->in, head->head_len);
+    evtimer_del(c->up_timer);
+    c->state = CS_TUNNEL;
+    c->phase = UP_BODY;
+    c->req_done = true;
+    mr_stats_add(&c->w->stats->tunnels, 1);
+    mr_stats_add(&c->w->stats->tunnels_total, 1);
+    mr_conn_read_start(c->conn);
+    mr_conn_flush(c->conn);
+    upstream_progress(c);
+    arm_timer(c->timer, TUNNEL_CHECK_MS < c->lease->snap->timeouts.tunnel_idle_ms
+                            ? TUNNEL_CHECK_MS
+                            : c->lease->snap->timeouts.tunnel_idle_ms);
+    /* Bytes that came right behind either head. */
+    tunnel_pump(c, c->up, c->conn);
+    tunnel_pump(c, c->conn, c->up);
+}
+
 static void on_upstream_read(struct mr_conn *conn, void *arg)
 {
     struct mr_client *c = arg;
 
+    if (c->state == CS_TUNNEL) {
+        tunnel_pump(c, conn, c->conn);
+        return;
+    }
     upstream_progress(c);
     while (c->phase == UP_WAITING) {
         struct mr_http1_head head;
         int r = mr_http1_parse_head(c->resp_parser, conn->in, c->method == MR_METHOD_HEAD, &head);
         if (r == MR_HTTP1_AGAIN)
             return;
+        if (r <= 0 && head.status == 101 && c->upgrade) {
+            start_tunnel(c, &head);
+            return;
+        }
         if (r > 0 || head.status == 101) {
             c->close_after = true;
             fail_exchange(c, 502);
@@ -915,7 +1270,7 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         c->resp_keep_alive = head.keep_alive && !c->http10;
         if (head.body == MR_BODY_UNTIL_EOF)
             c->close_after = true;
-        send_response_head(c, &head);
+        send_response_head(c, &head, false);
         evbuffer_drain(conn->in, head.head_len);
         c->phase = UP_BODY;
     }
@@ -926,8 +1281,12 @@ static void on_upstream_drain(struct mr_conn *conn, void *arg)
 {
     struct mr_client *c = arg;
 
-    /* The upstream took what we had: let the client send more body. */
+    /* The upstream took what we had: let the client send more. */
     conn->out_low = 0;
+    if (c->state == CS_TUNNEL) {
+        mr_conn_read_start(c->conn);
+        return;
+    }
     if (c->state == CS_ACTIVE && !c->req_done) {
         mr_conn_read_start(c->conn);
         pump_request_body(c);
@@ -938,6 +1297,10 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
 {
     struct mr_client *c = arg;
 
+    if (c->state == CS_TUNNEL) {
+        end_tunnel(c);
+        return;
+    }
     if (what == MR_CONN_CONNECTED) {
         c->phase = UP_WAITING;
         upstream_progress(c);
@@ -983,6 +1346,10 @@ static void on_client_drain(struct mr_conn *conn, void *arg)
         return;
     }
     conn->out_low = 0;
+    if (c->state == CS_TUNNEL) {
+        mr_conn_read_start(c->up);
+        return;
+    }
     if (c->state == CS_ACTIVE && c->up != NULL && c->phase == UP_BODY) {
         evtimer_del(c->timer);
         mr_conn_read_start(c->up);
@@ -994,6 +1361,17 @@ static void on_client_event(struct mr_conn *conn, enum mr_conn_event what, void 
 {
     struct mr_client *c = arg;
 
+    if (what == MR_CONN_TLS_READY) {
+        if (c->listener < MR_STATS_LISTENERS) {
+            struct mr_stats_listener *ls = &c->w->stats->listeners[c->listener];
+            mr_stats_add(SSL_session_reused(conn->ssl) ? &ls->tls_resumed : &ls->tls_handshakes, 1);
+        }
+        return;
+    }
+    if (c->state == CS_TUNNEL) {
+        end_tunnel(c);
+        return;
+    }
     /* Half-closed after whole requests (pipelined ones wait in the input):
      * answer them all, then close. */
     if (what == MR_CONN_EOF && ((c->state == CS_ACTIVE && c->req_done) ||
@@ -1014,32 +1392,101 @@ static void on_client_timer(evutil_socket_t fd, short events, void *arg)
         reply_error(c, 408);
         return;
     }
+    if (c->state == CS_TUNNEL) {
+        tunnel_check(c);
+        return;
+    }
     /* Idle keep-alive connection, silent new one, or a client that does
      * not read what we send. */
     free_client(c);
 }
 
-void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct sockaddr *peer,
-                     int peer_len)
+/* Starts TLS (when the listener has it) and HTTP on a client whose
+ * connection is ready for them. false when out of memory. */
+static bool start_client(struct mr_client *c, const struct mr_snapshot *snap)
+{
+    if (c->tls) {
+        const struct mr_listener *l =
+            c->listener < snap->n_listeners ? &snap->listeners[c->listener] : NULL;
+        SSL *ssl = l != NULL && l->tls_server != NULL ? mr_tls_new_ssl(l->tls_server) : NULL;
+        if (ssl == NULL)
+            return false;
+        mr_conn_start_tls(c->conn, ssl);
+    }
+    mr_conn_setcb(c->conn, on_client_read, on_client_drain, on_client_event, c);
+    mr_conn_read_start(c->conn);
+    c->state = CS_IDLE;
+    return true;
+}
+
+/* Reads the PROXY header that must open the connection; its addresses
+ * replace the socket's. May free c. */
+static void on_preface(evutil_socket_t fd, short events, void *arg)
+{
+    struct mr_client *c = arg;
+    struct mr_proxyproto pp;
+    struct mr_lease *lease;
+    int r = mr_proxyproto_read(fd, c->preface_reader, &pp);
+    (void)events;
+
+    if (r == 0)
+        return;
+    if (r < 0) {
+        if (c->listener < MR_STATS_LISTENERS)
+            mr_stats_add(&c->w->stats->listeners[c->listener].proxy_protocol_errors, 1);
+        free_client(c);
+        return;
+    }
+    event_free(c->preface);
+    c->preface = NULL;
+    free(c->preface_reader);
+    c->preface_reader = NULL;
+    if (!pp.local) {
+        c->peer = pp.src;
+        c->local = pp.dst;
+    }
+    lease = mr_worker_lease(c->w);
+    if (lease == NULL || !start_client(c, lease->snap)) {
+        if (lease != NULL)
+            mr_worker_unlease(c->w, lease);
+        free_client(c);
+        return;
+    }
+    mr_worker_unlease(c->w, lease);
+}
+
+void mr_proxy_accept(struct mr_worker *w, size_t listener, evutil_socket_t fd,
+                     const struct sockaddr *peer, int peer_len)
 {
     struct mr_client *c = calloc(1, sizeof(*c));
     struct mr_lease *lease;
+    const struct mr_listener *l;
     struct mr_http1_limits limits;
+    bool started;
 
     lease = c != NULL && !w->stopping ? mr_worker_lease(w) : NULL;
-    if (lease == NULL) {
+    /* A listener removed by a reload accepts until restart: refused here. */
+    if (lease == NULL || listener >= lease->snap->n_listeners) {
+        if (lease != NULL)
+            mr_worker_unlease(w, lease);
         free(c);
         evutil_closesocket(fd);
         return;
     }
+    l = &lease->snap->listeners[listener];
     /* The snapshot current at accept gives this connection its limits. */
     limits.max_head_bytes = lease->snap->limits.max_head_bytes;
     limits.max_headers = lease->snap->limits.max_headers;
     limits.max_uri_bytes = lease->snap->limits.max_uri_bytes;
     c->magic = CLIENT_MAGIC;
     c->w = w;
+    c->listener = listener;
+    c->tls = l->tls_server != NULL;
     memcpy(&c->peer.ss, peer, (size_t)peer_len);
     c->peer.len = (socklen_t)peer_len;
+    c->local.len = sizeof(c->local.ss);
+    if (getsockname(fd, (struct sockaddr *)&c->local.ss, &c->local.len) != 0)
+        c->local.len = 0;
     c->conn = mr_conn_new(w->base, fd);
     c->timer = evtimer_new(w->base, on_client_timer, c);
     c->up_timer = evtimer_new(w->base, on_upstream_timer, c);
@@ -1065,13 +1512,22 @@ void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct socka
     w->clients = c;
     w->n_clients++;
     mr_stats_add(&w->stats->client_connections, 1);
-    mr_conn_setcb(c->conn, on_client_read, on_client_drain, on_client_event, c);
-    mr_conn_read_start(c->conn);
-    /* No byte yet: CS_IDLE, so the timer closes silently; the first byte
+    if (l->proxy_protocol) {
+        c->state = CS_PREFACE;
+        c->preface_reader = calloc(1, sizeof(*c->preface_reader));
+        c->preface = event_new(w->base, c->conn->fd, EV_READ | EV_PERSIST, on_preface, c);
+        started = c->preface_reader != NULL && c->preface != NULL &&
+                  event_add(c->preface, NULL) == 0;
+    } else {
+        started = start_client(c, lease->snap);
+    }
+    /* No request yet: the timer closes silently (a silent connection, a
+     * slow PROXY header or TLS handshake); the first byte of a request
      * restarts it as the header timer. */
-    c->state = CS_IDLE;
     arm_timer(c->timer, lease->snap->timeouts.client_header_ms);
     mr_worker_unlease(w, lease);
+    if (!started)
+        free_client(c);
 }
 
 void mr_proxy_drain(struct mr_worker *w)
@@ -1080,7 +1536,7 @@ void mr_proxy_drain(struct mr_worker *w)
 
     while (c != NULL) {
         struct mr_client *next = c->next;
-        if (c->state == CS_IDLE)
+        if (c->state == CS_IDLE || c->state == CS_PREFACE)
             free_client(c);
         else
             c->close_after = true;

@@ -7,7 +7,10 @@
  * removed and X-Forwarded-* set, and streams bodies both ways with
  * back-pressure: neither side's body is ever held whole. One request is in
  * flight per client connection; pipelined requests wait in the input buffer
- * and are answered in order. Worker thread only.
+ * and are answered in order. It also terminates TLS and reads PROXY
+ * protocol headers where the listener says so, answers redirects, and
+ * tunnels upgraded (WebSocket) connections byte for byte. Worker thread
+ * only.
  */
 #ifndef MR_ROUTER_PROXY_H
 #define MR_ROUTER_PROXY_H
@@ -17,9 +20,10 @@
 
 struct mr_worker;
 
-/* Takes over an accepted client socket. */
-void mr_proxy_accept(struct mr_worker *w, evutil_socket_t fd, const struct sockaddr *peer,
-                     int peer_len);
+/* Takes over a client socket accepted on listeners[listener] (the index in
+ * the configuration). */
+void mr_proxy_accept(struct mr_worker *w, size_t listener, evutil_socket_t fd,
+                     const struct sockaddr *peer, int peer_len);
 
 /* Shutdown begins: idle connections close now, busy ones after their
  * current response. */

@@ -48,6 +48,16 @@ struct mr_stats_endpoint {
     struct mr_stats_endpoint *next;
 };
 
+/* Per listener, by index: listeners change only at restart. */
+#define MR_STATS_LISTENERS 32
+
+struct mr_stats_listener {
+    mr_counter tls_handshakes;         /* completed, full */
+    mr_counter tls_resumed;            /* completed, resumed from a ticket or cache */
+    mr_counter tls_handshake_failures; /* closed before the handshake completed */
+    mr_counter proxy_protocol_errors;  /* no valid PROXY header: closed */
+};
+
 struct mr_stats {
     mr_counter decisions[5];       /* by enum mr_pick_reason */
     mr_counter bad_cookies;
@@ -56,6 +66,9 @@ struct mr_stats {
     mr_counter duration_count;
     mr_counter duration_sum_us;
     mr_counter client_connections;  /* open client connections (a gauge) */
+    mr_counter tunnels;             /* open upgraded tunnels (a gauge) */
+    mr_counter tunnels_total;
+    struct mr_stats_listener listeners[MR_STATS_LISTENERS];
     _Atomic(struct mr_stats_cluster *) clusters;
     _Atomic(struct mr_stats_endpoint *) endpoints;
 };

@@ -32,7 +32,7 @@ static struct mr_lease *lease_new(struct mr_worker *w, struct mr_snapshot *snap)
     l->cookie_keys = mr_cookie_keys_new(snap);
     l->cluster_stats = calloc(snap->n_clusters + 1, sizeof(*l->cluster_stats));
     l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
-    l->cookie_lines = calloc(snap->n_clusters + 1, sizeof(*l->cookie_lines));
+    l->cookie_lines = calloc(2 * snap->n_clusters + 1, sizeof(*l->cookie_lines));
     if (l->outstanding == NULL || l->cursors == NULL || l->cookie_keys == NULL ||
         l->cluster_stats == NULL || l->endpoint_stats == NULL || l->cookie_lines == NULL) {
         l->snap = NULL;
@@ -103,8 +103,16 @@ uint64_t mr_worker_random(struct mr_worker *w)
 static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
                       struct sockaddr *peer, int peer_len, void *arg)
 {
-    (void)listener;
-    mr_proxy_accept(arg, fd, peer, peer_len);
+    struct mr_worker *w = arg;
+
+    /* Listeners are few: finding which one accepted costs a short scan. */
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        if (w->listeners[i] == listener) {
+            mr_proxy_accept(w, i, fd, peer, peer_len);
+            return;
+        }
+    }
+    evutil_closesocket(fd);
 }
 
 static void on_grace_over(evutil_socket_t fd, short events, void *arg)

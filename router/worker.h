@@ -38,7 +38,7 @@ struct mr_lease {
     struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
     struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
     struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
-    struct mr_cookie_line *cookie_lines;       /* by cluster->index */
+    struct mr_cookie_line *cookie_lines;       /* by cluster->index * 2 + tls */
 };
 
 /* A signed Set-Cookie line, reused while its issue second lasts: every new

@@ -135,7 +135,7 @@ static const char *rewrite_response(const struct mr_http1_head *head, bool close
     unsigned char *buf = tracked_malloc(cap);
 
     memset(buf, CANARY, cap);
-    *len = mr_headers_response((char *)buf, head, close, NULL, 0);
+    *len = mr_headers_response((char *)buf, head, close, false, NULL, 0);
     check_bound("mr_headers_response", buf, *len, bound, cap);
     return (const char *)buf;
 }
@@ -569,7 +569,7 @@ static void test_response_extra_lines(void **state)
     const struct mr_http1_head *head = RESP("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     size_t bound = mr_headers_response_size(head, sizeof(extra) - 1);
     char *buf = tracked_malloc(bound);
-    size_t len = mr_headers_response(buf, head, true, extra, sizeof(extra) - 1);
+    size_t len = mr_headers_response(buf, head, true, false, extra, sizeof(extra) - 1);
     (void)state;
 
     assert_true(len <= bound);
