@@ -21,6 +21,7 @@ struct check_loop {
     struct mr_checker *ck;
     struct mr_health_slot *slot;   /* a reference held */
     struct mr_sockaddr addr;
+    enum mr_send_proxy send_proxy; /* the cluster's: checks open with a PROXY header too */
     struct event *timer;           /* next round; while a check runs, its timeout */
     bool fresh;                    /* created by the update in progress */
     bool kept;                     /* in the update in progress's new set */
@@ -260,23 +261,35 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* An origin behind send_proxy expects a PROXY header on every connection;
+ * a check speaks for no client: v2 LOCAL, v1 UNKNOWN. */
+static const char proxy_v2_local[16] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+static const char proxy_v1_unknown[] = "PROXY UNKNOWN\r\n";
+
 static int build_request(struct check_loop *loop)
 {
     const char *path = loop->ck->path != NULL ? loop->ck->path : "/";
+    const char *preface = loop->send_proxy == MR_SEND_PROXY_V2   ? proxy_v2_local
+                          : loop->send_proxy == MR_SEND_PROXY_V1 ? proxy_v1_unknown
+                                                                 : "";
+    size_t preface_len = loop->send_proxy == MR_SEND_PROXY_V2   ? sizeof(proxy_v2_local)
+                         : loop->send_proxy == MR_SEND_PROXY_V1 ? sizeof(proxy_v1_unknown) - 1
+                                                                : 0;
     int n = snprintf(NULL, 0,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meridian-health\r\n"
                      "Connection: close\r\n\r\n",
                      path, loop->slot->address);
 
-    loop->req = malloc((size_t)n + 1);
+    loop->req = malloc(preface_len + (size_t)n + 1);
     if (loop->req == NULL) {
         return -1;
     }
-    snprintf(loop->req, (size_t)n + 1,
+    memcpy(loop->req, preface, preface_len);
+    snprintf(loop->req + preface_len, (size_t)n + 1,
              "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meridian-health\r\n"
              "Connection: close\r\n\r\n",
              path, loop->slot->address);
-    loop->req_len = (size_t)n;
+    loop->req_len = preface_len + (size_t)n;
     loop->sent = 0;
     return 0;
 }
@@ -448,6 +461,7 @@ int mr_checker_update(struct mr_checker *ck, const struct mr_snapshot *snap)
             loop->fresh = true;
         }
         loop->kept = true;
+        loop->send_proxy = e->cluster->send_proxy;
         next[n++] = loop;
     }
 

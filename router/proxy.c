@@ -1432,7 +1432,10 @@ static void on_preface(evutil_socket_t fd, short events, void *arg)
     if (r == 0)
         return;
     if (r < 0) {
-        if (c->listener < MR_STATS_LISTENERS)
+        /* A connection closed before its first byte is a TCP probe, not
+         * a bad header. */
+        bool probe = errno == 0 && c->preface_reader->have == 0;
+        if (!probe && c->listener < MR_STATS_LISTENERS)
             mr_stats_add(&c->w->stats->listeners[c->listener].proxy_protocol_errors, 1);
         free_client(c);
         return;
