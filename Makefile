@@ -42,7 +42,7 @@ all: check-deps geo/data/country.mmdb
 	@ln -sf build/release/meridian meridian
 	@ln -sf build/release/meridianctl meridianctl
 
-build: $(B)/meridian $(B)/meridianctl $(B)/origin $(UNIT_BINS)
+build: $(B)/meridian $(B)/meridianctl $(B)/origin $(B)/tlsbench $(UNIT_BINS)
 
 $(B)/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
@@ -72,6 +72,10 @@ $(B)/meridianctl: $(B)/router/meridianctl.o $(B)/librouter.a $(B)/libcore.a
 
 $(B)/origin: $(B)/tools/origin.o
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tlsbench: tools/tlsbench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $< -lssl -lcrypto
 
 $(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)

@@ -3,6 +3,8 @@
 # loopback. Prints requests/s, p50/p99 latency and meridian's own CPU time
 # per request (utime+stime from /proc over the run) per scenario.
 # Settings: DURATION (s, default 5), CONNS (default 50).
+# Then tools/bench-tls.sh: TLS handshakes and requests, meridian beside
+# HAProxy (about 1.6 minutes more; TLS=0 skips it, see its settings).
 # For the side-by-side run against HAProxy and nginx, see ../shared/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,3 +70,10 @@ scenario keepalive /
 scenario close / -H 'Connection: close'
 scenario body16k '/bytes?n=16384'
 scenario body1m '/bytes?n=1048576'
+
+# TLS termination, meridian beside HAProxy (tools/bench-tls.sh; TLS=0 skips it).
+if [ "${TLS:-1}" != 0 ]; then
+    cleanup
+    trap - EXIT
+    bash tools/bench-tls.sh
+fi
