@@ -370,6 +370,42 @@ class HttpsProxyTest(TLSTestBase):
             _, plain_attrs = set_cookie(resp)
             self.assertNotIn("Secure", plain_attrs, "plain listener: no Secure (secure false)")
 
+    def test_proxy_protocol_header_before_the_handshake(self):
+        # Behind an L4 balancer: the PROXY header comes first, in clear, then
+        # TLS; the header's source is the client the origin hears of.
+        path, cfg = self.config()
+        tls_listener = dict(cfg["listeners"][1], name="pp-https", address=addr(),
+                            proxy_protocol=True)
+        cfg["listeners"].append(tls_listener)
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        port = int(tls_listener["address"].rpartition(":")[2])
+        with Edge(path) as m:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            raw.sendall(b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 443\r\n")
+            conn = client_context().wrap_socket(raw, server_hostname=B)
+            try:
+                self.assertEqual(self.pki.which(conn.getpeercert(True)), "b",
+                                 "SNI still picks the certificate after a PROXY header")
+                conn.sendall(b"GET /pp-tls HTTP/1.1\r\nHost: b.meridian.test\r\n"
+                             b"Connection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            finally:
+                conn.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            seen = json.loads(body)
+            self.assertEqual(seen["headers"].get("x-forwarded-for"), "203.0.113.9")
+            self.assertEqual(seen["headers"].get("x-forwarded-proto"), "https")
+            # Without the header, the TLS listener with proxy_protocol closes.
+            self.assertIsNotNone(handshake_fails(port, A),
+                                 "a handshake without a PROXY header first fails")
+
     def test_second_name_with_curl(self):
         with self.edge() as m:
             rc, status, _, body, verbose = curl_https(m.tls_port, "/b", host=B,
