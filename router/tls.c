@@ -126,7 +126,11 @@ static int on_ticket_key(SSL *ssl, unsigned char key_name[16], unsigned char iv[
         found = -1;
     }
     OPENSSL_cleanse(&key, sizeof(key));
-    /* 2 asks OpenSSL to issue a fresh ticket under the current key. */
+    /* 2 asks OpenSSL for a fresh ticket: under the current key when the
+     * previous one was used, and always in TLS 1.3, whose clients use a
+     * ticket once (RFC 8446 C.4). */
+    if (!enc && found == 1 && SSL_version(ssl) >= TLS1_3_VERSION)
+        found = 2;
     return found;
 }
 

@@ -579,6 +579,22 @@ class ResumptionTest(TLSTestBase):
             self.assertGreaterEqual(metric(m, "meridian_tls_handshakes_total", listener="https",
                                            resumed="false"), full0 + 2, "2 full handshakes")
 
+    def test_tls13_resumed_connection_gets_a_fresh_ticket(self):
+        # TLS 1.3 clients use a ticket once (RFC 8446 C.4): a client that
+        # always resumes from its newest ticket (s_client -sess_in the
+        # previous -sess_out) must keep resuming.
+        d = tempfile.mkdtemp(dir=self.tmp)
+        with self.edge() as m:
+            kinds = []
+            for i in range(4):
+                args = ["-tls1_3", "-ign_eof", "-sess_out", os.path.join(d, "s%d" % i)]
+                if i > 0:
+                    args += ["-sess_in", os.path.join(d, "s%d" % (i - 1))]
+                rc, out = s_client(m.tls_port, *args, sni=A, data=HTTP_CLOSE)
+                self.assertTrue(s_client_ok(rc, out), out)
+                kinds.append(re.search(r"^(New|Reused), TLSv1\.3", out, re.M).group(1))
+            self.assertEqual(kinds, ["New", "Reused", "Reused", "Reused"])
+
     def test_s_client_reports_reused(self):
         with self.edge() as m:
             for flag, version in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
