@@ -287,6 +287,10 @@ static void tls_read(struct mr_conn *conn)
             vec.iov_len = (size_t)n;
             evbuffer_commit_space(conn->in, &vec, 1);
             total += (size_t)n;
+            /* Nothing buffered in OpenSSL: whatever else comes wakes epoll
+             * again, so no read() that would only say EAGAIN. */
+            if (!SSL_has_pending(conn->ssl))
+                break;
             continue;
         }
         evbuffer_commit_space(conn->in, &vec, 0);
