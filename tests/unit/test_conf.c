@@ -405,6 +405,65 @@ static const struct {
     {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\"},"
                     " {\"name\": \"b\", \"address\": \"127.0.0.1:1\"}]"}},
      "listeners[1].address: duplicate address \"127.0.0.1:1\" (first at listeners[0].address)"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"tls\": {}}]"}},
+     "listeners[0].tls.certificates: required"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\","
+                    " \"tls\": {\"certificates\": []}}]"}},
+     "listeners[0].tls.certificates: expected a non-empty array"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\","
+                    " \"tls\": {\"certificates\": [{\"cert\": \"a.pem\"}]}}]"}},
+     "listeners[0].tls.certificates[0].key: required"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"tls\": "
+                    "{\"certificates\": [{\"cert\": \"a.pem\", \"key\": \"a.key\"}],"
+                    " \"min_version\": \"TLSv1.1\"}}]"}},
+     "listeners[0].tls.min_version: expected \"TLSv1.2\" or \"TLSv1.3\" (older versions are "
+     "not offered)"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"tls\": "
+                    "{\"certificates\": [{\"cert\": \"a.pem\", \"key\": \"a.key\"}],"
+                    " \"alpn\": [\"http/1.1\", \"h2\"]}}]"}},
+     "listeners[0].tls.alpn[1]: \"h2\" is not offered: meridian speaks HTTP/1.1 "
+     "(\"http/1.1\" or \"http/1.0\")"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"tls\": "
+                    "{\"certificates\": [{\"cert\": \"a.pem\", \"key\": \"a.key\"}],"
+                    " \"ticket_rotate_s\": 0}}]"}},
+     "listeners[0].tls.ticket_rotate_s: expected an integer between 1 and 604800"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"tls\": "
+                    "{\"certificates\": [{\"cert\": \"a.pem\", \"key\": \"a.key\"}]},"
+                    " \"redirect_https\": true}]"}},
+     "listeners[0].redirect_https: only for a plain listener (this one has tls)"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\","
+                    " \"proxy_protocol\": \"yes\"}]"}},
+     "listeners[0].proxy_protocol: expected a boolean"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"mode\": \"tunnel\"}]"}},
+     "listeners[0].mode: expected \"proxy\" or \"redirect\""},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"https_port\": 0}]"}},
+     "listeners[0].https_port: expected an integer between 1 and 65535"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"mode\": \"redirect\"}]"}},
+     "regions[1].clusters[0].public_url: required when a listener or host uses redirect mode"},
+    {{{"hosts", "{\"go.example.com:80\": {\"mode\": \"redirect\"}}"}},
+     "hosts.go.example.com:80: expected a host name (letters, digits, '-' and '.', no port)"},
+    {{{"hosts", "{\"go.example.com\": {\"mode\": \"fast\"}}"}},
+     "hosts.go.example.com.mode: expected \"proxy\" or \"redirect\""},
+    {{{"hosts", "{\"go.example.com\": {\"mode\": \"redirect\"}}"}},
+     "regions[0].clusters[0].public_url: required when a listener or host uses redirect mode"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"], \"public_url\": \"ftp://a.example.com\"}]},"
+                  " {\"name\": \"us\", \"clusters\": [{\"name\": \"b\", \"endpoints\":"
+                  " [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].public_url: expected an absolute http:// or https:// URL without "
+     "query or fragment"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"], \"public_url\": \"https://a.example.com/?x=1\"}]},"
+                  " {\"name\": \"us\", \"clusters\": [{\"name\": \"b\", \"endpoints\":"
+                  " [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].public_url: expected an absolute http:// or https:// URL without "
+     "query or fragment"},
+    {{{"regions", "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\":"
+                  " [\"127.0.0.1:1\"], \"send_proxy\": \"v3\"}]},"
+                  " {\"name\": \"us\", \"clusters\": [{\"name\": \"b\", \"endpoints\":"
+                  " [\"127.0.0.1:2\"]}]}]"}},
+     "regions[0].clusters[0].send_proxy: expected \"v1\", \"v2\" or \"none\""},
+    {{{"timeouts.tunnel_idle_ms", "0"}}, "timeouts.tunnel_idle_ms: expected an integer >= 1"},
     {{{"trusted_proxies", "[\"10.0.0.0/8\", \"x\"]"}},
      "trusted_proxies[1]: cannot parse \"x\" as an address or CIDR prefix"},
     {{{"trusted_proxies", "[\"10.0.0.0/33\"]"}},
@@ -1229,6 +1288,67 @@ static void test_drain_deadline(void **state)
     }
 }
 
+/* The edge keys of listeners, hosts and clusters land in the snapshot. */
+static void test_edge_keys(void **state)
+{
+    static const struct patch patches[] = {
+        {"listeners",
+         "[{\"name\": \"https\", \"address\": \"127.0.0.1:8443\", \"proxy_protocol\": true,"
+         " \"mode\": \"redirect\", \"tls\": {\"certificates\": [{\"cert\": \"a.pem\","
+         " \"key\": \"/k/a.key\", \"ocsp\": \"a.der\"}], \"min_version\": \"TLSv1.3\","
+         " \"session_tickets\": false, \"ticket_rotate_s\": 60}},"
+         " {\"name\": \"http\", \"address\": \"127.0.0.1:8080\", \"redirect_https\": true,"
+         " \"https_port\": 8443}]"},
+        {"hosts", "{\"Go.Example.COM\": {\"mode\": \"proxy\"}}"},
+        {"regions",
+         "[{\"name\": \"eu\", \"clusters\": [{\"name\": \"a\", \"endpoints\": [\"127.0.0.1:1\"],"
+         " \"public_url\": \"https://a.example.com/base/\", \"send_proxy\": \"v2\"}]},"
+         " {\"name\": \"us\", \"clusters\": [{\"name\": \"b\", \"endpoints\": [\"127.0.0.1:2\"],"
+         " \"public_url\": \"http://b.example.com:8080\", \"send_proxy\": \"v1\"}]}]"},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = load_patched(patches, sizeof(patches) / sizeof(patches[0]), &errs);
+    const struct mr_listener *l;
+    char want[PATH_MAX];
+    (void)state;
+
+    if (snap == NULL)
+        print_errors(&errs);
+    assert_non_null(snap);
+    l = &snap->listeners[0];
+    assert_true(l->proxy_protocol);
+    assert_int_equal(l->mode, MR_MODE_REDIRECT);
+    assert_non_null(l->tls);
+    assert_int_equal(l->tls->n_certificates, 1);
+    expand(want, sizeof(want), "@DIR@/a.pem");
+    assert_string_equal(l->tls->certificates[0].cert, want);
+    assert_string_equal(l->tls->certificates[0].key, "/k/a.key");
+    expand(want, sizeof(want), "@DIR@/a.der");
+    assert_string_equal(l->tls->certificates[0].ocsp, want);
+    assert_int_equal(l->tls->min_version, 0x0304);
+    assert_false(l->tls->session_tickets);
+    assert_int_equal(l->tls->ticket_rotate_s, 60);
+    assert_string_equal(l->tls->alpn[0], "http/1.1");
+    assert_null(l->tls->alpn[1]);
+    assert_non_null(l->tls->ciphers);
+    l = &snap->listeners[1];
+    assert_null(l->tls);
+    assert_true(l->redirect_https);
+    assert_int_equal(l->https_port, 8443);
+    assert_int_equal(l->mode, MR_MODE_PROXY);
+    assert_int_equal(snap->n_hosts, 1);
+    assert_string_equal(snap->hosts[0].host, "go.example.com");
+    assert_int_equal(snap->hosts[0].mode, MR_MODE_PROXY);
+    assert_true(snap->uses_redirect);
+    assert_string_equal(snap->clusters[0]->public_url, "https://a.example.com/base");
+    assert_int_equal(snap->clusters[0]->send_proxy, MR_SEND_PROXY_V2);
+    assert_string_equal(snap->clusters[1]->public_url, "http://b.example.com:8080");
+    assert_int_equal(snap->clusters[1]->send_proxy, MR_SEND_PROXY_V1);
+    assert_int_equal(snap->timeouts.tunnel_idle_ms, 300000);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
 static void test_drain_errors(void **state)
 {
     struct mr_errors errs = {0};
@@ -1325,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_drain_modes),
         cmocka_unit_test(test_drain_deadline),
         cmocka_unit_test(test_drain_errors),
+        cmocka_unit_test(test_edge_keys),
         cmocka_unit_test(test_drain_unknown_key_warns),
     };
 
