@@ -326,8 +326,7 @@ static int parse_v2(const unsigned char *buf, size_t len, struct mr_proxyproto *
     return (int)total;
 }
 
-int
-mr_proxyproto_parse(const unsigned char *buf, size_t len, struct mr_proxyproto *out)
+int mr_proxyproto_parse(const unsigned char *buf, size_t len, struct mr_proxyproto *out)
 {
     if (len == 0) {
         return 0;
@@ -341,8 +340,7 @@ mr_proxyproto_parse(const unsigned char *buf, size_t len, struct mr_proxyproto *
 
 /* ---- reader ---- */
 
-void
-mr_proxyproto_reader_init(struct mr_proxyproto_reader *r)
+void mr_proxyproto_reader_init(struct mr_proxyproto_reader *r)
 {
     r->have = 0;
 }
@@ -358,8 +356,7 @@ static ssize_t recv_some(int fd, void *buf, size_t len, int flags)
     return n;
 }
 
-int
-mr_proxyproto_read(int fd, struct mr_proxyproto_reader *r, struct mr_proxyproto *out)
+int mr_proxyproto_read(int fd, struct mr_proxyproto_reader *r, struct mr_proxyproto *out)
 {
     for (;;) {
         size_t want;
@@ -484,9 +481,8 @@ static int endpoint_pair(const struct sockaddr *src, const struct sockaddr *dst,
     return s->family;
 }
 
-size_t
-mr_proxyproto_build_v1(char *out, size_t cap, const struct sockaddr *src,
-                       const struct sockaddr *dst)
+size_t mr_proxyproto_build_v1(char *out, size_t cap, const struct sockaddr *src,
+                              const struct sockaddr *dst)
 {
     static const char unknown[] = "PROXY UNKNOWN\r\n";
     struct endpoint s, d;
@@ -518,9 +514,8 @@ mr_proxyproto_build_v1(char *out, size_t cap, const struct sockaddr *src,
     return len;
 }
 
-size_t
-mr_proxyproto_build_v2(unsigned char *out, size_t cap, const struct sockaddr *src,
-                       const struct sockaddr *dst)
+size_t mr_proxyproto_build_v2(unsigned char *out, size_t cap, const struct sockaddr *src,
+                              const struct sockaddr *dst)
 {
     struct endpoint s, d;
     unsigned char hdr[MR_PROXYPROTO_V2_HEAD + V2_LEN_INET6];
