@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import unittest
 import threading
 import time
 
@@ -287,6 +288,30 @@ class Origin:
 
 
 # ----------------------------------------------------------- configuration
+
+class OriginTestCase(unittest.TestCase):
+    """One test origin and one scratch folder for a whole test class.
+
+    ENDPOINTS maps each cluster to how many endpoints it has; setUpClass
+    gives each a free loopback address (cls.eps: cluster -> ["HOST:PORT",
+    ...]), starts an Origin serving them all and makes cls.tmp."""
+
+    ENDPOINTS = {}
+    TMP_PREFIX = "mr-test-"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix=cls.TMP_PREFIX)
+        cls.eps = {name: ["127.0.0.1:%d" % free_port() for _ in range(count)]
+                   for name, count in cls.ENDPOINTS.items()}
+        cls.origin = Origin(cls.eps).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.origin.stop()
+        cls.origin.remove_files()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
 
 def write_config(directory, overrides=None):
     """Writes DIR/meridian.json, DIR/session.keys and DIR/admin.token.

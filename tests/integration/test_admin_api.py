@@ -30,7 +30,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,8 +39,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (MERIDIAN_BIN, IncompleteResponse, Meridian, Origin, RawConn,  # noqa: E402
-                     free_port, pattern_sha256, region, request, wait_for, write_config)
+from harness import (MERIDIAN_BIN, IncompleteResponse, Meridian, Origin,  # noqa: E402
+                     OriginTestCase, RawConn, free_port, pattern_sha256, region, request, wait_for, write_config)
 from routing_helpers import (IP, addr, db, get, set_cookie, sign_cookie,  # noqa: E402
                              write_keys)
 
@@ -89,15 +88,12 @@ def iso8601(text):
     return bool(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$", text))
 
 
-class EdgeCase(unittest.TestCase):
+class EdgeCase(OriginTestCase):
     """One Origin for the class (eu-west-a, eu-west-b, us-east-a); a fresh
     meridian per test via self.edge()."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-admin-")
-        cls.eps = {name: [addr()] for name in CLUSTERS}
-        cls.origin = Origin(cls.eps).start()
+    ENDPOINTS = {name: 1 for name in CLUSTERS}
+    TMP_PREFIX = "mr-admin-"
 
     @classmethod
     def tearDownClass(cls):
@@ -105,9 +101,7 @@ class EdgeCase(unittest.TestCase):
         if shared is not None:
             shared.stop()
             cls._shared = None
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
         if shared is not None and shared.sanitizer_report():
             raise AssertionError("sanitizer report:\n" + shared.sanitizer_report())
 

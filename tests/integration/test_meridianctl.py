@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (MERIDIAN_BIN, MERIDIANCTL_BIN, Meridian, Origin, RawConn,  # noqa: E402
+from harness import (MERIDIAN_BIN, MERIDIANCTL_BIN, Meridian, OriginTestCase, RawConn,  # noqa: E402
                      free_port, region, wait_for, write_config)
 
 GB_CLIENT = "81.2.69.142"  # GB in the geoip2 test database (tools/mkmmdb.pl)
@@ -560,25 +560,15 @@ class CtlWireTest(unittest.TestCase):
 
 # ---------------------------------------------------------- a real meridian
 
-class CtlEdgeTest(unittest.TestCase):
+class CtlEdgeTest(OriginTestCase):
     """meridianctl against a running meridian: region eu-west (eu-west-a,
     eu-west-b, weight 50 each) and us-east (us-east-a). GB goes to eu-west
     then us-east, US only to us-east (so draining us-east-a would strand it),
     everything else to eu-west then us-east. A fresh edge per test, so each
     starts at the configuration's state."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-ctl-edge-")
-        cls.eps = {name: ["127.0.0.1:%d" % free_port()]
-                   for name in ("eu-west-a", "eu-west-b", "us-east-a")}
-        cls.origin = Origin(cls.eps).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    ENDPOINTS = {"eu-west-a": 1, "eu-west-b": 1, "us-east-a": 1}
+    TMP_PREFIX = "mr-ctl-edge-"
 
     def setUp(self):
         overrides = {

@@ -33,7 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Meridian, Origin, RawConn, build_request, deep_merge, split_addr,  # noqa: E402
+from harness import (Meridian, OriginTestCase, RawConn, build_request, deep_merge, split_addr,  # noqa: E402
                      wait_for, write_config)
 from routing_helpers import (IP, AccessLog, addr, cookie_cluster, db, sign_cookie,  # noqa: E402
                              write_keys)
@@ -252,21 +252,12 @@ def request_bytes(path, headers=None, host="edge.meridian.test"):
 
 # ================================================================= inbound
 
-class InboundTest(unittest.TestCase):
+class InboundTest(OriginTestCase):
     """Listeners "pp" (proxy_protocol) and "plain"; regions eu-west
     {eu-west-a} for GB and us-east {us-east-a}, the default."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-ppin-")
-        cls.eps = {"eu-west-a": [addr()], "us-east-a": [addr()]}
-        cls.origin = Origin(cls.eps).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    ENDPOINTS = {"eu-west-a": 1, "us-east-a": 1}
+    TMP_PREFIX = "mr-ppin-"
 
     def edge(self, overrides=None):
         cfg = deep_merge(BASE, {

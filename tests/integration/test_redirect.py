@@ -19,7 +19,6 @@ Standalone unittest script; stdlib only; every wait bounded.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import MERIDIAN_BIN, Meridian, Origin, RawConn, wait_for, write_config  # noqa: E402
+from harness import MERIDIAN_BIN, Meridian, OriginTestCase, RawConn, wait_for, write_config  # noqa: E402
 from routing_helpers import (IP, addr, cookie_cluster, cookie_fields, db, set_cookie,  # noqa: E402
                              set_cookies, sign_cookie, write_keys, xff)
 
@@ -37,21 +36,12 @@ US_URL = "https://us.meridian.test:8443"
 MAX_AGE = 86400
 
 
-class RedirectTest(unittest.TestCase):
+class RedirectTest(OriginTestCase):
     """Regions eu-west {eu-west-a} (GB, the EU continent) and us-east
     {us-east-a} (US, the default); one C origin serves both."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-redir-")
-        cls.eps = {"eu-west-a": [addr()], "us-east-a": [addr()]}
-        cls.origin = Origin(cls.eps).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    ENDPOINTS = {"eu-west-a": 1, "us-east-a": 1}
+    TMP_PREFIX = "mr-redir-"
 
     # ------------------------------------------------------------ helpers
 

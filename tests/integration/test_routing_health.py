@@ -15,7 +15,6 @@ another cluster (with a new cookie) when the cluster has no other.
 """
 
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, Origin, RawConn, deep_merge, wait_for, write_config  # noqa: E402
+from harness import Meridian, OriginTestCase, RawConn, deep_merge, wait_for, write_config  # noqa: E402
 from routing_helpers import (IP, AccessLog, addr, cookie_fields, db, get, set_cookie,  # noqa: E402
                              set_cookies, sign_cookie, write_keys)
 
@@ -34,21 +33,17 @@ FAST = {"interval_ms": 100, "timeout_ms": 80, "rise": 1, "fall": 2, "min_healthy
 SLOW = {"interval_ms": 60000, "timeout_ms": 1000, "rise": 1, "fall": 5, "min_healthy": 0.5}
 
 
-class HealthTest(unittest.TestCase):
+class HealthTest(OriginTestCase):
     """eu {eu-a: a1 a2, eu-b: b1 b2}, us {us-a: u1}; GB clients -> [eu, us]."""
+
+    ENDPOINTS = {"eu-a": 2, "eu-b": 2, "us-a": 1}
+    TMP_PREFIX = "mr-health-"
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-health-")
-        cls.a1, cls.a2, cls.b1, cls.b2, cls.u1 = (addr() for _ in range(5))
-        cls.eps = {"eu-a": [cls.a1, cls.a2], "eu-b": [cls.b1, cls.b2], "us-a": [cls.u1]}
-        cls.origin = Origin(cls.eps).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().setUpClass()
+        (cls.a1, cls.a2), (cls.b1, cls.b2), (cls.u1,) = (
+            cls.eps["eu-a"], cls.eps["eu-b"], cls.eps["us-a"])
 
     def setUp(self):
         self.health(200, self.a1, self.a2, self.b1, self.b2, self.u1)

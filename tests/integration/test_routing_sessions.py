@@ -16,7 +16,6 @@ own (routing_helpers.sign_cookie) to reach states quickly.
 
 import collections
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -24,8 +23,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, Origin, RawConn, deep_merge, wait_for, write_config  # noqa: E402
-from routing_helpers import (IP, AccessLog, addr, b64url, cookie_fields, db, get, reload,  # noqa: E402
+from harness import Meridian, OriginTestCase, RawConn, deep_merge, wait_for, write_config  # noqa: E402
+from routing_helpers import (IP, AccessLog, b64url, cookie_fields, db, get, reload,  # noqa: E402
                              rewrite_config, set_cookie, set_cookies, sign_cookie, write_keys)
 
 K1 = ("k1", bytes(range(1, 33)))
@@ -33,21 +32,12 @@ K2 = ("k2", bytes(range(101, 141)))
 MAX_AGE = 86400
 
 
-class SessionTest(unittest.TestCase):
+class SessionTest(OriginTestCase):
     """Regions eu {eu-a, eu-b} and us {us-a}; GB and DE clients go to eu,
     US clients to us."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-sess-")
-        cls.eps = {"eu-a": [addr()], "eu-b": [addr()], "us-a": [addr()]}
-        cls.origin = Origin(cls.eps).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    ENDPOINTS = {"eu-a": 1, "eu-b": 1, "us-a": 1}
+    TMP_PREFIX = "mr-sess-"
 
     def config(self, weights=None, drains=None, overrides=None):
         weights = dict({"eu-a": 100, "eu-b": 100, "us-a": 100}, **(weights or {}))
