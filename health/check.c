@@ -12,6 +12,8 @@
 
 #include <event2/event.h>
 
+#include "common/proxyproto.h"
+
 #define CHECKER_MAGIC 0xc4ec4e50U
 #define LOOP_MAGIC 0xc4ec100bU
 #define STATUS_LINE_MAX 256 /* a longer first line is not a status line */
@@ -261,20 +263,18 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* An origin behind send_proxy expects a PROXY header on every connection;
- * a check speaks for no client: v2 LOCAL, v1 UNKNOWN. */
-static const char proxy_v2_local[16] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
-static const char proxy_v1_unknown[] = "PROXY UNKNOWN\r\n";
-
 static int build_request(struct check_loop *loop)
 {
     const char *path = loop->ck->path != NULL ? loop->ck->path : "/";
-    const char *preface = loop->send_proxy == MR_SEND_PROXY_V2   ? proxy_v2_local
-                          : loop->send_proxy == MR_SEND_PROXY_V1 ? proxy_v1_unknown
-                                                                 : "";
-    size_t preface_len = loop->send_proxy == MR_SEND_PROXY_V2   ? sizeof(proxy_v2_local)
-                         : loop->send_proxy == MR_SEND_PROXY_V1 ? sizeof(proxy_v1_unknown) - 1
-                                                                : 0;
+    /* An origin behind send_proxy expects a PROXY header on every
+     * connection; a check speaks for no client: v2 LOCAL, v1 UNKNOWN. */
+    char preface[MR_PROXYPROTO_V1_MAX];
+    size_t preface_len = loop->send_proxy == MR_SEND_PROXY_V2
+                             ? mr_proxyproto_build_v2((unsigned char *)preface, sizeof(preface),
+                                                      NULL, NULL)
+                         : loop->send_proxy == MR_SEND_PROXY_V1
+                             ? mr_proxyproto_build_v1(preface, sizeof(preface), NULL, NULL)
+                             : 0;
     int n = snprintf(NULL, 0,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meridian-health\r\n"
                      "Connection: close\r\n\r\n",

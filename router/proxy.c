@@ -18,7 +18,7 @@
 #include "router/headers.h"
 #include "router/http1.h"
 #include "router/pick.h"
-#include "router/proxyproto.h"
+#include "common/proxyproto.h"
 #include "router/stats.h"
 #include "router/tls.h"
 #include "router/upstream.h"

@@ -1,6 +1,6 @@
 /* tests/unit/test_proxyproto.c: PROXY protocol v1/v2 parsing, building, and
  * the socket reader that must never take a byte past the header
- * (router/proxyproto.c). */
+ * (common/proxyproto.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/netaddr.h"
-#include "router/proxyproto.h"
+#include "common/proxyproto.h"
 
 static const char payload[] = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
 

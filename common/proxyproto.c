@@ -1,5 +1,5 @@
-/* router/proxyproto.c: see proxyproto.h. */
-#include "router/proxyproto.h"
+/* common/proxyproto.c: see proxyproto.h. */
+#include "common/proxyproto.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

@@ -1,6 +1,7 @@
 /*
- * router/proxyproto.h: the PROXY protocol (HAProxy spec, v1 text and v2
- * binary), read from clients and written to upstreams.
+ * common/proxyproto.h: the PROXY protocol (HAProxy spec, v1 text and v2
+ * binary), read from clients and written to upstreams (by the data path and by
+ * health checks).
  *
  * A listener behind a load balancer that speaks the PROXY protocol gets the
  * real client address from a header sent before any other byte. The parser
@@ -16,8 +17,8 @@
  * v1 "UNKNOWN", v2 LOCAL, and v2 PROXY with any valid family other than
  * TCP4/TCP6 (UNSPEC, UDP, UNIX), as the spec's "fall back to UNSPEC" allows.
  */
-#ifndef MR_ROUTER_PROXYPROTO_H
-#define MR_ROUTER_PROXYPROTO_H
+#ifndef MR_COMMON_PROXYPROTO_H
+#define MR_COMMON_PROXYPROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>
