@@ -261,7 +261,7 @@ static int on_status_request(SSL *ssl, void *arg)
 
 /* ---- loading ------------------------------------------------------------ */
 
-/* The first queued OpenSSL error as text, clearing the queue. */
+/* The latest queued OpenSSL error as text, clearing the queue. */
 static const char *ssl_error(char *buf, size_t cap)
 {
     unsigned long e = ERR_peek_last_error();
@@ -373,7 +373,10 @@ static bool load_ocsp(struct tls_cert *cert, const char *path, const char *jpath
         return false;
     }
     OCSP_RESPONSE_free(resp);
-    cert->ocsp = buf;
+    /* Kept as long as the snapshot: only its own size, not the read buffer's. */
+    cert->ocsp = realloc(buf, n);
+    if (cert->ocsp == NULL)
+        cert->ocsp = buf;
     cert->ocsp_len = n;
     return true;
 }
