@@ -37,11 +37,18 @@ static bool has_connection_header(const struct mr_http1_head *head)
     return false;
 }
 
+/* The framing and Host meridian parsed: forwarded whatever Connection
+ * lists, or the next hop would frame or route the message differently. */
+static bool is_framing(const struct mr_http1_header *h)
+{
+    return mr_http1_name_is(h, "content-length") || mr_http1_name_is(h, "host");
+}
+
 /* Whether a header passes the hop, for either direction. */
 static bool forwarded(const struct mr_http1_head *head, bool has_conn,
                       const struct mr_http1_header *h)
 {
-    return !is_hop_by_hop(h) && (!has_conn || !named_by_connection(head, h));
+    return !is_hop_by_hop(h) && (!has_conn || is_framing(h) || !named_by_connection(head, h));
 }
 
 static char *put(char *p, const char *s, size_t len)

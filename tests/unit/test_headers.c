@@ -368,6 +368,31 @@ static void test_request_connection_named_long_name(void **state)
     request_is(in, &fwd, want);
 }
 
+/* Found by tests/fuzz/fuzz_request_head.c: a Connection naming the framing
+ * or Host must not remove them, or the origin reads the body as a second
+ * request meridian never routed. */
+static void test_request_connection_names_framing(void **state)
+{
+    struct mr_forward fwd = fwd_of("192.0.2.7", false, "http", false);
+    const struct mr_http1_head *again;
+    (void)state;
+
+    again = request_is("POST / HTTP/1.1\r\n"
+                       "Host: h\r\n"
+                       "Content-Length: 3\r\n"
+                       "Connection: content-length, host\r\n"
+                       "\r\n",
+                       &fwd,
+                       "POST / HTTP/1.1\r\n"
+                       "Host: h\r\n"
+                       "Content-Length: 3\r\n"
+                       "X-Forwarded-For: 192.0.2.7\r\n"
+                       "X-Forwarded-Proto: http\r\n"
+                       "\r\n");
+    assert_int_equal(again->body, MR_BODY_LENGTH);
+    assert_int_equal(again->content_length, 3);
+}
+
 /* ---- X-Forwarded-For / X-Forwarded-Proto ---- */
 
 static void test_xff_untrusted_peer_replaced(void **state)
@@ -660,6 +685,7 @@ int main(void)
         cmocka_unit_test_teardown(test_request_chunked_te_readded, free_tracked),
         cmocka_unit_test_teardown(test_request_connection_named_dropped, free_tracked),
         cmocka_unit_test_teardown(test_request_connection_named_long_name, free_tracked),
+        cmocka_unit_test_teardown(test_request_connection_names_framing, free_tracked),
         cmocka_unit_test_teardown(test_xff_untrusted_peer_replaced, free_tracked),
         cmocka_unit_test_teardown(test_xff_trusted_peer_extended, free_tracked),
         cmocka_unit_test_teardown(test_xfp_replaced, free_tracked),
