@@ -230,6 +230,10 @@ bool mr_http1_has_token(const char *value, size_t len, const char *tok, size_t t
 static long scan_head(struct mr_http1 *h, const unsigned char *p, size_t len)
 {
     for (size_t i = h->scanned; i < len; i++) {
+        /* obs-fold, or whitespace before the first header (checked here,
+         * not after the LF, since the LF may have ended the last read). */
+        if (i == h->line_start && h->request_line_end != 0 && (p[i] == ' ' || p[i] == '\t'))
+            return -1;
         if (p[i] == '\r') {
             if (i + 1 < len && p[i + 1] != '\n')
                 return -1; /* bare CR */
@@ -248,10 +252,9 @@ static long scan_head(struct mr_http1 *h, const unsigned char *p, size_t len)
         if (h->request_line_end == 0)
             h->request_line_end = i + 1;
         h->line_start = i + 1;
-        if (i + 1 < len && (p[i + 1] == ' ' || p[i + 1] == '\t'))
-            return -1; /* obs-fold, or whitespace before the first header */
     }
-    h->scanned = len;
+    /* A CR that ends the read is looked at again with the byte after it. */
+    h->scanned = p[len - 1] == '\r' ? len - 1 : len;
     return 0;
 }
 

@@ -253,6 +253,41 @@ static void test_tokens(void **state)
     assert_false(mr_http1_has_token(v, strlen(v), "keep", 4));
 }
 
+/* Found by tests/fuzz/fuzz_request_head.c: the verdict must not depend on
+ * where reads split (a bare CR, obs-fold or a leading CRLF cut by the end
+ * of a read). Every split point gets the verdict of the whole. */
+static void test_split_reads(void **state)
+{
+    static const struct {
+        const char *request;
+        int status;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400},
+        {"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", -1},
+        {"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", -1},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *req = cases[i].request;
+        size_t len = strlen(req);
+        for (size_t cut = 1; cut < len; cut++) {
+            struct mr_http1_head head;
+            struct evbuffer *buf;
+            int r = parse_request(req, cut, &head, &buf);
+            if (r == MR_HTTP1_AGAIN) {
+                evbuffer_add(buf, req + cut, len - cut);
+                r = mr_http1_parse_head(last_parser, buf, false, &head);
+            }
+            if (r != cases[i].status)
+                fail_msg("case %zu split at %zu: got %d, want %d", i, cut, r, cases[i].status);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_bad_chunk),
         cmocka_unit_test(test_response_framing),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_split_reads),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     forget_last();
