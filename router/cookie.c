@@ -31,7 +31,7 @@ struct verified {
     size_t len;                       /* 0: empty */
     char value[MR_COOKIE_VALUE_MAX];
     char cluster[MR_COOKIE_CLUSTER_MAX + 1];
-    int64_t expires;
+    int64_t issued, expires;
 };
 
 struct mr_cookie_keys {
@@ -390,6 +390,7 @@ mr_cookie_verify(struct mr_cookie_keys *k, const char *value, size_t len, int64_
     }
     seen = &k->verified[verified_slot(value, len)];
     if (seen->len == len && CRYPTO_memcmp(seen->value, value, len) == 0 && now < seen->expires &&
+        (now > INT64_MAX - MR_COOKIE_CLOCK_SKEW_S || seen->issued <= now + MR_COOKIE_CLOCK_SKEW_S) &&
         strlen(seen->cluster) < cluster_cap && cluster_out != NULL) {
         strcpy(cluster_out, seen->cluster);
         return MR_COOKIE_VALID;
@@ -425,6 +426,7 @@ mr_cookie_verify(struct mr_cookie_keys *k, const char *value, size_t len, int64_
     memcpy(seen->value, value, len);
     memcpy(seen->cluster, p.cluster, p.cluster_len);
     seen->cluster[p.cluster_len] = '\0';
+    seen->issued = p.issued;
     seen->expires = p.expires;
     seen->len = len;
     return MR_COOKIE_VALID;
