@@ -382,7 +382,10 @@ int mr_http1_parse_head(struct mr_http1 *h, struct evbuffer *buf, bool head_requ
     if (head_len < 0)
         return request ? 400 : 502;
     if (head_len == 0) {
-        if (request && h->request_line_end == 0 && want > h->limits.max_uri_bytes + 32)
+        /* A request line too long for any target, ended or not (as a
+         * shorter read of it would be refused). */
+        if (request && (h->request_line_end ? h->request_line_end : want) >
+                           h->limits.max_uri_bytes + 32)
             return 414;
         if (want == h->limits.max_head_bytes)
             return request ? 431 : 502;

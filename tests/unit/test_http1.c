@@ -286,6 +286,14 @@ static void test_split_reads(void **state)
                 fail_msg("case %zu split at %zu: got %d, want %d", i, cut, r, cases[i].status);
         }
     }
+    /* A request line longer than any target is refused once ended too, as
+     * a read that ends within it is. */
+    char line[200] = "GET /";
+    struct mr_http1_head head;
+    memset(line + 5, 'a', 150);
+    strcpy(line + 155, " HTTP/1.1\r\nHost: x\r\n");
+    assert_int_equal(parse_request(line, 120, &head, NULL), 414);
+    assert_int_equal(parse_request(line, strlen(line), &head, NULL), 414);
 }
 
 int main(void)
