@@ -5,7 +5,7 @@
 DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
 	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
 	python3 curl wrk procps bc libmaxmind-db-writer-perl \
-	chromium chromium-driver python3-selenium
+	chromium chromium-driver python3-selenium clang-14 libfuzzer-14-dev
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 
 CC ?= cc
@@ -36,7 +36,7 @@ CORE_TESTS := $(filter-out $(ROUTER_TESTS),$(UNIT_BINS))
 # Test GeoIP databases (written by tools/mkmmdb.pl): rules in geo/testdata.mk.
 include geo/testdata.mk
 
-.PHONY: all build deps check-deps test test-unit test-integration run bench clean
+.PHONY: all build deps check-deps test test-unit test-integration run bench clean fuzz fuzz-build
 all: check-deps geo/data/country.mmdb
 	@$(MAKE) --no-print-directory build VARIANT=release
 	@ln -sf build/release/meridian meridian
@@ -96,12 +96,50 @@ check-deps:
 # Unit tests (cmocka) then integration tests (real processes on loopback)
 # for one build variant; tests/run.sh prints the "N passed, N failed" line.
 test-variant: build testdata
-	@bash tests/run.sh $(B)
+	@FUZZ_DIR=$(FUZZ_DIR) bash tests/run.sh $(B)
 
 test: check-deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory fuzz-build
 	@$(MAKE) --no-print-directory test-variant VARIANT=release
-	@$(MAKE) --no-print-directory test-variant VARIANT=asan
+	@$(MAKE) --no-print-directory test-variant VARIANT=asan FUZZ_DIR=$(FUZZ_B)
+
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c, docs/fuzzing.md), built with
+# clang from the same sources into their own folder: the code under test with
+# fuzzer-no-link coverage and ASan+UBSan, each harness linked with libFuzzer.
+# `make fuzz` runs each for FUZZ_SECONDS on a copy of its committed corpus;
+# `make test` runs each over its corpus for a short budget, one unit each.
+FUZZ_CC := clang-14
+FUZZ_B := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_B)/%)
+
+$(FUZZ_B)/%.o: %.c $(wildcard */*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_B)/libcore.a: $(CORE_SRCS:%.c=$(FUZZ_B)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_B)/librouter.a: $(ROUTER_SRCS:%.c=$(FUZZ_B)/%.o) $(B)/gen/dashboard_html.c
+	@rm -f $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $(B)/gen/dashboard_html.c -o $(FUZZ_B)/dashboard_html.o
+	ar rcs $@ $(filter %.o,$^) $(FUZZ_B)/dashboard_html.o
+
+$(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_B)/tests/fuzz/%.o $(FUZZ_B)/librouter.a $(FUZZ_B)/libcore.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: check-deps fuzz-build
+	@for f in $(FUZZ_BINS); do \
+		bash tests/fuzz/run.sh $$f $(FUZZ_SECONDS) \
+			$(FUZZ_B)/corpus/$$(basename $$f) || exit 1; \
+	done
 
 # The CC0 country database the example configuration reads (an npm package
 # of ip-location-db; npm is the one registry for data here).

@@ -7,6 +7,8 @@
 # exits non-zero if any unit failed.
 #   TESTS=REGEX        run only units whose name matches (bash =~), e.g. TESTS=origin
 #   UNIT_TIMEOUT=SECS  kill a unit that runs longer (default 600)
+#   FUZZ_DIR=DIR       also run each libFuzzer harness DIR/fuzz_* over its
+#                      committed corpus for FUZZ_TEST_SECONDS (default 10)
 set -u
 
 if [ $# -ne 1 ]; then
@@ -37,6 +39,13 @@ done
 for f in tests/integration/test_*.py; do
     [ -f "$f" ] && units+=("$f")
 done
+if [ -n "${FUZZ_DIR:-}" ]; then
+    for f in "$FUZZ_DIR"/fuzz_*; do
+        if [ -f "$f" ] && [ -x "$f" ] && [[ $(basename "$f") != *.* ]]; then
+            units+=("$f")
+        fi
+    done
+fi
 
 passed=0
 failed=0
@@ -49,6 +58,7 @@ for unit in "${units[@]}"; do
     fi
     case "$unit" in
     *.py) cmd=(python3 "$unit") ;;
+    */fuzz_*) cmd=(bash tests/fuzz/run.sh "$unit" "${FUZZ_TEST_SECONDS:-10}") ;;
     *) cmd=("$unit") ;;
     esac
     if timeout -k 10 "${UNIT_TIMEOUT:-600}" "${cmd[@]}" >"$out" 2>&1 </dev/null; then
