@@ -269,9 +269,12 @@ static int check_request_line(const unsigned char *p, size_t len)
 
     if (len < 14)
         return 400;
-    for (size_t i = 0; i < len - 2; i++)
+    for (size_t i = 0; i < len - 2; i++) {
         if (p[i] == ' ')
             spaces++;
+        else if (p[i] < 0x20 || p[i] == 0x7f)
+            return 400; /* the parser lets TAB and others into the target */
+    }
     p += len - 11;
     if (spaces != 2 || memcmp(p, " HTTP/", 6) != 0 || p[6] < '0' || p[6] > '9' ||
         p[7] != '.' || p[8] < '0' || p[8] > '9')
