@@ -92,40 +92,16 @@ static bool method_is(struct evhttp_request *req, enum evhttp_cmd_type cmd, cons
     return false;
 }
 
-/* The request body as a JSON object ({} when empty); NULL after a 400. */
-static json_t *body_object(struct evhttp_request *req)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    json_error_t err;
-    json_t *obj;
-    char msg[300];
-
-    if (len == 0)
-        return json_object();
-    obj = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &err);
-    if (obj == NULL || !json_is_object(obj)) {
-        snprintf(msg, sizeof(msg), "body: expected a JSON object%s%s", obj == NULL ? ": " : "",
-                 obj == NULL ? err.text : "");
-        json_decref(obj);
-        reply_error(req, 400, msg);
-        return NULL;
-    }
-    return obj;
-}
-
-/* Reads an optional boolean member; false after a 400. */
-static bool get_bool(struct evhttp_request *req, json_t *body, const char *key, bool *out)
+/* Reads an optional boolean member; false with msg set when it is not one. */
+static bool get_bool(json_t *body, const char *key, bool *out, char *msg, size_t cap)
 {
     json_t *v = json_object_get(body, key);
-    char msg[128];
 
     *out = false;
     if (v == NULL || json_is_null(v))
         return true;
     if (!json_is_boolean(v)) {
-        snprintf(msg, sizeof(msg), "%s: expected true or false", key);
-        reply_error(req, 400, msg);
+        snprintf(msg, cap, "%s: expected true or false", key);
         return false;
     }
     *out = json_is_true(v);
@@ -133,11 +109,10 @@ static bool get_bool(struct evhttp_request *req, json_t *body, const char *key, 
 }
 
 /* Rejects keys the endpoint does not know: a typo must not pass silently. */
-static bool known_keys(struct evhttp_request *req, json_t *body, const char *const *keys)
+static bool known_keys(json_t *body, const char *const *keys, char *msg, size_t cap)
 {
     const char *key;
     json_t *v;
-    char msg[160];
 
     json_object_foreach(body, key, v)
     {
@@ -145,67 +120,90 @@ static bool known_keys(struct evhttp_request *req, json_t *body, const char *con
         for (size_t i = 0; keys[i] != NULL && !found; i++)
             found = strcmp(key, keys[i]) == 0;
         if (!found) {
-            snprintf(msg, sizeof(msg), "%.100s: unknown key", key);
-            reply_error(req, 400, msg);
+            snprintf(msg, cap, "%.100s: unknown key", key);
             return false;
         }
     }
     return true;
 }
 
-static void change(struct mr_admin *admin, struct evhttp_request *req, const char *cluster,
-                   const char *action)
+int mr_admin_parse_change(const char *action, const char *body, size_t len,
+                          struct mr_admin_change *out, char *msg, size_t cap)
 {
     static const char *const drain_keys[] = {"mode", "deadline_s", "dry_run", "force", NULL};
     static const char *const weight_keys[] = {"weight", "dry_run", "force", NULL};
     static const char *const undrain_keys[] = {"dry_run", "force", NULL};
-    json_t *body, *answer = NULL, *v;
-    bool dry_run, force;
-    int mode = MR_DRAIN_SOFT, status;
-    int64_t deadline_s = 0;
-    double weight = 0;
-    bool is_weight = strcmp(action, "weight") == 0;
+    bool is_drain = strcmp(action, "drain") == 0, is_weight = strcmp(action, "weight") == 0;
+    json_error_t err;
+    json_t *obj, *v;
+    int rc = -1;
 
-    if (!method_is(req, is_weight ? EVHTTP_REQ_PUT : EVHTTP_REQ_POST, is_weight ? "PUT" : "POST"))
-        return;
-    if ((body = body_object(req)) == NULL)
-        return;
-    if (!known_keys(req, body,
-                    strcmp(action, "drain") == 0 ? drain_keys
-                                                 : (is_weight ? weight_keys : undrain_keys)) ||
-        !get_bool(req, body, "dry_run", &dry_run) || !get_bool(req, body, "force", &force))
+    memset(out, 0, sizeof(*out));
+    out->mode = MR_DRAIN_SOFT;
+    obj = len == 0 ? json_object() : json_loadb(body, len, 0, &err);
+    if (obj == NULL || !json_is_object(obj)) {
+        snprintf(msg, cap, "body: expected a JSON object%s%s", obj == NULL ? ": " : "",
+                 obj == NULL ? err.text : "");
+        json_decref(obj);
+        return -1;
+    }
+    if (!known_keys(obj, is_drain ? drain_keys : (is_weight ? weight_keys : undrain_keys), msg,
+                    cap) ||
+        !get_bool(obj, "dry_run", &out->dry_run, msg, cap) ||
+        !get_bool(obj, "force", &out->force, msg, cap))
         goto out;
-    if (strcmp(action, "drain") == 0) {
-        const char *m = json_string_value(json_object_get(body, "mode"));
-        if (json_object_get(body, "mode") != NULL &&
+    if (is_drain) {
+        const char *m = json_string_value(json_object_get(obj, "mode"));
+        if (json_object_get(obj, "mode") != NULL &&
             (m == NULL || (strcmp(m, "soft") != 0 && strcmp(m, "hard") != 0))) {
-            reply_error(req, 400, "mode: expected \"soft\" or \"hard\"");
+            snprintf(msg, cap, "mode: expected \"soft\" or \"hard\"");
             goto out;
         }
-        mode = m != NULL && strcmp(m, "hard") == 0 ? MR_DRAIN_HARD : MR_DRAIN_SOFT;
-        v = json_object_get(body, "deadline_s");
+        out->mode = m != NULL && strcmp(m, "hard") == 0 ? MR_DRAIN_HARD : MR_DRAIN_SOFT;
+        v = json_object_get(obj, "deadline_s");
         if (v != NULL && !json_is_null(v)) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > 365 * 86400) {
-                reply_error(req, 400, "deadline_s: expected an integer between 1 and 31536000");
+                snprintf(msg, cap, "deadline_s: expected an integer between 1 and 31536000");
                 goto out;
             }
-            deadline_s = json_integer_value(v);
+            out->deadline_s = json_integer_value(v);
         }
     } else if (is_weight) {
-        v = json_object_get(body, "weight");
+        v = json_object_get(obj, "weight");
         if (!json_is_number(v) || json_number_value(v) < 0 || !isfinite(json_number_value(v)) ||
             json_number_value(v) > 1e9) {
-            reply_error(req, 400, "weight: expected a number >= 0");
+            snprintf(msg, cap, "weight: expected a number >= 0");
             goto out;
         }
-        weight = json_number_value(v);
+        out->weight = json_number_value(v);
     }
-    status = mr_control_change(admin->ctl, action, cluster, mode, deadline_s, weight, dry_run,
-                               force, &answer);
-    reply_json(req, status, answer);
+    rc = 0;
 out:
-    json_decref(body);
+    json_decref(obj);
+    return rc;
+}
+
+static void change(struct mr_admin *admin, struct evhttp_request *req, const char *cluster,
+                   const char *action)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    struct mr_admin_change ch;
+    json_t *answer = NULL;
+    bool is_weight = strcmp(action, "weight") == 0;
+    char msg[300];
+    int status;
+
+    if (!method_is(req, is_weight ? EVHTTP_REQ_PUT : EVHTTP_REQ_POST, is_weight ? "PUT" : "POST"))
+        return;
+    if (mr_admin_parse_change(action, (const char *)evbuffer_pullup(in, -1),
+                              evbuffer_get_length(in), &ch, msg, sizeof(msg)) != 0) {
+        reply_error(req, 400, msg);
+        return;
+    }
+    status = mr_control_change(admin->ctl, action, cluster, ch.mode, ch.deadline_s, ch.weight,
+                               ch.dry_run, ch.force, &answer);
+    reply_json(req, status, answer);
 }
 
 /* /api/v1/clusters/NAME/ACTION */

@@ -10,6 +10,10 @@
 #ifndef MR_ROUTER_ADMIN_H
 #define MR_ROUTER_ADMIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "conf/snapshot.h"
 
 struct mr_admin;
@@ -21,5 +25,19 @@ struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *
 
 /* Closes the listener; accepts NULL. */
 void mr_admin_free(struct mr_admin *admin);
+
+/* What a drain, undrain or weight request's body asks for. */
+struct mr_admin_change {
+    int mode;            /* MR_DRAIN_SOFT or MR_DRAIN_HARD */
+    int64_t deadline_s;  /* 0: none */
+    double weight;
+    bool dry_run, force;
+};
+
+/* Reads the JSON body (len bytes, not NUL-terminated; empty is {}) of a
+ * change; action is "drain", "undrain" or "weight". 0, or -1 with the 400
+ * message in msg (cap bytes). Pure: any thread, any bytes. */
+int mr_admin_parse_change(const char *action, const char *body, size_t len,
+                          struct mr_admin_change *out, char *msg, size_t cap);
 
 #endif
