@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh HARNESS SECONDS [WORK_DIR]: runs one libFuzzer harness
 # (build/fuzz/fuzz_NAME) for SECONDS over its committed corpus
-# tests/fuzz/corpus/NAME, with tests/fuzz/NAME.dict when there is one.
+# tests/fuzz/corpus/NAME, with tests/fuzz/NAME.dict and NAME.options when
+# there are.
 #
 # New inputs go to WORK_DIR (default: a temporary folder, removed after), never
 # into the committed corpus: merge them by hand (docs/fuzzing.md). A crash,
@@ -29,6 +30,8 @@ mkdir -p build/fuzz/artifacts
 args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
       -artifact_prefix="build/fuzz/artifacts/$name-")
 [ -f "tests/fuzz/$name.dict" ] && args+=(-dict="tests/fuzz/$name.dict")
+# NAME.options: more libFuzzer flags, one a line (e.g. -max_len=20000).
+[ -f "tests/fuzz/$name.options" ] && mapfile -t -O "${#args[@]}" args <"tests/fuzz/$name.options"
 dirs=("$work")
 [ -d "$corpus" ] && dirs+=("$corpus")
 "$bin" "${args[@]}" "${dirs[@]}"
