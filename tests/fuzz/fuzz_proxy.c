@@ -10,8 +10,9 @@
  *
  * Input: a flags byte (bit 0: the client half-closes after its last packet;
  * bits 1-3: packets - 1), two bytes per packet giving its size, 8 bytes of
- * origin script (one per request, cycling: how the origin answers), then
- * the client's bytes.
+ * origin script (one per request, cycling: how the origin answers), two
+ * bytes giving the length of the origin's raw answer and its bytes (script
+ * kind 7 sends them as they are), then the client's bytes.
  *
  * The origin is strict, so it sees what a careful server would: a head
  * that is not a request, or a request without exactly one X-Forwarded-For
@@ -49,6 +50,8 @@ static int origin_fd = -1;
 static struct event *origin_ev;
 static unsigned long activity;      /* bumped by every byte moved here */
 static uint8_t script[8];
+static const uint8_t *raw;          /* the origin's own bytes (script kind 7) */
+static size_t raw_len;
 static unsigned requests;           /* seen by the origin this run */
 
 /* ---- the origin ---------------------------------------------------- */
@@ -230,8 +233,12 @@ static void answer(struct oconn *o, bool is_head, bool *close_after)
 
     switch (kind & 7) {
     case 0:
-    case 1:
         n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%.*s",
+                     blen, is_head ? 0 : (int)blen, body);
+        break;
+    case 1:
+        n = snprintf(text, sizeof(text),
+                     "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\nConnection: keep-alive, content-length\r\n\r\n%.*s",
                      blen, is_head ? 0 : (int)blen, body);
         break;
     case 2:
@@ -258,10 +265,9 @@ static void answer(struct oconn *o, bool is_head, bool *close_after)
         n = snprintf(text, sizeof(text), "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n");
         break;
     case 7:
-        n = snprintf(text, sizeof(text),
-                     "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\nConnection: keep-alive, content-length\r\n\r\n%.*s",
-                     blen, is_head ? 0 : (int)blen, body);
-        break;
+        /* Whatever the input says, as a hostile origin would. */
+        say(o, (const char *)raw, raw_len);
+        return;
     }
     say(o, text, (size_t)n);
 }
@@ -278,6 +284,11 @@ static void serve(struct oconn *o)
 
         if (avail == 0 || o->broken)
             return;
+        /* RFC 9112 2.2: empty lines before a request line are ignored. */
+        if (avail >= 2 && memcmp(evbuffer_pullup(o->in, 2), "\r\n", 2) == 0) {
+            evbuffer_drain(o->in, 2);
+            continue;
+        }
         if (end.pos < 0) {
             if (avail > 1 << 20)
                 fail("a head over 1 MiB", "", 0);
@@ -446,12 +457,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     half_close = data[0] & 1;
     n_packets = (size_t)(data[0] >> 1 & 7) + 1;
     off = 1;
-    if (size < off + 2 * n_packets + sizeof(script))
+    if (size < off + 2 * n_packets + sizeof(script) + 2)
         return 0;
     for (size_t i = 0; i < n_packets; i++, off += 2)
         sizes[i] = (size_t)data[off] << 8 | data[off + 1];
     memcpy(script, data + off, sizeof(script));
     off += sizeof(script);
+    raw_len = (size_t)data[off] << 8 | data[off + 1];
+    off += 2;
+    raw_len = raw_len < size - off ? raw_len : size - off;
+    raw = data + off;
+    off += raw_len;
     requests = 0;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
