@@ -282,13 +282,25 @@ static int check_request_line(const unsigned char *p, size_t len)
     return p[6] == '1' ? 0 : 505;
 }
 
+/* True when the last coding of a Transfer-Encoding value is chunked. */
+static bool ends_chunked(const char *v, size_t len)
+{
+    size_t start = len;
+
+    while (start > 0 && v[start - 1] != ',')
+        start--;
+    while (start < len && (v[start] == ' ' || v[start] == '\t'))
+        start++;
+    return len - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
+}
+
 /* Checks every header and fills the framing fields; 0 or an HTTP status. */
 static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
 {
     const bool request = h->kind == MR_HTTP1_REQUEST;
     const int bad = request ? 400 : 502;
     size_t hosts = 0, lengths = 0, encodings = 0;
-    bool chunked = false, conn_upgrade = false, upgrade = false;
+    bool chunked = false, last_chunked = false, conn_upgrade = false, upgrade = false;
 
     for (size_t i = 0; i < h->n_headers; i++) {
         struct mr_http1_header *hdr = &h->headers[i];
@@ -317,6 +329,7 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
                 encodings++;
                 /* Only a lone "chunked" is framing we can forward as it is. */
                 chunked = hdr->value_len == 7 && strncasecmp(hdr->value, "chunked", 7) == 0;
+                last_chunked = ends_chunked(hdr->value, hdr->value_len);
             }
             break;
         case 'u':
@@ -345,8 +358,13 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
             return 502;
         if (h->head_request || (s >= 100 && s < 200) || s == 204 || s == 304)
             head->body = MR_BODY_NONE;
-        else if (encodings)
-            head->body = (h->parser.flags & F_CHUNKED) ? MR_BODY_CHUNKED : MR_BODY_UNTIL_EOF;
+        else if (encodings) {
+            /* The parser's reading, which frames the body, must be ours,
+             * which the client is told ("chunked\t" is not chunked to it). */
+            if (last_chunked != ((h->parser.flags & F_CHUNKED) != 0))
+                return 502;
+            head->body = last_chunked ? MR_BODY_CHUNKED : MR_BODY_UNTIL_EOF;
+        }
         else if (lengths)
             head->body = h->parser.content_length > 0 ? MR_BODY_LENGTH : MR_BODY_NONE;
         else

@@ -245,6 +245,15 @@ static void test_response_framing(void **state)
     assert_int_equal(head.body, MR_BODY_NONE);
     assert_int_equal(parse_response("HTTP/1.1 200 OK\nContent-Length: 1\n\n", false, &head), 502);
     assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false, &head), 502);
+    /* Found by tests/fuzz/fuzz_response_head.c: a body the parser reads
+     * until close, whose Transfer-Encoding the client would read as
+     * chunked once its blank is trimmed, is refused; codings before chunked
+     * and after it are read as before. */
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, &head), -1);
+    assert_int_equal(head.body, MR_BODY_CHUNKED);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, &head), -1);
+    assert_int_equal(head.body, MR_BODY_UNTIL_EOF);
 }
 
 static void test_tokens(void **state)
