@@ -613,7 +613,7 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
     struct mr_snapshot *after = build(ctl, ctl->conf_text, next, &errs);
     json_t *lost, *value, *previous;
     char err[256];
-    int status = 200;
+    int status = 200, saved = 0;
 
     *done = NULL;
     if (after == NULL) {
@@ -649,8 +649,8 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
         goto out;
     }
     json_decref(lost);
-    if (after->state_file != NULL && mr_overrides_save(next, after->state_file, err,
-                                                        sizeof(err)) != 0) {
+    if (after->state_file != NULL &&
+        (saved = mr_overrides_save(next, after->state_file, err, sizeof(err))) < 0) {
         status = answer_error(answer, 500, "state_file: %s (nothing changed)", err);
         mr_snap_free(after);
         goto out;
@@ -672,6 +672,16 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
     *answer = json_pack("{s:I, s:I, s:s, s:s, s:o}", "generation", (json_int_t)after->generation,
                         "previous_generation", (json_int_t)before->generation, "cluster",
                         cluster, "message", what, "change", change_json(*done));
+    if (saved > 0) {
+        /* The file was renamed into place: a restart would apply the change,
+         * so it runs now too, and only its surviving a crash is in doubt. */
+        char warning[512];
+        snprintf(warning, sizeof(warning),
+                 "state_file: %s: the change is in effect and in the file, but may not "
+                 "survive a crash", err);
+        mr_log(MR_LOG_WARN, "%s %s: %s", kind, cluster, warning);
+        json_object_set_new(*answer, "warnings", json_pack("[s]", warning));
+    }
 out:
     log_errors("change", &errs);
     mr_errors_clear(&errs);
