@@ -324,7 +324,11 @@ static void test_example_loads(void **state)
     assert_string_equal(snap->admin.token_file, expected);
     assert_non_null(snap->admin.token);
     assert_true(strlen(snap->admin.token) > 0);
-    assert_string_equal(snap->state_file, "/tmp/meridian-state.json");
+    /* Out of /tmp, beside the example (tools/demo.sh and meridian create it). */
+    snprintf(expected, sizeof(expected), "%s/state/meridian-state.json", dir);
+    assert_string_equal(snap->state_file, expected);
+    snprintf(expected, sizeof(expected), "%s/state/meridian-audit.jsonl", dir);
+    assert_string_equal(snap->audit_log, expected);
     assert_string_equal(snap->access_log, "-");
 
     mr_snap_free(snap);
