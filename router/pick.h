@@ -63,10 +63,13 @@ enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
                                     const struct mr_pick_input *in, struct mr_decision *out);
 
 /*
- * Picks an endpoint of cluster that is up. outstanding: requests in flight
- * per endpoint (by endpoint->index), for least-requests; cursor: the
- * cluster's rotation, advanced past the one chosen. avoid: an endpoint to
- * skip (a retry), or NULL. NULL when no endpoint (but avoid) is up.
+ * Picks an endpoint of cluster that is up and not ejected by passive health
+ * (an ejected one only when no other is up). outstanding: requests in
+ * flight per endpoint (by endpoint->index), for least-requests, and for
+ * round robin, which passes over an endpoint with more than twice the least
+ * loaded one's plus RR_SLACK; cursor: the cluster's rotation, advanced past
+ * the one chosen. avoid: an endpoint to skip (a retry), or NULL. NULL when
+ * no endpoint (but avoid) is up.
  */
 const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
                                            enum mr_endpoint_policy policy,

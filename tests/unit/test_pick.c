@@ -27,6 +27,7 @@
 #include "conf/snapshot.h"
 #include "geo/geoip.h"
 #include "health/health.h"
+#include "health/passive.h"
 #include "router/pick.h"
 
 /* 32 bytes, base64: a valid session secret. */
@@ -358,13 +359,13 @@ static int pos(const struct mr_endpoint *e)
 
 static void test_round_robin_cycles(void **state)
 {
-    uint32_t outstanding[4] = {9, 0, 100, 0};
+    uint32_t outstanding[4] = {900, 0, 8, 3};
     uint32_t cursor = 0;
     (void)state;
 
     load_endpoints("round_robin");
     assert_int_equal(snap->routing.endpoint_policy, MR_POLICY_ROUND_ROBIN);
-    /* In order, round and round, whatever is outstanding. */
+    /* In order, round and round, within twice the least outstanding + 8. */
     for (int i = 0; i < 30; i++) {
         const struct mr_endpoint *e =
             mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, &cursor, NULL);
@@ -382,6 +383,66 @@ static void test_round_robin_cycles(void **state)
             assert_false(seen[p]);
             seen[p] = true;
         }
+    }
+}
+
+/* Round robin passes over an endpoint that collects requests without
+ * finishing them (an origin stopped while its kernel still accepts). */
+static void test_round_robin_skips_piled_up(void **state)
+{
+    uint32_t outstanding[4] = {0, 2, 13, 5};
+    uint32_t cursor = 0;
+    unsigned counts[3] = {0, 0, 0};
+    (void)state;
+
+    load_endpoints("round_robin");
+    for (int i = 0; i < 30; i++)
+        counts[pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, &cursor,
+                                    NULL))]++;
+    assert_int_equal(counts[0], 15);
+    assert_int_equal(counts[1], 0); /* 13 > 2 * 2 + 8 */
+    assert_int_equal(counts[2], 15);
+}
+
+static void attach_health(void);
+
+/* Ejected endpoints are out of picks under both policies, unless nothing
+ * else is up. */
+static void test_ejected_skipped(void **state)
+{
+    static const enum mr_endpoint_policy policies[] = {MR_POLICY_ROUND_ROBIN,
+                                                       MR_POLICY_LEAST_REQUESTS};
+    uint32_t outstanding[4] = {0, 0, 0, 0};
+    int64_t far = mr_passive_now_ms() + 3600 * 1000;
+    (void)state;
+
+    load_endpoints("round_robin");
+    attach_health();
+    atomic_store(&three->endpoints[1].health->ejected_until, far);
+    for (size_t p = 0; p < 2; p++) {
+        uint32_t cursor = 0;
+        for (int i = 0; i < 12; i++) {
+            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, &cursor, NULL));
+            assert_true(at == 0 || at == 2);
+        }
+    }
+    /* Everything else ejected or down: the ejected one beats no answer. */
+    atomic_store(&three->endpoints[0].health->ejected_until, far);
+    for (int k = 0; k < snap->health.fall; k++)
+        mr_health_report(three->endpoints[2].health, false, "x");
+    for (size_t p = 0; p < 2; p++) {
+        uint32_t cursor = 0;
+        const struct mr_endpoint *e = mr_pick_endpoint(three, policies[p], outstanding, &cursor,
+                                                       NULL);
+        assert_true(pos(e) == 0 || pos(e) == 1);
+    }
+    /* An ejection that ended is forgotten by picks. */
+    atomic_store(&three->endpoints[1].health->ejected_until, mr_passive_now_ms() - 1);
+    for (int i = 0; i < 4; i++) {
+        uint32_t cursor = (uint32_t)i % 3;
+        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding,
+                                              &cursor, NULL)),
+                         1);
     }
 }
 
@@ -1085,6 +1146,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_drained_clusters, free_snap),
         cmocka_unit_test(test_takes_new_weight),
         cmocka_unit_test_teardown(test_round_robin_cycles, free_snap),
+        cmocka_unit_test_teardown(test_round_robin_skips_piled_up, free_snap),
+        cmocka_unit_test_teardown(test_ejected_skipped, free_snap),
         cmocka_unit_test_teardown(test_least_requests, free_snap),
         cmocka_unit_test_teardown(test_least_requests_ties_rotate, free_snap),
         cmocka_unit_test_teardown(test_avoid, free_snap),
