@@ -23,6 +23,7 @@
 #include "router/tls.h"
 #include "router/upstream.h"
 #include "router/worker.h"
+#include "health/passive.h"
 
 #define CLIENT_MAGIC 0xc11e47a5U
 
@@ -81,6 +82,9 @@ struct mr_client {
     int attempts;
     char *head_buf;            /* the upstream request head, kept for a retry */
     size_t head_len, head_cap;
+    struct evbuffer *sent_body;/* the body as forwarded, kept for a retry */
+    bool body_unkept;          /* sent_body outgrew limits.retry_body_bytes */
+    bool resp_seen;            /* a response byte came: never sent again */
     struct mr_conn *up;
     bool up_reused;
     enum upstream_phase phase;
@@ -347,6 +351,8 @@ static void free_client(struct mr_client *c)
     mr_http1_free(c->req_parser);
     mr_http1_free(c->resp_parser);
     free(c->head_buf);
+    if (c->sent_body != NULL)
+        evbuffer_free(c->sent_body);
     free(c->log_request);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -439,20 +445,63 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
     return true;
 }
 
-/* A request may be sent again when nothing of its body went out and its
- * method is idempotent (RFC 9110 9.2.2), or when it went on a pooled
- * connection that the origin had closed meanwhile. */
-static bool may_retry(const struct mr_client *c)
+/* A request is sent again only when the origin cannot have acted on it:
+ * the connect failed (not a byte of it reached that connection), or its
+ * method is idempotent (RFC 9110 9.2.2) and no response byte came. Bytes
+ * written to a reused pooled connection that turns out closed may have
+ * been read: that is not a connect failure. Either way meridian must still
+ * hold what it forwarded of the body. */
+static bool may_retry(const struct mr_client *c, bool connect_failed)
 {
-    if (c->attempts > 1 || c->body_forwarded || c->req_body != MR_BODY_NONE)
+    if (c->attempts > 1 || c->resp_seen || c->body_unkept)
         return false;
+    if (connect_failed)
+        return true;
     switch (c->method) {
     case MR_METHOD_GET: case MR_METHOD_HEAD: case MR_METHOD_OPTIONS:
     case MR_METHOD_TRACE: case MR_METHOD_PUT: case MR_METHOD_DELETE:
         return true;
     default:
-        return c->up_reused;
+        return false;
     }
+}
+
+/* Keeps a copy of the body bytes just queued to the upstream (those past
+ * from in out) for a retry, until it outgrows limits.retry_body_bytes or a
+ * response byte comes. The one place the pumps touch retries. */
+static void keep_for_retry(struct mr_client *c, struct evbuffer *out, size_t from)
+{
+    size_t n = evbuffer_get_length(out) - from;
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec vec[8];
+    int got;
+
+    if (n == 0 || c->body_unkept || c->resp_seen)
+        return;
+    if (c->sent_body == NULL)
+        c->sent_body = evbuffer_new();
+    if (c->sent_body == NULL ||
+        evbuffer_get_length(c->sent_body) + n > c->lease->snap->limits.retry_body_bytes) {
+        c->body_unkept = true;
+        if (c->sent_body != NULL)
+            evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
+        return;
+    }
+    evbuffer_ptr_set(out, &at, from, EVBUFFER_PTR_SET);
+    while (n > 0 && (got = evbuffer_peek(out, (ev_ssize_t)n, &at, vec, 8)) > 0) {
+        for (int i = 0; i < got && i < 8 && n > 0; i++) {
+            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
+            evbuffer_add(c->sent_body, vec[i].iov_base, len);
+            n -= len;
+            evbuffer_ptr_set(out, &at, len, EVBUFFER_PTR_ADD);
+        }
+    }
+}
+
+/* What the data path saw of the exchange's endpoint, for passive health. */
+static void endpoint_failed(struct mr_client *c, enum mr_passive_reason why)
+{
+    mr_passive_failure(c->lease->snap, c->endpoint, why, mr_passive_now_ms());
 }
 
 static int64_t now_s(const struct mr_client *c)
@@ -495,17 +544,19 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     return c->endpoint != NULL;
 }
 
-/* The upstream failed before any response byte. May free c. */
-static void upstream_failed(struct mr_client *c, int status)
+/* The upstream failed before any response byte (why). May free c. */
+static void upstream_failed(struct mr_client *c, int status, enum mr_passive_reason why)
 {
     const struct mr_endpoint *failed = c->endpoint;
     struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
     bool was_reused = c->up_reused;
+    bool connect_failed = c->phase == UP_CONNECTING;
 
-    if (es != NULL && c->phase == UP_CONNECTING)
+    if (es != NULL && connect_failed)
         mr_stats_add(&es->connect_failures, 1);
+    endpoint_failed(c, why);
     release_upstream(c, false);
-    if (may_retry(c) && pick_retry(c, failed, was_reused)) {
+    if (may_retry(c, connect_failed) && pick_retry(c, failed, was_reused)) {
         mr_stats_add(&c->w->stats->retries, 1);
         connect_upstream(c);
         return;
@@ -519,6 +570,7 @@ static void pump_request_body(struct mr_client *c)
 {
     struct evbuffer *in = c->conn->in;
     struct evbuffer *out = c->up->out;
+    size_t queued = evbuffer_get_length(out);
 
     if (c->req_body == MR_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
@@ -552,6 +604,7 @@ static void pump_request_body(struct mr_client *c)
     } else {
         c->req_done = true;
     }
+    keep_for_retry(c, out, queued);
     if (c->body_forwarded)
         upstream_progress(c);
     mr_conn_flush(c->up);
@@ -571,7 +624,7 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
     (void)events;
 
     if (c->phase == UP_CONNECTING) {
-        upstream_failed(c, 502);
+        upstream_failed(c, 502, MR_PASSIVE_CONNECT);
         return;
     }
     limit_ms = snap->timeouts.upstream_response_ms;
@@ -583,7 +636,7 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
         return;
     }
     if (c->phase == UP_WAITING) {
-        fail_exchange(c, 504);
+        upstream_failed(c, 504, MR_PASSIVE_TIMEOUT);
         return;
     }
     /* Stalled mid-body: the client sees a truncated message. */
@@ -645,7 +698,8 @@ static void connect_upstream(struct mr_client *c)
                 mr_stats_add(&es->active, (uint64_t)-1);
                 mr_stats_add(&es->connect_failures, 1);
             }
-            if (may_retry(c) && pick_retry(c, failed, false)) {
+            endpoint_failed(c, MR_PASSIVE_CONNECT);
+            if (may_retry(c, true) && pick_retry(c, failed, false)) {
                 mr_stats_add(&c->w->stats->retries, 1);
                 connect_upstream(c);
                 return;
@@ -667,6 +721,13 @@ static void connect_upstream(struct mr_client *c)
     mr_conn_setcb(up, on_upstream_read, on_upstream_drain, on_upstream_event, c);
     mr_conn_read_start(up);
     evbuffer_add(up->out, c->head_buf, c->head_len);
+    if (c->sent_body != NULL && evbuffer_get_length(c->sent_body) > 0) {
+        /* A retry: the body forwarded so far again, then what follows. */
+        size_t n = evbuffer_get_length(c->sent_body);
+        unsigned char *flat = evbuffer_pullup(c->sent_body, (ev_ssize_t)n);
+        if (flat != NULL)
+            evbuffer_add(up->out, flat, n);
+    }
     pump_request_body(c);
 }
 
@@ -879,6 +940,10 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->req_done = false;
     c->body_forwarded = false;
     c->attempts = 0;
+    c->body_unkept = false;
+    c->resp_seen = false;
+    if (c->sent_body != NULL)
+        evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
     c->resp_started = false;
     if (!head->keep_alive || c->http10 || c->w->stopping)
         c->close_after = true;
@@ -1244,6 +1309,12 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         return;
     }
     upstream_progress(c);
+    if (!c->resp_seen && evbuffer_get_length(conn->in) > 0) {
+        /* Sent for good: the copy kept for a retry goes. */
+        c->resp_seen = true;
+        if (c->sent_body != NULL)
+            evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
+    }
     while (c->phase == UP_WAITING) {
         struct mr_http1_head head;
         int r = mr_http1_parse_head(c->resp_parser, conn->in, c->method == MR_METHOD_HEAD, &head);
@@ -1254,10 +1325,12 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
             return;
         }
         if (r > 0 || head.status == 101) {
+            endpoint_failed(c, MR_PASSIVE_BAD_RESPONSE);
             c->close_after = true;
             fail_exchange(c, 502);
             return;
         }
+        mr_passive_success(c->endpoint);
         if (head.status < 200) {
             /* Interim (100 Continue, 103): passed on as it is. */
             evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);
@@ -1308,15 +1381,16 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
         return;
     }
     if (c->phase == UP_CONNECTING) {
-        upstream_failed(c, 502); /* refused or unreachable */
+        upstream_failed(c, 502, MR_PASSIVE_CONNECT); /* refused or unreachable */
         return;
     }
     if (c->phase == UP_WAITING) {
         /* Closed before a whole head: retry only if nothing came at all. */
-        if (evbuffer_get_length(conn->in) == 0) {
-            upstream_failed(c, 502);
+        if (evbuffer_get_length(conn->in) == 0 && !c->resp_seen) {
+            upstream_failed(c, 502, MR_PASSIVE_RESET);
             return;
         }
+        endpoint_failed(c, MR_PASSIVE_RESET);
         c->close_after = true;
         fail_exchange(c, 502);
         return;
