@@ -125,11 +125,11 @@ enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
  * it. */
 #define RR_SLACK 8
 
-/* One scan of mr_pick_endpoint(); ejected endpoints count only when
- * with_ejected. Returns the index chosen, or n. */
+/* One scan of mr_pick_endpoint(). The first pass (!fallback) leaves out
+ * ejected and stalled endpoints. Returns the index chosen, or n. */
 static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy policy,
-                   const uint32_t *outstanding, uint32_t cursor,
-                   const struct mr_endpoint *avoid, int64_t now, bool with_ejected)
+                   const uint32_t *outstanding, const int64_t *answered, uint32_t cursor,
+                   const struct mr_endpoint *avoid, int64_t now, bool fallback)
 {
     const size_t n = cluster->n_endpoints;
     size_t best = n;
@@ -140,8 +140,11 @@ static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy pol
             size_t i = (cursor + j) % n;
             const struct mr_endpoint *e = &cluster->endpoints[i];
             uint32_t out = outstanding[e->index];
-            if (e == avoid || !mr_health_endpoint_up(e) ||
-                (!with_ejected && mr_passive_ejected(e, now)))
+            if (e == avoid || !mr_health_endpoint_up(e))
+                continue;
+            if (!fallback && (mr_passive_ejected(e, now) ||
+                              (answered != NULL && out > 0 &&
+                               now - answered[e->index] >= MR_PICK_STALL_MS)))
                 continue;
             if (policy == MR_POLICY_LEAST_REQUESTS) {
                 if (best == n || out < outstanding[cluster->endpoints[best].index])
@@ -160,8 +163,8 @@ static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy pol
 
 const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
                                            enum mr_endpoint_policy policy,
-                                           const uint32_t *outstanding, uint32_t *cursor,
-                                           const struct mr_endpoint *avoid)
+                                           const uint32_t *outstanding, const int64_t *answered,
+                                           uint32_t *cursor, const struct mr_endpoint *avoid)
 {
     const size_t n = cluster->n_endpoints;
     int64_t now = mr_passive_now_ms();
@@ -169,11 +172,11 @@ const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
 
     /* Scan from the cursor and move it past the one chosen, so ties (and
      * round robin) rotate evenly instead of piling on one endpoint. An
-     * ejected endpoint serves only when every other one is ejected or
-     * down: better than no answer. */
-    best = scan(cluster, policy, outstanding, *cursor, avoid, now, false);
+     * ejected or stalled endpoint serves only when every other one is
+     * too, or down: better than no answer. */
+    best = scan(cluster, policy, outstanding, answered, *cursor, avoid, now, false);
     if (best == n)
-        best = scan(cluster, policy, outstanding, *cursor, avoid, now, true);
+        best = scan(cluster, policy, outstanding, answered, *cursor, avoid, now, true);
     if (best == n)
         return NULL;
     *cursor = (uint32_t)((best + 1) % n);

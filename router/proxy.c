@@ -526,7 +526,8 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     };
 
     c->endpoint = mr_pick_endpoint(cluster, snap->routing.endpoint_policy, c->lease->outstanding,
-                                   &c->lease->cursors[cluster->index], failed);
+                                   c->lease->answered, &c->lease->cursors[cluster->index],
+                                   failed);
     if (c->endpoint != NULL)
         return true;
     if (was_reused) {
@@ -539,7 +540,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     c->set_cookie = true; /* the session now lives elsewhere */
     count_decision(c);
     c->endpoint = mr_pick_endpoint(c->decision.cluster, snap->routing.endpoint_policy,
-                                   c->lease->outstanding,
+                                   c->lease->outstanding, c->lease->answered,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     return c->endpoint != NULL;
 }
@@ -669,7 +670,9 @@ static void connect_upstream(struct mr_client *c)
     struct mr_conn *up;
 
     c->attempts++;
-    c->lease->outstanding[c->endpoint->index]++;
+    /* Getting busy starts the clock of a stall (see MR_PICK_STALL_MS). */
+    if (c->lease->outstanding[c->endpoint->index]++ == 0)
+        c->lease->answered[c->endpoint->index] = mr_passive_now_ms();
     if (c->lease->endpoint_stats[c->endpoint->index] != NULL) {
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->requests, 1);
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, 1);
@@ -982,7 +985,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         return;
     }
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
-                                   c->lease->outstanding,
+                                   c->lease->outstanding, c->lease->answered,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     if (c->endpoint == NULL || !build_request_head(c, head, peer_trusted)) {
         fail_exchange(c, 503);
@@ -1331,6 +1334,7 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
             return;
         }
         mr_passive_success(c->endpoint);
+        c->lease->answered[c->endpoint->index] = mr_passive_now_ms();
         if (head.status < 200) {
             /* Interim (100 Continue, 103): passed on as it is. */
             evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);

@@ -35,6 +35,8 @@ struct mr_lease {
     unsigned users;         /* exchanges using it, +1 while it is current */
     uint32_t *outstanding;  /* requests in flight per endpoint->index */
     uint32_t *cursors;      /* round-robin position per cluster->index */
+    int64_t *answered;      /* per endpoint->index: last response head, or when it
+                               got busy (mr_passive_now_ms), for stalled ones */
     struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
     struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
     struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
