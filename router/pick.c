@@ -123,7 +123,7 @@ enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
  * answering (its kernel still accepting) collects requests without
  * finishing them, and would otherwise get its share until timeouts eject
  * it. */
-#define RR_SLACK 8
+#define RR_SLACK 2
 
 /* One scan of mr_pick_endpoint(). The first pass (!fallback) leaves out
  * ejected and stalled endpoints. Returns the index chosen, or n. */
