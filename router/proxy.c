@@ -550,7 +550,8 @@ static void upstream_failed(struct mr_client *c, int status, enum mr_passive_rea
 {
     const struct mr_endpoint *failed = c->endpoint;
     struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
-    bool was_reused = c->up_reused;
+    /* A stale pooled connection says nothing of the endpoint; a timeout does. */
+    bool was_reused = c->up_reused && why != MR_PASSIVE_TIMEOUT;
     bool connect_failed = c->phase == UP_CONNECTING;
 
     if (es != NULL && connect_failed)
