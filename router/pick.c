@@ -128,7 +128,7 @@ enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
 /* One scan of mr_pick_endpoint(). The first pass (!fallback) leaves out
  * ejected and stalled endpoints. Returns the index chosen, or n. */
 static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy policy,
-                   const uint32_t *outstanding, const int64_t *answered, uint32_t cursor,
+                   const uint32_t *outstanding, const int64_t *waiting_since, uint32_t cursor,
                    const struct mr_endpoint *avoid, int64_t now, bool fallback)
 {
     const size_t n = cluster->n_endpoints;
@@ -143,8 +143,8 @@ static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy pol
             if (e == avoid || !mr_health_endpoint_up(e))
                 continue;
             if (!fallback && (mr_passive_ejected(e, now) ||
-                              (answered != NULL && out > 0 &&
-                               now - answered[e->index] >= MR_PICK_STALL_MS)))
+                              (waiting_since != NULL && waiting_since[e->index] != 0 &&
+                               now - waiting_since[e->index] >= MR_PICK_STALL_MS)))
                 continue;
             if (policy == MR_POLICY_LEAST_REQUESTS) {
                 if (best == n || out < outstanding[cluster->endpoints[best].index])
@@ -163,8 +163,9 @@ static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy pol
 
 const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
                                            enum mr_endpoint_policy policy,
-                                           const uint32_t *outstanding, const int64_t *answered,
-                                           uint32_t *cursor, const struct mr_endpoint *avoid)
+                                           const uint32_t *outstanding,
+                                           const int64_t *waiting_since, uint32_t *cursor,
+                                           const struct mr_endpoint *avoid)
 {
     const size_t n = cluster->n_endpoints;
     int64_t now = mr_passive_now_ms();
@@ -174,9 +175,9 @@ const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
      * round robin) rotate evenly instead of piling on one endpoint. An
      * ejected or stalled endpoint serves only when every other one is
      * too, or down: better than no answer. */
-    best = scan(cluster, policy, outstanding, answered, *cursor, avoid, now, false);
+    best = scan(cluster, policy, outstanding, waiting_since, *cursor, avoid, now, false);
     if (best == n)
-        best = scan(cluster, policy, outstanding, answered, *cursor, avoid, now, true);
+        best = scan(cluster, policy, outstanding, waiting_since, *cursor, avoid, now, true);
     if (best == n)
         return NULL;
     *cursor = (uint32_t)((best + 1) % n);

@@ -85,6 +85,7 @@ struct mr_client {
     struct evbuffer *sent_body;/* the body as forwarded, kept for a retry */
     bool body_unkept;          /* sent_body outgrew limits.retry_body_bytes */
     bool resp_seen;            /* a response byte came: never sent again */
+    bool awaiting;             /* counted in lease->awaiting for c->endpoint */
     struct mr_conn *up;
     bool up_reused;
     enum upstream_phase phase;
@@ -169,6 +170,31 @@ static void on_private_event(struct mr_conn *conn, enum mr_conn_event what, void
     drop_private_upstream(arg);
 }
 
+/* Counts the exchange as waiting for a response head from its endpoint, or
+ * no longer (answered: a head came). Per worker, lease->waiting_since says
+ * since when an endpoint has had requests waiting without answering any:
+ * picks pass over one stalled for MR_PICK_STALL_MS. Requests whose head
+ * came (a long download, a tunnel) do not count. */
+static void await_head(struct mr_client *c, bool on, bool answered)
+{
+    size_t i = c->endpoint->index;
+    int64_t now;
+
+    if (c->awaiting == on)
+        return;
+    c->awaiting = on;
+    now = mr_passive_now_ms();
+    if (on) {
+        if (c->lease->awaiting[i]++ == 0)
+            c->lease->waiting_since[i] = now;
+        return;
+    }
+    if (--c->lease->awaiting[i] == 0)
+        c->lease->waiting_since[i] = 0;
+    else if (answered)
+        c->lease->waiting_since[i] = now;
+}
+
 /* Forgets the upstream connection, pooling it when reusable: in the shared
  * pool, or for this client alone when it began with the client's PROXY
  * header. */
@@ -176,6 +202,7 @@ static void release_upstream(struct mr_client *c, bool reusable)
 {
     if (c->up == NULL)
         return;
+    await_head(c, false, false);
     evtimer_del(c->up_timer);
     if (c->lease->outstanding[c->endpoint->index] > 0)
         c->lease->outstanding[c->endpoint->index]--;
@@ -526,7 +553,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     };
 
     c->endpoint = mr_pick_endpoint(cluster, snap->routing.endpoint_policy, c->lease->outstanding,
-                                   c->lease->answered, &c->lease->cursors[cluster->index],
+                                   c->lease->waiting_since, &c->lease->cursors[cluster->index],
                                    failed);
     if (c->endpoint != NULL)
         return true;
@@ -540,7 +567,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     c->set_cookie = true; /* the session now lives elsewhere */
     count_decision(c);
     c->endpoint = mr_pick_endpoint(c->decision.cluster, snap->routing.endpoint_policy,
-                                   c->lease->outstanding, c->lease->answered,
+                                   c->lease->outstanding, c->lease->waiting_since,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     return c->endpoint != NULL;
 }
@@ -671,9 +698,8 @@ static void connect_upstream(struct mr_client *c)
     struct mr_conn *up;
 
     c->attempts++;
-    /* Getting busy starts the clock of a stall (see MR_PICK_STALL_MS). */
-    if (c->lease->outstanding[c->endpoint->index]++ == 0)
-        c->lease->answered[c->endpoint->index] = mr_passive_now_ms();
+    c->lease->outstanding[c->endpoint->index]++;
+    await_head(c, true, false);
     if (c->lease->endpoint_stats[c->endpoint->index] != NULL) {
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->requests, 1);
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, 1);
@@ -698,6 +724,7 @@ static void connect_upstream(struct mr_client *c)
             const struct mr_endpoint *failed = c->endpoint;
             struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
             c->lease->outstanding[failed->index]--;
+            await_head(c, false, false);
             if (es != NULL) {
                 mr_stats_add(&es->active, (uint64_t)-1);
                 mr_stats_add(&es->connect_failures, 1);
@@ -986,7 +1013,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         return;
     }
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
-                                   c->lease->outstanding, c->lease->answered,
+                                   c->lease->outstanding, c->lease->waiting_since,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     if (c->endpoint == NULL || !build_request_head(c, head, peer_trusted)) {
         fail_exchange(c, 503);
@@ -1335,7 +1362,7 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
             return;
         }
         mr_passive_success(c->endpoint);
-        c->lease->answered[c->endpoint->index] = mr_passive_now_ms();
+        await_head(c, false, true);
         if (head.status < 200) {
             /* Interim (100 Continue, 103): passed on as it is. */
             evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);

@@ -404,7 +404,7 @@ static void test_round_robin_skips_piled_up(void **state)
     assert_int_equal(counts[2], 15);
 }
 
-/* An endpoint with requests in flight that answered none for
+/* An endpoint with requests waiting for a head that answered none for
  * MR_PICK_STALL_MS is passed over by both policies while another can
  * serve; it serves again when it answers, or when nothing else can. */
 static void test_stalled_skipped(void **state)
@@ -413,33 +413,35 @@ static void test_stalled_skipped(void **state)
                                                        MR_POLICY_LEAST_REQUESTS};
     int64_t now = mr_passive_now_ms();
     uint32_t outstanding[4] = {0, 1, 1, 1};
-    int64_t answered[4] = {0, now, now - MR_PICK_STALL_MS - 50, now};
+    int64_t waiting[4] = {0, now, now - MR_PICK_STALL_MS - 50, 0};
     (void)state;
 
     load_endpoints("round_robin");
     for (size_t p = 0; p < 2; p++) {
         uint32_t cursor = 0;
         for (int i = 0; i < 12; i++) {
-            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, answered, &cursor,
+            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, waiting, &cursor,
                                           NULL));
             assert_true(at == 0 || at == 2);
         }
-        /* Nothing in flight there: idle, not stalled. */
+        /* Nothing waiting there any more: not stalled. */
+        waiting[2] = 0;
         outstanding[2] = 0;
         cursor = 1;
-        assert_int_equal(pos(mr_pick_endpoint(three, policies[p], outstanding, answered, &cursor,
+        assert_int_equal(pos(mr_pick_endpoint(three, policies[p], outstanding, waiting, &cursor,
                                               NULL)),
                          1);
         outstanding[2] = 1;
+        waiting[2] = now - MR_PICK_STALL_MS - 50;
     }
     /* The others stalled too: everyone serves. */
-    answered[1] = answered[3] = answered[2];
+    waiting[1] = waiting[3] = waiting[2];
     {
         uint32_t cursor = 0;
         unsigned seen = 0;
         for (int i = 0; i < 3; i++)
             seen |= 1u << pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding,
-                                               answered, &cursor, NULL));
+                                               waiting, &cursor, NULL));
         assert_int_equal(seen, 7);
     }
 }
