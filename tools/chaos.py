@@ -78,9 +78,10 @@ def summary(label, rows):
         if r[3] != 200:
             key = "%s %s" % (r[2], r[3])
             failed[key] = failed.get(key, 0) + 1
-    print("%s: %d requests, %d failed %s, latency p50 %.1f ms, p99 %.1f ms, max %.0f ms"
-          % (label, len(rows), sum(failed.values()), failed or "", lat[len(lat) // 2] * 1e3,
-             lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3))
+    print("%s: %d requests, %d failed %s, latency p50 %.1f ms, p99 %.1f ms, max %.0f ms, "
+          "%d over 1 s" % (label, len(rows), sum(failed.values()), failed or "",
+                           lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3,
+                           sum(1 for x in lat if x > 1.0)))
 
 
 def main():
