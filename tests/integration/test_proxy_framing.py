@@ -378,6 +378,10 @@ class FramingTest(unittest.TestCase):
         c = self.conn(m)
         c.send(b"GET /y HTTP/1.1\r\nHost: good.example\r\n\r\n")
         self.assertEqual(c.read_response().get("Location"), "https://good.example/y")
+        # an absolute-form target's authority is the host redirected to
+        c = self.conn(m)
+        c.send(b"GET http://abs.example:8080?q HTTP/1.1\r\nHost: good.example\r\n\r\n")
+        self.assertEqual(c.read_response().get("Location"), "https://abs.example/?q")
 
     def test_hostile_heads_byte_by_byte(self):
         """Each byte is its own write, so meridian sees the head split at
