@@ -193,7 +193,7 @@ static bool lone_chunked(const struct mr_http1_head *head)
  */
 static char *put_response_framing(char *p, const struct mr_http1_head *head)
 {
-    const struct mr_http1_header *length = find(head, "content-length");
+    const struct mr_http1_header *length;
 
     switch (head->body) {
     case MR_BODY_LENGTH:
@@ -208,6 +208,7 @@ static char *put_response_framing(char *p, const struct mr_http1_head *head)
                 p = put_header(p, &head->headers[i]);
         return p;
     case MR_BODY_NONE:
+        length = find(head, "content-length");
         if (length != NULL && head->status >= 200)
             p = put_header(p, length);
         return p;

@@ -303,6 +303,7 @@ static bool is_hex(unsigned char c)
 static bool valid_host(const char *s, size_t len, bool allow_empty)
 {
     size_t host_end;
+    unsigned port = 0;
 
     if (len == 0)
         return allow_empty;
@@ -337,7 +338,6 @@ static bool valid_host(const char *s, size_t len, bool allow_empty)
         return true;
     if (s[host_end] != ':' || len - host_end - 1 == 0 || len - host_end - 1 > 5)
         return false;
-    unsigned port = 0;
     for (size_t i = host_end + 1; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
             return false;
@@ -359,6 +359,7 @@ static int check_target(struct mr_http1_head *head)
 {
     const char *t = head->target;
     size_t n = head->target_len;
+    size_t scheme, end;
 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
@@ -384,14 +385,14 @@ static int check_target(struct mr_http1_head *head)
         head->path_len = n;
         return 0;
     }
-    size_t scheme = n > 7 && strncasecmp(t, "http://", 7) == 0 ? 7
-                    : n > 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    scheme = n > 7 && strncasecmp(t, "http://", 7) == 0 ? 7
+             : n > 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
     if (scheme == 0)
         return 400;
-    size_t end = scheme;
-    while (end < n && t[end] != '/' && t[end] != '?')
-        end++;
-    if (memchr(t + scheme, '@', end - scheme) != NULL || !valid_host(t + scheme, end - scheme, false))
+    for (end = scheme; end < n && t[end] != '/' && t[end] != '?'; end++)
+        ;
+    /* valid_host() refuses userinfo ("@") and an empty host */
+    if (!valid_host(t + scheme, end - scheme, false))
         return 400;
     head->host = t + scheme;
     head->host_len = end - scheme;
