@@ -388,7 +388,8 @@ class FramingTest(unittest.TestCase):
         every point (the pause only paces the writes; nothing is timed)."""
         m = self.edge()
         cases = [
-            (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),   # obs-fold
+            (b"GET / HTTP/1.1\r\nHost: x\r\nX-A:\r\n b\r\n\r\n", 400),    # obs-fold
+            (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n", 400),           # bare CR
             (b"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", 400),               # TAB in target
             (b"GET / HTTP/1.1\r\nHost: evil.example/x\r\n\r\n", 400),

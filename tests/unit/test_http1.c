@@ -108,6 +108,7 @@ static void test_refused_requests(void **state)
         {"NUL in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 400},
         {"control char in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", 400},
         {"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
+        {"obs-fold after an empty value", "GET / HTTP/1.1\r\nHost: x\r\nX-A:\r\n b\r\n\r\n", 400},
         {"whitespace before first header", "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400},
         {"no Host on 1.1", "GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 400},
         {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
