@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 conf=conf/examples/edge.json
 bin=${DEMO_BIN_DIR:-build/release}
+# The example keeps its state_file and audit log here (git-ignored).
+mkdir -p -m 0750 "$(dirname "$conf")/state"
 
 # "--cluster NAME ADDR..." for every cluster of the example.
 mapfile -t origin_args < <(python3 - "$conf" <<'PY'
