@@ -194,6 +194,10 @@ void mr_metrics_write(struct mr_control *ctl, struct evbuffer *out)
     help(out, "meridian_bad_cookies_total", "counter",
          "Session cookies ignored: forged, truncated, expired or of an unknown key.");
     evbuffer_add_printf(out, "meridian_bad_cookies_total %" PRIu64 "\n", SUM(ctl, bad_cookies));
+    help(out, "meridian_bad_response_bodies_total", "counter",
+         "Responses cut because the origin's chunked body was malformed.");
+    evbuffer_add_printf(out, "meridian_bad_response_bodies_total %" PRIu64 "\n",
+                        SUM(ctl, bad_response_bodies));
 
     help(out, "meridian_endpoint_up", "gauge", "1 when the endpoint passes its health checks.");
     for (size_t e = 0; e < snap->n_endpoints; e++)

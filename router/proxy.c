@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "router/accesslog.h"
+#include "router/chunked.h"
 #include "router/clientaddr.h"
 #include "router/cookie.h"
 #include "router/conn.h"
@@ -77,6 +78,7 @@ struct mr_client {
     bool http10;
     enum mr_http1_body req_body;
     uint64_t req_left;         /* MR_BODY_LENGTH bytes still to forward */
+    struct mr_chunked req_chunked; /* MR_BODY_CHUNKED: decoded, re-encoded */
     bool req_done;             /* the whole request reached the upstream buffer */
     bool body_forwarded;       /* some request body byte went upstream */
     int attempts;
@@ -93,6 +95,7 @@ struct mr_client {
     struct timeval up_activity;/* last progress with the upstream */
     enum mr_http1_body resp_body;
     uint64_t resp_left;
+    struct mr_chunked resp_chunked;
     bool resp_keep_alive;
     bool resp_started;         /* response bytes went to the client */
     bool set_cookie;           /* a new decision: the response carries a cookie */
@@ -464,6 +467,10 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
         .peer_len = peer_len > 0 ? (size_t)peer_len : 0,
         .proto = c->tls ? "https" : "http",
         .upgrade = c->upgrade,
+        .target = head->path,
+        .target_len = head->path_len,
+        .host = head->host,
+        .host_len = head->host_len,
     };
 
     if (!head_reserve(c, mr_headers_request_size(head, &fwd)))
@@ -613,23 +620,17 @@ static void pump_request_body(struct mr_client *c)
         }
         c->req_done = c->req_left == 0;
     } else if (c->req_body == MR_BODY_CHUNKED) {
-        while (evbuffer_get_length(in) > 0 && !c->req_done) {
-            struct evbuffer_iovec vec;
-            size_t used;
-            int r;
-            if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
-                break;
-            r = mr_http1_chunked(c->req_parser, vec.iov_base, vec.iov_len, &used);
-            if (r < 0) {
-                /* The origin got part of a body: that connection is spent. */
-                fail_exchange(c, 400);
-                return;
-            }
-            evbuffer_remove_buffer(in, out, used);
-            c->bytes_in += used;
-            c->body_forwarded = true;
-            c->req_done = r == 1;
+        size_t used;
+        int r = mr_chunked_relay(&c->req_chunked, in, out, &used);
+        if (r == MR_CHUNKED_BAD) {
+            /* Only canonical chunks went out, but the origin has part of a
+             * body: that connection is spent. */
+            fail_exchange(c, 400);
+            return;
         }
+        c->bytes_in += used;
+        c->body_forwarded |= used > 0;
+        c->req_done = r == MR_CHUNKED_DONE;
     } else {
         c->req_done = true;
     }
@@ -810,26 +811,21 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
 static void next_request(struct mr_client *c);
 static const struct mr_cookie_line *cookie_line(struct mr_client *c);
 
-/* The Host header's name part (no port), or an empty one. */
+/* The name part (no port) of the authority routed on: the absolute-form
+ * target's, else Host's; validated by the parser; maybe empty. */
 static const char *request_host(const struct mr_http1_head *head, size_t *len)
 {
-    for (size_t i = 0; i < head->n_headers; i++) {
-        const struct mr_http1_header *h = &head->headers[i];
-        size_t n = h->value_len;
-        if ((h->name[0] | 0x20) != 'h' || !mr_http1_name_is(h, "host"))
-            continue;
-        if (n > 0 && h->value[0] == '[') {
-            const char *end = memchr(h->value, ']', n);
-            n = end != NULL ? (size_t)(end - h->value) + 1 : n;
-        } else {
-            const char *colon = memchr(h->value, ':', n);
-            n = colon != NULL ? (size_t)(colon - h->value) : n;
-        }
-        *len = n;
-        return h->value;
+    size_t n = head->host_len;
+
+    if (n > 0 && head->host[0] == '[') {
+        const char *end = memchr(head->host, ']', n);
+        n = end != NULL ? (size_t)(end - head->host) + 1 : n;
+    } else {
+        const char *colon = memchr(head->host, ':', n);
+        n = colon != NULL ? (size_t)(colon - head->host) : n;
     }
-    *len = 0;
-    return "";
+    *len = n;
+    return head->host;
 }
 
 /* The listener's mode, unless the "hosts" object names the request's Host. */
@@ -848,27 +844,17 @@ static enum mr_mode request_mode(const struct mr_snapshot *snap, const struct mr
     return l->mode;
 }
 
-/* The path and query of the request target (origin-form), for a Location. */
-static const char *target_path(const struct mr_http1_head *head, size_t *len)
+/* The path and query of the request target (origin-form), for a Location:
+ * "/" for OPTIONS "*", and a query alone goes behind the "/" (*slash). */
+static const char *target_path(const struct mr_http1_head *head, size_t *len, const char **slash)
 {
-    const char *t = head->target;
-    size_t n = head->target_len;
-
-    if (n > 0 && t[0] != '/') {
-        /* absolute-form: skip "scheme://authority" */
-        const char *scheme_end = n > 3 ? memchr(t, ':', n) : NULL;
-        const char *slash = scheme_end != NULL && (size_t)(scheme_end - t) + 3 <= n
-                                ? memchr(scheme_end + 3, '/', n - (size_t)(scheme_end - t) - 3)
-                                : NULL;
-        if (slash == NULL) {
-            *len = 1;
-            return "/";
-        }
-        n -= (size_t)(slash - t);
-        t = slash;
+    *slash = head->path[0] == '?' ? "/" : "";
+    if (head->path_len == 1 && head->path[0] == '*') {
+        *len = 1;
+        return "/";
     }
-    *len = n;
-    return t;
+    *len = head->path_len;
+    return head->path;
 }
 
 /* Answers the exchange with a redirect of our own (no body), with the
@@ -879,14 +865,15 @@ static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head
 {
     const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
     size_t path_len;
-    const char *path = target_path(head, &path_len);
+    const char *slash;
+    const char *path = target_path(head, &path_len, &slash);
     size_t before = evbuffer_get_length(c->conn->out);
 
     c->req_done = c->req_body == MR_BODY_NONE; /* a body would have to be read: close */
-    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%.*s\r\n"
+    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%s%.*s\r\n"
                                       "Content-Length: 0\r\n",
                         status, status == 308 ? "Permanent Redirect" : "Temporary Redirect",
-                        (int)base_len, base, port, (int)path_len, path);
+                        (int)base_len, base, port, slash, (int)path_len, path);
     /* The head's fields point into the input: it goes only now. */
     evbuffer_drain(c->conn->in, head->head_len);
     if (cookie != NULL)
@@ -968,6 +955,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->http10 = head->version_minor == 0;
     c->req_body = head->body;
     c->req_left = head->content_length;
+    mr_chunked_init(&c->req_chunked);
     c->req_done = false;
     c->body_forwarded = false;
     c->attempts = 0;
@@ -1184,6 +1172,18 @@ static void send_response_head(struct mr_client *c, const struct mr_http1_head *
     c->resp_started = true;
 }
 
+/* An interim response's head, its hop-by-hop headers dropped. */
+static void send_interim(struct mr_client *c, const struct mr_http1_head *head)
+{
+    struct evbuffer_iovec vec[1];
+
+    if (evbuffer_reserve_space(c->conn->out, (ev_ssize_t)mr_headers_response_size(head, 0), vec,
+                               1) < 1)
+        return;
+    vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, false, false, NULL, 0);
+    evbuffer_commit_space(c->conn->out, vec, 1);
+}
+
 /* Moves response body bytes to the client. May free c. */
 static void pump_response_body(struct mr_client *c)
 {
@@ -1202,24 +1202,20 @@ static void pump_response_body(struct mr_client *c)
         done = c->resp_left == 0;
         break;
     }
-    case MR_BODY_CHUNKED:
-        while (evbuffer_get_length(in) > 0 && !done) {
-            struct evbuffer_iovec vec;
-            size_t used;
-            int r;
-            if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
-                break;
-            r = mr_http1_chunked(c->resp_parser, vec.iov_base, vec.iov_len, &used);
-            if (r < 0) {
-                c->close_after = true;
-                fail_exchange(c, 502);
-                return;
-            }
-            evbuffer_remove_buffer(in, out, used);
-            c->bytes_out += used;
-            done = r == 1;
+    case MR_BODY_CHUNKED: {
+        size_t before = evbuffer_get_length(out), used;
+        int r = mr_chunked_relay(&c->resp_chunked, in, out, &used);
+        c->bytes_out += evbuffer_get_length(out) - before;
+        if (r == MR_CHUNKED_BAD) {
+            /* The client sees a body without its last chunk: truncated. */
+            mr_stats_add(&c->w->stats->bad_response_bodies, 1);
+            c->close_after = true;
+            fail_exchange(c, 502);
+            return;
         }
+        done = r == MR_CHUNKED_DONE;
         break;
+    }
     case MR_BODY_UNTIL_EOF:
         c->bytes_out += evbuffer_get_length(in);
         evbuffer_add_buffer(out, in);
@@ -1364,14 +1360,18 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         mr_passive_success(c->endpoint);
         await_head(c, false, true);
         if (head.status < 200) {
-            /* Interim (100 Continue, 103): passed on as it is. */
-            evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);
+            /* Interim (100 Continue, 103): rewritten like any response
+             * head, and never to an HTTP/1.0 client (RFC 9110 15.2). */
+            if (!c->http10)
+                send_interim(c, &head);
+            evbuffer_drain(conn->in, head.head_len);
             mr_conn_flush(c->conn);
             mr_http1_reset(c->resp_parser);
             continue;
         }
         c->resp_body = head.body;
         c->resp_left = head.content_length;
+        mr_chunked_init(&c->resp_chunked);
         c->resp_keep_alive = head.keep_alive && !c->http10;
         if (head.body == MR_BODY_UNTIL_EOF)
             c->close_after = true;
