@@ -7,10 +7,10 @@
  *    the chosen point) get the verdict they get whole: both need more, both
  *    refuse, or both accept the same head.
  * 2. Round trip: an accepted head, serialized for the upstream
- *    (mr_headers_request), parses again to the same method, effective target
- *    and Host (an absolute-form target counts as its origin-form path and
- *    authority, RFC 9112 3.2.2), and the same framing (body kind and
- *    Content-Length).
+ *    (mr_headers_request, given the parsed path and authority as proxy.c
+ *    gives them), parses again to the same method, target and Host (an
+ *    absolute-form target counts as its origin-form path and authority,
+ *    RFC 9112 3.2.2), and the same framing (body kind and Content-Length).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,9 +35,10 @@ static const struct mr_http1_limits wide = {
 struct meaning {
     int method;
     char method_name[32];
-    const char *target;
+    const char *target;   /* origin-form, as forwarded */
     size_t target_len;
-    const char *host;     /* NULL: no Host */
+    char target_buf[4096];   /* paths are at most max_uri_bytes */
+    const char *host;     /* the authority routed on; NULL: none */
     size_t host_len;
     int body;
     uint64_t content_length;
@@ -49,26 +50,16 @@ static void meaning_of(const struct mr_http1_head *head, struct meaning *m)
     m->method = head->method;
     snprintf(m->method_name, sizeof(m->method_name), "%.*s", (int)head->method_len,
              head->method_name);
-    m->target = head->target;
-    m->target_len = head->target_len;
-    for (size_t i = 0; i < head->n_headers; i++) {
-        if (mr_http1_name_is(&head->headers[i], "host")) {
-            m->host = head->headers[i].value;
-            m->host_len = head->headers[i].value_len;
-        }
+    m->target = head->path;
+    m->target_len = head->path_len;
+    /* A query alone goes behind a "/" (http1.h). */
+    if (m->target_len > 0 && m->target[0] == '?') {
+        snprintf(m->target_buf, sizeof(m->target_buf), "/%.*s", (int)m->target_len, m->target);
+        m->target = m->target_buf;
+        m->target_len++;
     }
-    /* absolute-form: the authority is the Host, the rest the target. */
-    const char *sep = m->target_len > 3 ? memmem(m->target, m->target_len, "://", 3) : NULL;
-    if (sep != NULL && m->target[0] != '/') {
-        const char *auth = sep + 3, *end = m->target + m->target_len;
-        const char *path = auth;
-        while (path < end && *path != '/' && *path != '?')
-            path++;
-        m->host = auth;
-        m->host_len = (size_t)(path - auth);
-        m->target = path < end && *path == '/' ? path : "/";
-        m->target_len = path < end && *path == '/' ? (size_t)(end - path) : 1;
-    }
+    m->host = head->host_len > 0 ? head->host : NULL;
+    m->host_len = head->host_len;
     m->body = head->body;
     m->content_length = head->content_length;
 }
@@ -112,6 +103,10 @@ static void round_trip(const struct mr_http1_head *head)
         .peer_len = 9,
         .proto = "http",
         .upgrade = head->upgrade,
+        .target = head->path,
+        .target_len = head->path_len,
+        .host = head->host,
+        .host_len = head->host_len,
     };
     size_t cap = mr_headers_request_size(head, &fwd);
     char *out = malloc(cap);
