@@ -129,9 +129,11 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
         p = PUT_LIT(p, "/"); /* absolute-form with a query and no path */
     p = put(p, fwd->target, fwd->target_len);
     p = fwd->http10 ? PUT_LIT(p, " HTTP/1.0\r\n") : PUT_LIT(p, " HTTP/1.1\r\n");
-    if (fwd->host_len > 0) {
+    /* HTTP/1.1 needs a Host, empty when the client's was (RFC 9112 3.2). */
+    if (fwd->host_len > 0 || !fwd->http10) {
         p = PUT_LIT(p, "Host: ");
-        p = put(p, fwd->host, fwd->host_len);
+        if (fwd->host_len > 0)
+            p = put(p, fwd->host, fwd->host_len);
         p = PUT_LIT(p, "\r\n");
     }
     for (size_t i = 0; i < head->n_headers; i++) {

@@ -27,7 +27,8 @@ struct mr_forward {
     bool upgrade;         /* a tunnel is asked for: Upgrade and Connection pass */
     const char *target;   /* the target to send, in origin-form */
     size_t target_len;
-    const char *host;     /* the Host routed on (host[:port]); none when empty */
+    const char *host;     /* the Host routed on (host[:port]); when empty, an
+                             empty Host in HTTP/1.1 and none in HTTP/1.0 */
     size_t host_len;
 };
 

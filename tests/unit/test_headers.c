@@ -480,6 +480,27 @@ static void test_request_target_and_host_from_fwd(void **state)
     reparse(MR_HTTP1_REQUEST, out, len);
 }
 
+/* Found by tests/fuzz/fuzz_request_head.c: an empty Host (valid, RFC 9112
+ * 3.2) stays an empty Host in HTTP/1.1, which has no request without one. */
+static void test_request_empty_host_kept(void **state)
+{
+    struct mr_forward fwd = fwd_of("192.0.2.7", false, "http", false);
+    (void)state;
+
+    request_is("GET /x HTTP/1.1\r\nHost: \t\r\n\r\n", &fwd,
+               "GET /x HTTP/1.1\r\n"
+               "Host: \r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "\r\n");
+    fwd.http10 = true;
+    request_is("GET /x HTTP/1.0\r\n\r\n", &fwd,
+               "GET /x HTTP/1.0\r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "\r\n");
+}
+
 static void test_response_connection_cannot_remove_framing(void **state)
 {
     const struct mr_http1_head *again;
@@ -803,6 +824,7 @@ int main(void)
         cmocka_unit_test_teardown(test_response_hop_by_hop, free_tracked),
         cmocka_unit_test_teardown(test_request_connection_cannot_remove_framing, free_tracked),
         cmocka_unit_test_teardown(test_request_target_and_host_from_fwd, free_tracked),
+        cmocka_unit_test_teardown(test_request_empty_host_kept, free_tracked),
         cmocka_unit_test_teardown(test_response_connection_cannot_remove_framing, free_tracked),
         cmocka_unit_test_teardown(test_response_size_bound_ordinary, free_tracked),
         cmocka_unit_test_teardown(test_response_size_bound_compact, free_tracked),
