@@ -280,6 +280,22 @@ static int check_request_line(const unsigned char *p, size_t len)
     return p[6] == '1' ? 0 : 505;
 }
 
+/*
+ * The parser takes a status code of one or two digits and any byte in the
+ * reason: it must be HTTP/D.D SP 3DIGIT (100-999) [SP reason] CRLF, the
+ * reason HTAB, SP, VCHAR or obs-text, since both are forwarded. 0 or 502.
+ */
+static int check_status_line(const unsigned char *p, size_t len)
+{
+    if (len < 14 || p[8] != ' ' || p[9] < '1' || p[9] > '9' || p[10] < '0' || p[10] > '9' ||
+        p[11] < '0' || p[11] > '9' || (p[12] != ' ' && p[12] != '\r'))
+        return 502;
+    for (size_t i = 13; i < len - 2; i++)
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+            return 502;
+    return 0;
+}
+
 /* True when the last coding of a Transfer-Encoding value is chunked. */
 static bool ends_chunked(const char *v, size_t len)
 {
@@ -545,6 +561,8 @@ int mr_http1_parse_head(struct mr_http1 *h, struct evbuffer *buf, bool head_requ
     }
 
     if (request && (status = check_request_line(p, h->request_line_end)) != 0)
+        return status;
+    if (!request && (status = check_status_line(p, h->request_line_end)) != 0)
         return status;
     memset(head, 0, sizeof(*head));
     h->out = head;

@@ -263,6 +263,23 @@ static void test_response_framing(void **state)
     assert_int_equal(head.body, MR_BODY_UNTIL_EOF);
 }
 
+/* Found by tests/fuzz/fuzz_response_head.c: the parser takes a status of
+ * one digit and control bytes in the reason, which would be forwarded (and
+ * "HTTP/1.1 003" then frames differently). */
+static void test_status_line(void **state)
+{
+    struct mr_http1_head head;
+    (void)state;
+
+    assert_int_equal(parse_response("HTTP/1.1 3 N\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 42 X\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 599 \tWhy\x80\r\nContent-Length: 0\r\n\r\n", false, &head), -1);
+    assert_int_equal(head.status, 599);
+}
+
 /* What is forwarded and routed on: origin-form and the authority. */
 static void test_targets(void **state)
 {
@@ -363,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_http10_and_close),
         cmocka_unit_test(test_targets),
         cmocka_unit_test(test_response_framing),
+        cmocka_unit_test(test_status_line),
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_split_reads),
     };
