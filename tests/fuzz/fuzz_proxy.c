@@ -202,7 +202,7 @@ static long check_head(const char *h, size_t len, bool *is_head)
         } else if (NAME_IS("content-length")) {
             cl++;
             body = 0;
-            if (vlen == 0 || vlen > 12)
+            if (vlen == 0 || vlen > 18)
                 fail("bad Content-Length", h, len);
             for (size_t k = 0; k < vlen; k++) {
                 if (v[k] < '0' || v[k] > '9')
