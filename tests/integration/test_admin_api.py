@@ -6,6 +6,14 @@ server's answers and behaviour:
 - AuthTest: the bearer token on every call but /healthz (401 without it or
   with a wrong one, and nothing changes); the edge refuses to start with a
   non-loopback admin address and no token; GET / is self-contained HTML.
+- BrowserGuardTest: changes need Content-Type: application/json (415); a
+  foreign Origin, Sec-Fetch-Site or Host is 403 (/healthz answers any
+  Host); duplicate JSON keys are 400; a head past 16 KiB is refused and the
+  API stays up; none of it changes anything.
+- MetricsTokenTest: admin.metrics_token_file reads GET /metrics only.
+- AdminReloadTest: a reload that drops token_file or moves admin.address
+  warns and keeps the running admin settings (through later changes and
+  undo too); a rotated token file applies, a short one is refused.
 - StatusTest: GET /api/v1/status: its shape, the cluster states
   (active/draining/drained/down), drain mode and deadline, and traffic
   counters that move with real requests (requests, new sessions, sticky hits,
