@@ -154,13 +154,19 @@ static bool names_admin(const struct mr_admin *admin, const char *text, size_t l
 /* Why a request may not come from where it says (403), or NULL. A browser
  * sends Origin and Sec-Fetch-Site on a page's cross-site calls, and a Host
  * of the attacker's name after DNS rebinding; the dashboard's own calls are
- * same-origin. */
-static const char *cross_site(const struct mr_admin *admin, struct evhttp_request *req)
+ * same-origin. page: GET /, which another site may open by a link (a
+ * top-level navigation) but not load in a frame. */
+static const char *cross_site(const struct mr_admin *admin, struct evhttp_request *req,
+                              bool page)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *host = evhttp_find_header(in, "Host");
     const char *origin = evhttp_find_header(in, "Origin");
     const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+    const char *dest = evhttp_find_header(in, "Sec-Fetch-Dest");
+
+    if (page && dest != NULL && strcmp(dest, "document") == 0)
+        site = NULL;
 
     if (host != NULL && !names_admin(admin, host, strlen(host)))
         return "Host: not the admin address";
@@ -375,13 +381,17 @@ static void on_request(struct evhttp_request *req, void *arg)
             reply_text(req, 200, "text/plain", "ok\n", 3);
         return;
     }
-    if ((why = cross_site(admin, req)) != NULL) {
+    if ((why = cross_site(admin, req, strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET)) !=
+        NULL) {
         reply_error(req, 403, why);
         return;
     }
     if (strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET) {
         /* The page itself holds no data: it asks for the token, then calls
-         * the API with it. */
+         * the API with it. Never in another site's frame (clickjacking). */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Frame-Options", "DENY");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
+                          "frame-ancestors 'none'");
         reply_text(req, 200, "text/html; charset=utf-8", mr_dashboard_html,
                    mr_dashboard_html_len);
         return;

@@ -8,7 +8,7 @@ server's answers and behaviour:
   non-loopback admin address and no token; GET / is self-contained HTML.
 - BrowserGuardTest: changes need Content-Type: application/json (415); a
   foreign Origin, Sec-Fetch-Site or Host is 403 (/healthz answers any
-  Host); duplicate JSON keys are 400; a head past 16 KiB is refused and the
+  Host); the page opens by a link but never in a frame; duplicate JSON keys are 400; a head past 16 KiB is refused and the
   API stays up; none of it changes anything.
 - MetricsTokenTest: admin.metrics_token_file reads GET /metrics only.
 - AdminReloadTest: a reload that drops token_file or moves admin.address
@@ -436,6 +436,20 @@ class BrowserGuardTest(EdgeCase):
         t = self.shared_edge()
         resp = t.admin("GET", "/api/v1/status", headers=[("Host", "evil.example:%d" % t.admin_port)])
         self.assertEqual(resp.status, 403)
+
+    def test_page_opens_by_link_never_in_a_frame(self):
+        m = self.tokenless_edge()
+        link = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"),
+                ("Sec-Fetch-Dest", "document")]
+        resp = m.admin("GET", "/", headers=link)
+        self.assertEqual(resp.status, 200, "a link from another site opens the page")
+        self.assertEqual(resp.get("X-Frame-Options"), "DENY")
+        self.assertIn("frame-ancestors 'none'", resp.get("Content-Security-Policy") or "")
+        frame = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"),
+                 ("Sec-Fetch-Dest", "iframe")]
+        self.assertEqual(m.admin("GET", "/", headers=frame).status, 403, "never in a frame")
+        self.assertEqual(m.admin("GET", "/api/v1/status", headers=link).status, 403,
+                         "only the page opens by a link")
 
     def test_duplicate_keys_refused(self):
         m = self.edge()

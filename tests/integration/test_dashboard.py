@@ -19,7 +19,7 @@ and python3-selenium) at the admin listener:
   build/dashboard.png with KEEP_SCREENSHOT=1);
 - once meridian has stopped, the page says the admin API is unreachable;
 - CrossSiteTest: with no token on loopback, a page of another origin (a
-  text/plain drain, a body-less reload) and a page on a DNS name rebound to
+  text/plain drain, a body-less reload, the dashboard in a frame) and a page on a DNS name rebound to
   127.0.0.1 (Chromium's --host-resolver-rules) neither read nor change
   anything.
 
@@ -481,12 +481,14 @@ class CrossSiteTest(unittest.TestCase):
     whose DNS name was rebound to 127.0.0.1 calling the API same-origin.
     None of them reads or changes anything."""
 
-    ATTACK = """<!doctype html><title>attack</title><script>
-const admin = 'http://127.0.0.1:%d';
+    ATTACK = """<!doctype html><title>attack</title>
+<iframe id="dash" src="http://127.0.0.1:%(port)d/"></iframe><script>
+const admin = 'http://127.0.0.1:%(port)d';
 Promise.allSettled([
   fetch(admin + '/api/v1/clusters/eu-west-a/drain', {method: 'POST', mode: 'no-cors',
         headers: {'Content-Type': 'text/plain'}, body: '{"mode": "hard", "force": true}'}),
   fetch(admin + '/api/v1/reload', {method: 'POST', mode: 'no-cors'}),
+  new Promise(done => window.addEventListener('load', done)),
 ]).then(() => { document.title = 'sent'; });
 </script>"""
 
@@ -504,7 +506,7 @@ Promise.allSettled([
             with open(path, "w") as f:
                 json.dump(cfg, f)
             cls.meridian = Meridian(path).start()
-            page = (cls.ATTACK % cls.meridian.admin_port).encode()
+            page = (cls.ATTACK % {"port": cls.meridian.admin_port}).encode()
 
             class Page(http.server.BaseHTTPRequestHandler):
                 def do_GET(self):
@@ -555,6 +557,13 @@ Promise.allSettled([
         WebDriverWait(self.driver, WAIT_S).until(lambda d: d.title == "sent",
                                                  "the page's requests did not complete")
         self.assertEqual(self.state(), before, "the page changed nothing")
+        # The dashboard does not render in its frame (no clickjacking).
+        self.driver.switch_to.frame("dash")
+        try:
+            self.assertEqual(self.driver.find_elements(By.ID, "token"), [],
+                             "the dashboard rendered inside another site's frame")
+        finally:
+            self.driver.switch_to.default_content()
 
     def test_rebound_name_cannot_read_or_change(self):
         before = self.state()
