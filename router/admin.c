@@ -167,7 +167,6 @@ static const char *cross_site(const struct mr_admin *admin, struct evhttp_reques
 
     if (page && dest != NULL && strcmp(dest, "document") == 0)
         site = NULL;
-
     if (host != NULL && !names_admin(admin, host, strlen(host)))
         return "Host: not the admin address";
     if (origin != NULL &&
