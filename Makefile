@@ -42,7 +42,8 @@ all: check-deps geo/data/country.mmdb
 	@ln -sf build/release/meridian meridian
 	@ln -sf build/release/meridianctl meridianctl
 
-build: $(B)/meridian $(B)/meridianctl $(B)/origin $(B)/tlsbench $(UNIT_BINS)
+build: $(B)/meridian $(B)/meridianctl $(B)/origin $(B)/tlsbench $(UNIT_BINS) \
+	$(B)/tests/faildirsync.so
 
 $(B)/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
@@ -76,6 +77,11 @@ $(B)/origin: $(B)/tools/origin.o
 $(B)/tlsbench: tools/tlsbench.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $< -lssl -lcrypto
+
+# Preloaded by integration tests into meridian (no sanitizer of its own).
+$(B)/tests/faildirsync.so: tests/preload/faildirsync.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -shared -fPIC -o $@ $< -ldl
 
 $(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)

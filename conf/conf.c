@@ -445,10 +445,40 @@ static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct 
     conf->ticket_rotate_s = (int)rotate;
 }
 
+/* An array of addresses or CIDR prefixes at path into set. */
+static void read_cidr_set(struct loader *ld, json_t *arr, const char *path,
+                          struct mr_cidr_set *set)
+{
+    char p[JPATH_MAX];
+    size_t n;
+
+    if (!json_is_array(arr)) {
+        mr_errors_add(ld->errs, "%s: expected an array", path);
+        return;
+    }
+    n = json_array_size(arr);
+    set->items = zalloc(ld, n, sizeof(*set->items));
+    if (set->items == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+
+        index_path(p, path, i);
+        if (!read_string(ld, json_array_get(arr, i), p, false, &s))
+            continue;
+        if (mr_cidr_parse(s, &set->items[set->n]) < 0) {
+            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix", p,
+                          s);
+            continue;
+        }
+        set->n++;
+    }
+}
+
 static void load_listeners(struct loader *ld, json_t *root)
 {
     static const char *const keys[] = {"name", "address", "tls", "proxy_protocol", "mode",
-                                       "redirect_https", "https_port", NULL};
+                                       "redirect_https", "https_port", "proxy_protocol_from", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *arr = member(ld, root, "", "listeners", true);
     char p[JPATH_MAX], q[JPATH_MAX];
@@ -490,6 +520,12 @@ static void load_listeners(struct loader *ld, json_t *root)
         }
         load_tls(ld, item, p, l);
         member_bool(ld, item, p, "proxy_protocol", &l->proxy_protocol);
+        if ((v = member(ld, item, p, "proxy_protocol_from", false)) != NULL) {
+            key_path(q, p, "proxy_protocol_from");
+            read_cidr_set(ld, v, q, &l->proxy_protocol_from);
+            if (!l->proxy_protocol)
+                mr_errors_warn(ld->errs, "%s: ignored: proxy_protocol is false", q);
+        }
         if ((v = member(ld, item, p, "mode", false)) != NULL) {
             key_path(q, p, "mode");
             read_mode(ld, v, q, &l->mode);
@@ -572,33 +608,25 @@ static void load_hosts(struct loader *ld, json_t *root)
 
 static void load_trusted_proxies(struct loader *ld, json_t *root)
 {
-    struct mr_cidr_set *set = &ld->snap->trusted_proxies;
     json_t *arr = member(ld, root, "", "trusted_proxies", false);
-    char p[JPATH_MAX];
-    size_t n;
 
-    if (arr == NULL)
-        return;
-    if (!json_is_array(arr)) {
-        mr_errors_add(ld->errs, "trusted_proxies: expected an array");
-        return;
-    }
-    n = json_array_size(arr);
-    set->items = zalloc(ld, n, sizeof(*set->items));
-    if (set->items == NULL)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        const char *s;
+    if (arr != NULL)
+        read_cidr_set(ld, arr, "trusted_proxies", &ld->snap->trusted_proxies);
+}
 
-        index_path(p, "trusted_proxies", i);
-        if (!read_string(ld, json_array_get(arr, i), p, false, &s))
-            continue;
-        if (mr_cidr_parse(s, &set->items[set->n]) < 0) {
-            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix", p,
-                          s);
-            continue;
-        }
-        set->n++;
+/* A PROXY header is believed only from proxy_protocol_from, by default
+ * trusted_proxies: with neither, any client could forge its address. */
+static void check_proxy_protocol_from(struct loader *ld)
+{
+    const struct mr_snapshot *snap = ld->snap;
+
+    for (size_t i = 0; i < snap->n_listeners; i++) {
+        const struct mr_listener *l = &snap->listeners[i];
+        if (l->proxy_protocol && l->proxy_protocol_from.n == 0 && snap->trusted_proxies.n == 0)
+            mr_errors_add(ld->errs,
+                          "listeners[%zu].proxy_protocol_from: required when proxy_protocol "
+                          "is true and trusted_proxies is empty",
+                          i);
     }
 }
 
@@ -1336,6 +1364,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
     load_workers(&ld, root);
     load_listeners(&ld, root);
     load_trusted_proxies(&ld, root);
+    check_proxy_protocol_from(&ld);
     load_hosts(&ld, root);
     load_geoip(&ld, root);
     load_session(&ld, root);

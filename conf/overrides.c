@@ -608,7 +608,7 @@ int mr_overrides_save(const struct mr_overrides *ov, const char *path, char *err
     /* The new file is in place, but its name may not be on disk yet. */
     if (sync_parent(path) < 0) {
         snprintf(err, err_len, "cannot sync the directory of %s: %s", path, strerror(errno));
-        return -1;
+        return 1;
     }
     return 0;
 fail:

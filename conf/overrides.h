@@ -70,7 +70,9 @@ void mr_overrides_apply(const struct mr_overrides *ov, struct mr_snapshot *snap,
 int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_errors *errs);
 
 /* Writes ov to path atomically (temporary file in the same directory,
- * fsync, rename, fsync of the directory). 0, or -1 with err filled. */
+ * fsync, rename, fsync of the directory). 0; -1 with err filled when path
+ * still holds the old file; 1 with err filled when the new file is in place
+ * but the directory sync failed (it may not survive a crash). */
 int mr_overrides_save(const struct mr_overrides *ov, const char *path, char *err,
                       size_t err_len);
 

@@ -67,6 +67,7 @@ void mr_snap_free(struct mr_snapshot *snap)
     for (size_t i = 0; i < snap->n_listeners; i++) {
         free(snap->listeners[i].name);
         free(snap->listeners[i].address);
+        free(snap->listeners[i].proxy_protocol_from.items);
         free_tls_conf(snap->listeners[i].tls);
     }
     free(snap->listeners);

@@ -91,6 +91,7 @@ struct mr_listener {
     struct mr_sockaddr addr;
     struct mr_tls_conf *tls;   /* NULL: plain HTTP */
     bool proxy_protocol;       /* connections start with a PROXY v1/v2 header */
+    struct mr_cidr_set proxy_protocol_from; /* peers that may send it; empty: trusted_proxies */
     enum mr_mode mode;
     bool redirect_https;       /* plain listener: 308 every request to https */
     int https_port;            /* for redirect_https; 443 is left out of URLs */

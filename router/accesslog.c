@@ -29,10 +29,12 @@ static struct {
     struct batch *head, *tail;
     bool running, stop;
     pthread_t thread;
-    int fd;                 /* writer thread only, swapped under lock */
+    int fd;                 /* the writer thread's own while it runs */
+    int next_fd;            /* a reopened file for the writer to adopt, under lock */
+    bool swap;              /* next_fd is waiting for the writer */
     atomic_bool enabled;
 } logger = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
-            false, false, 0, -1, false};
+            false, false, 0, -1, -1, false, false};
 
 struct mr_accesslog_buffer {
     struct evbuffer *lines;
@@ -58,8 +60,19 @@ static void *run_writer(void *arg)
     for (;;) {
         struct batch *b;
         int fd;
-        while (logger.head == NULL && !logger.stop)
+        while (logger.head == NULL && !logger.stop && !logger.swap)
             pthread_cond_wait(&logger.wake, &logger.lock);
+        if (logger.swap) {
+            /* Only this thread writes to fd, so only it may close it. */
+            int old = logger.fd;
+            logger.fd = logger.next_fd;
+            logger.swap = false;
+            pthread_mutex_unlock(&logger.lock);
+            if (old >= 0)
+                close(old);
+            pthread_mutex_lock(&logger.lock);
+            continue;
+        }
         if (logger.head == NULL && logger.stop)
             break;
         b = logger.head;
@@ -89,12 +102,22 @@ int mr_accesslog_open(const char *path)
             return -1;
     }
     pthread_mutex_lock(&logger.lock);
-    old = logger.fd;
-    logger.fd = fd;
-    if (!logger.running && fd >= 0) {
-        logger.stop = false;
-        if (pthread_create(&logger.thread, NULL, run_writer, NULL) == 0)
-            logger.running = true;
+    if (logger.running) {
+        /* The writer adopts fd and closes its old one itself: closed here,
+         * the number could go to a worker's accept() or connect() while the
+         * writer still writes to it. A file it has not adopted yet is ours. */
+        old = logger.swap ? logger.next_fd : -1;
+        logger.next_fd = fd;
+        logger.swap = true;
+        pthread_cond_signal(&logger.wake);
+    } else {
+        old = logger.fd;
+        logger.fd = fd;
+        if (fd >= 0) {
+            logger.stop = false;
+            if (pthread_create(&logger.thread, NULL, run_writer, NULL) == 0)
+                logger.running = true;
+        }
     }
     pthread_mutex_unlock(&logger.lock);
     atomic_store(&logger.enabled, fd >= 0);

@@ -674,7 +674,7 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
     struct mr_snapshot *after = build(ctl, ctl->conf_text, next, &errs);
     json_t *lost, *value, *previous;
     char err[256];
-    int status = 200;
+    int status = 200, saved = 0;
 
     *done = NULL;
     if (after == NULL) {
@@ -710,8 +710,8 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
         goto out;
     }
     json_decref(lost);
-    if (after->state_file != NULL && mr_overrides_save(next, after->state_file, err,
-                                                        sizeof(err)) != 0) {
+    if (after->state_file != NULL &&
+        (saved = mr_overrides_save(next, after->state_file, err, sizeof(err))) < 0) {
         status = answer_error(answer, 500, "state_file: %s (nothing changed)", err);
         mr_snap_free(after);
         goto out;
@@ -733,6 +733,16 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
     *answer = json_pack("{s:I, s:I, s:s, s:s, s:o}", "generation", (json_int_t)after->generation,
                         "previous_generation", (json_int_t)before->generation, "cluster",
                         cluster, "message", what, "change", change_json(*done));
+    if (saved > 0) {
+        /* The file was renamed into place: a restart would apply the change,
+         * so it runs now too, and only its surviving a crash is in doubt. */
+        char warning[512];
+        snprintf(warning, sizeof(warning),
+                 "state_file: %s: the change is in effect and in the file, but may not "
+                 "survive a crash", err);
+        mr_log(MR_LOG_WARN, "%s %s: %s", kind, cluster, warning);
+        json_object_set_new(*answer, "warnings", json_pack("[s]", warning));
+    }
 out:
     log_errors("change", &errs);
     mr_errors_clear(&errs);
@@ -773,12 +783,68 @@ int mr_control_change(struct mr_control *ctl, const char *kind, const char *clus
     return rc;
 }
 
+/* Creates the missing directories above path, mode 0750 (a relative
+ * state_file in a fresh checkout); 0, or -1 with an error at key. */
+static int make_parent(const char *path, const char *key, struct mr_errors *errs)
+{
+    const char *end = path != NULL ? strrchr(path, '/') : NULL;
+    char dir[PATH_MAX];
+    struct stat st;
+
+    if (end == NULL || end == path)
+        return 0;
+    if ((size_t)(end - path) >= sizeof(dir)) {
+        mr_errors_add(errs, "%s: cannot create the directory of %s: %s", key, path,
+                      strerror(ENAMETOOLONG));
+        return -1;
+    }
+    memcpy(dir, path, (size_t)(end - path));
+    dir[end - path] = '\0';
+    for (char *slash = strchr(dir + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash != NULL)
+            *slash = '\0';
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+            goto fail;
+        if (slash == NULL)
+            break;
+        *slash = '/';
+    }
+    /* EEXIST is also what a file in the way gives. */
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        errno = ENOTDIR;
+    }
+fail:
+    mr_errors_add(errs, "%s: cannot create directory %s: %s", key, dir, strerror(errno));
+    return -1;
+}
+
+/* The state file's and audit log's directories; an audit log beside a
+ * state file that failed is not reported twice. */
+static int make_dirs(const struct mr_snapshot *snap, struct mr_errors *errs)
+{
+    const char *s = snap->state_file, *a = snap->audit_log;
+    size_t s_len = s != NULL && strrchr(s, '/') != NULL ? (size_t)(strrchr(s, '/') - s) : 0;
+    bool same = a != NULL && s_len > 0 && strncmp(s, a, s_len + 1) == 0 &&
+                strchr(a + s_len + 1, '/') == NULL;
+    int rc = make_parent(s, "state_file", errs);
+
+    if (rc == 0 || !same)
+        rc |= make_parent(a, "audit_log", errs);
+    return rc;
+}
+
 static int swap_text(struct mr_control *ctl, char *text, struct mr_errors *errs,
                      uint64_t *before, uint64_t *after)
 {
     struct mr_snapshot *snap = build(ctl, text, &ctl->overrides, errs);
     const struct mr_snapshot *running = mr_snap_peek();
 
+    if (snap != NULL && make_dirs(snap, errs) != 0) {
+        mr_snap_free(snap);
+        snap = NULL;
+    }
     if (snap == NULL) {
         ctl->reload_failures++;
         return -1;
@@ -1238,6 +1304,10 @@ int mr_control_start(struct mr_control *ctl, const char *path)
     snap = build(ctl, ctl->conf_text, &ctl->overrides, &errs);
     if (snap == NULL)
         goto fail;
+    if (make_dirs(snap, &errs) != 0) {
+        mr_snap_free(snap);
+        goto fail;
+    }
     if (snap->state_file != NULL) {
         struct mr_errors state = {0};
         if (mr_overrides_load(&ctl->overrides, snap->state_file, &state) != 0)

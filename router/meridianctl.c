@@ -972,6 +972,9 @@ print_applied(const json_t *ans, const char *what)
     const json_t *gen = json_object_get(ans, "generation");
     char a[64], b[64];
 
+    const json_t *warning;
+    size_t i;
+
     printf("%s", what);
     if (gen != NULL) {
         printf(": generation %s -> %s",
@@ -979,6 +982,11 @@ print_applied(const json_t *ans, const char *what)
                jfmt(gen, b, sizeof b, "?"));
     }
     printf("\n");
+    json_array_foreach(json_object_get(ans, "warnings"), i, warning) {
+        if (json_string_value(warning) != NULL) {
+            complain("warning: %s", json_string_value(warning));
+        }
+    }
 }
 
 /* The answer's message, or fallback when it has none. */
@@ -1406,15 +1414,7 @@ cmd_reload(struct ctl *ctl)
     int rc = call(ctl, "POST", "/api/v1/reload", NULL, &ans, &printed);
 
     if (rc == EXIT_DONE && !printed) {
-        const json_t *warning;
-        size_t i;
-
         print_applied(ans.json, message_or(ans.json, "reloaded"));
-        json_array_foreach(json_object_get(ans.json, "warnings"), i, warning) {
-            if (json_string_value(warning) != NULL) {
-                complain("warning: %s", json_string_value(warning));
-            }
-        }
     }
     answer_free(&ans);
     return rc;

@@ -51,6 +51,9 @@ static void write_listener_counters(struct mr_control *ctl, const struct mr_snap
         {"meridian_proxy_protocol_errors_total",
          "Connections closed for a missing or invalid PROXY protocol header.",
          offsetof(struct mr_stats_listener, proxy_protocol_errors)},
+        {"meridian_proxy_protocol_refused_total",
+         "Connections closed unread: the peer may not send a PROXY protocol header.",
+         offsetof(struct mr_stats_listener, proxy_protocol_refused)},
     };
     size_t n = snap->n_listeners < MR_STATS_LISTENERS ? snap->n_listeners : MR_STATS_LISTENERS;
 

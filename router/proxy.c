@@ -1477,6 +1477,19 @@ void mr_proxy_accept(struct mr_worker *w, size_t listener, evutil_socket_t fd,
         return;
     }
     l = &lease->snap->listeners[listener];
+    /* A PROXY header from anyone else would let a client pick its address:
+     * such peers are closed before a byte is read. */
+    if (l->proxy_protocol &&
+        !mr_cidr_set_contains(l->proxy_protocol_from.n > 0 ? &l->proxy_protocol_from
+                                                           : &lease->snap->trusted_proxies,
+                              peer)) {
+        if (listener < MR_STATS_LISTENERS)
+            mr_stats_add(&w->stats->listeners[listener].proxy_protocol_refused, 1);
+        mr_worker_unlease(w, lease);
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
     /* The snapshot current at accept gives this connection its limits. */
     limits.max_head_bytes = lease->snap->limits.max_head_bytes;
     limits.max_headers = lease->snap->limits.max_headers;

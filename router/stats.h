@@ -56,6 +56,7 @@ struct mr_stats_listener {
     mr_counter tls_resumed;            /* completed, resumed from a ticket or cache */
     mr_counter tls_handshake_failures; /* closed before the handshake completed */
     mr_counter proxy_protocol_errors;  /* no valid PROXY header: closed */
+    mr_counter proxy_protocol_refused; /* peer not in proxy_protocol_from: closed */
 };
 
 struct mr_stats {

@@ -10,6 +10,8 @@ conf=conf/examples/edge.json
 # expects of a keys or token file (it warns otherwise).
 chmod 600 conf/examples/session.keys conf/examples/admin.token
 bin=${DEMO_BIN_DIR:-build/release}
+# The example keeps its state_file and audit log here (git-ignored).
+mkdir -p -m 0750 "$(dirname "$conf")/state"
 
 # "--cluster NAME ADDR..." for every cluster of the example.
 mapfile -t origin_args < <(python3 - "$conf" <<'PY'

@@ -859,6 +859,8 @@ reject(struct conn *c)
         c->kill = true;
         return;
     }
+    /* Said on stderr so tests can tell that something not HTTP arrived. */
+    fprintf(stderr, "origin: answered %d to an unparsable request\n", status);
     evtimer_del(c->timer);
     rq->head_only = false;
     rq->close_after = true;

@@ -451,6 +451,49 @@ class InboundTest(OriginTestCase):
                 self.assertTrue(eof, "a stalled header is closed (client_header_ms 1500), "
                                 "waited %.1f s" % (time.monotonic() - t0))
 
+    # ------------------------------------------------- who may send a header
+
+    def test_header_only_from_proxy_protocol_from(self):
+        # "pp" believes 10.0.0.0/8 only: the test client (127.0.0.1) is refused
+        # before a byte is read, however plausible its header; "pp-ok" lists
+        # loopback and still works.
+        listeners = {"listeners": [
+            {"name": "plain", "address": addr()},
+            {"name": "pp", "address": addr(), "proxy_protocol": True,
+             "proxy_protocol_from": ["10.0.0.0/8"]},
+            {"name": "pp-ok", "address": addr(), "proxy_protocol": True,
+             "proxy_protocol_from": ["127.0.0.1/32", "::1"]}]}
+        with self.edge(listeners) as m:
+            mark = self.origin.mark()
+            forged = proxy_v1("127.0.0.1", "127.0.0.1", 40010, self.pp_port(m))
+            for i in range(3):
+                self.assert_closed_silently(m, forged + request_bytes("/forged-%d" % i),
+                                            "header from a peer not in proxy_protocol_from")
+            wait_for(lambda: metric(m, "meridian_proxy_protocol_refused_total", listener="pp")
+                     >= 3, timeout=3, raise_on_timeout=False)
+            self.assertEqual(metric(m, "meridian_proxy_protocol_refused_total", listener="pp"), 3,
+                             "meridian_proxy_protocol_refused_total{listener=\"pp\"} counts them")
+            self.assertEqual(metric(m, "meridian_proxy_protocol_errors_total", listener="pp"), 0,
+                             "a refused peer is not a header error")
+            ok_port = split_addr(m.config["listeners"][2]["address"])[1]
+            self.assert_served(self.send(m, proxy_v1(IP["GB"]), "/allowed", port=ok_port),
+                               "eu-west-a", IP["GB"], "header from a listed peer")
+            self.assertEqual(metric(m, "meridian_proxy_protocol_refused_total",
+                                    listener="pp-ok"), 0)
+            self.assertEqual([e["path"] for e in self.origin.requests(since=mark)], ["/allowed"],
+                             "refused connections never reach an origin")
+
+    def test_proxy_protocol_from_defaults_to_trusted_proxies(self):
+        # Without proxy_protocol_from, trusted_proxies decides: loopback is
+        # trusted by default in these tests (the other tests rely on it) and
+        # refused once trusted_proxies no longer lists it.
+        with self.edge({"trusted_proxies": ["10.0.0.0/8"]}) as m:
+            self.assert_closed_silently(m, proxy_v1(IP["GB"]) + request_bytes("/untrusted"),
+                                        "header from a peer not in trusted_proxies")
+            wait_for(lambda: metric(m, "meridian_proxy_protocol_refused_total", listener="pp")
+                     >= 1, timeout=3, raise_on_timeout=False)
+            self.assertEqual(metric(m, "meridian_proxy_protocol_refused_total", listener="pp"), 1)
+
     def test_plain_listener_answers_proxy_line_with_400(self):
         with self.edge() as m:
             mark = self.origin.mark()

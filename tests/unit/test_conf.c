@@ -334,7 +334,11 @@ static void test_example_loads(void **state)
     assert_string_equal(snap->admin.token_file, expected);
     assert_non_null(snap->admin.token);
     assert_true(strlen(snap->admin.token) > 0);
-    assert_string_equal(snap->state_file, "/tmp/meridian-state.json");
+    /* Out of /tmp, beside the example (tools/demo.sh and meridian create it). */
+    snprintf(expected, sizeof(expected), "%s/state/meridian-state.json", dir);
+    assert_string_equal(snap->state_file, expected);
+    snprintf(expected, sizeof(expected), "%s/state/meridian-audit.jsonl", dir);
+    assert_string_equal(snap->audit_log, expected);
     assert_string_equal(snap->access_log, "-");
 
     mr_snap_free(snap);
@@ -444,6 +448,20 @@ static const struct {
     {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\","
                     " \"proxy_protocol\": \"yes\"}]"}},
      "listeners[0].proxy_protocol: expected a boolean"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"proxy_protocol\": true}]"}},
+     "listeners[0].proxy_protocol_from: required when proxy_protocol is true and "
+     "trusted_proxies is empty"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"proxy_protocol\": true,"
+                    " \"proxy_protocol_from\": []}]"},
+      {"trusted_proxies", "[]"}},
+     "listeners[0].proxy_protocol_from: required when proxy_protocol is true and "
+     "trusted_proxies is empty"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"proxy_protocol\": true,"
+                    " \"proxy_protocol_from\": \"10.0.0.0/8\"}]"}},
+     "listeners[0].proxy_protocol_from: expected an array"},
+    {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"proxy_protocol\": true,"
+                    " \"proxy_protocol_from\": [\"10.0.0.0/8\", \"lb\"]}]"}},
+     "listeners[0].proxy_protocol_from[1]: cannot parse \"lb\" as an address or CIDR prefix"},
     {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"mode\": \"tunnel\"}]"}},
      "listeners[0].mode: expected \"proxy\" or \"redirect\""},
     {{{"listeners", "[{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"https_port\": 0}]"}},
@@ -1372,6 +1390,7 @@ static void test_edge_keys(void **state)
     static const struct patch patches[] = {
         {"listeners",
          "[{\"name\": \"https\", \"address\": \"127.0.0.1:8443\", \"proxy_protocol\": true,"
+         " \"proxy_protocol_from\": [\"10.0.0.0/8\", \"::1\"],"
          " \"mode\": \"redirect\", \"tls\": {\"certificates\": [{\"cert\": \"a.pem\","
          " \"key\": \"/k/a.key\", \"ocsp\": \"a.der\"}], \"min_version\": \"TLSv1.3\","
          " \"session_tickets\": false, \"ticket_rotate_s\": 60}},"
@@ -1395,6 +1414,9 @@ static void test_edge_keys(void **state)
     assert_non_null(snap);
     l = &snap->listeners[0];
     assert_true(l->proxy_protocol);
+    assert_int_equal(l->proxy_protocol_from.n, 2);
+    assert_int_equal(l->proxy_protocol_from.items[0].prefix, 8);
+    assert_int_equal(l->proxy_protocol_from.items[1].family, AF_INET6);
     assert_int_equal(l->mode, MR_MODE_REDIRECT);
     assert_non_null(l->tls);
     assert_int_equal(l->tls->n_certificates, 1);
@@ -1423,6 +1445,42 @@ static void test_edge_keys(void **state)
     assert_string_equal(snap->clusters[1]->public_url, "http://b.example.com:8080");
     assert_int_equal(snap->clusters[1]->send_proxy, MR_SEND_PROXY_V1);
     assert_int_equal(snap->timeouts.tunnel_idle_ms, 300000);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+}
+
+/* proxy_protocol_from defaults to trusted_proxies; without proxy_protocol it
+ * is ignored with a warning. */
+static void test_proxy_protocol_from_default(void **state)
+{
+    static const struct patch by_default[] = {
+        {"listeners",
+         "[{\"name\": \"pp\", \"address\": \"127.0.0.1:1\", \"proxy_protocol\": true}]"},
+        {"trusted_proxies", "[\"10.0.0.0/8\"]"},
+    };
+    static const struct patch unused[] = {
+        {"listeners", "[{\"name\": \"pp\", \"address\": \"127.0.0.1:1\","
+                      " \"proxy_protocol_from\": [\"10.0.0.0/8\"]}]"},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap;
+    (void)state;
+
+    snap = load_patched(by_default, 2, &errs);
+    if (snap == NULL || errs.n_warnings != 0)
+        print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_warnings, 0);
+    assert_true(snap->listeners[0].proxy_protocol);
+    assert_int_equal(snap->listeners[0].proxy_protocol_from.n, 0);
+    mr_snap_free(snap);
+    mr_errors_clear(&errs);
+
+    snap = load_patched(unused, 1, &errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0],
+                        "listeners[0].proxy_protocol_from: ignored: proxy_protocol is false");
     mr_snap_free(snap);
     mr_errors_clear(&errs);
 }
@@ -1526,6 +1584,7 @@ int main(void)
         cmocka_unit_test(test_drain_deadline),
         cmocka_unit_test(test_drain_errors),
         cmocka_unit_test(test_edge_keys),
+        cmocka_unit_test(test_proxy_protocol_from_default),
         cmocka_unit_test(test_drain_unknown_key_warns),
     };
 
