@@ -720,10 +720,36 @@ static void load_session(struct loader *ld, json_t *root)
     snap->session.max_age_s = max_age_s;
 }
 
+/* health.passive: ejection of endpoints the data path sees failing. */
+static void load_passive(struct loader *ld, json_t *obj)
+{
+    static const char *const keys[] = {"consecutive_failures", "base_ms", "max_ms",
+                                       "max_ejected_percent", NULL};
+    struct mr_snapshot *snap = ld->snap;
+    int64_t failures = 3, base_ms = 5000, max_ms = 300000, percent = 50;
+
+    if (obj != NULL && read_object(ld, obj, "health.passive")) {
+        bool base_ok, max_ok;
+
+        check_keys(ld, obj, "health.passive", keys);
+        member_int(ld, obj, "health.passive", "consecutive_failures", 0, 1000, &failures);
+        base_ok = member_int(ld, obj, "health.passive", "base_ms", 1, 86400000, &base_ms);
+        max_ok = member_int(ld, obj, "health.passive", "max_ms", 1, 86400000, &max_ms);
+        if (base_ok && max_ok && max_ms < base_ms)
+            mr_errors_add(ld->errs, "health.passive.max_ms: must not be below "
+                                    "health.passive.base_ms (%lld)", (long long)base_ms);
+        member_int(ld, obj, "health.passive", "max_ejected_percent", 0, 100, &percent);
+    }
+    snap->health.passive.consecutive_failures = (int)failures;
+    snap->health.passive.base_ms = (int)base_ms;
+    snap->health.passive.max_ms = (int)max_ms;
+    snap->health.passive.max_ejected_percent = (int)percent;
+}
+
 static void load_health(struct loader *ld, json_t *root)
 {
     static const char *const keys[] = {"path", "rise", "fall", "interval_ms", "timeout_ms",
-                                       "min_healthy", NULL};
+                                       "min_healthy", "passive", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = member(ld, root, "", "health", false);
     const char *path = "/healthz", *s = NULL;
@@ -751,6 +777,9 @@ static void load_health(struct loader *ld, json_t *root)
         member_int(ld, obj, "health", "fall", 1, INT_MAX, &fall);
         if ((v = member(ld, obj, "health", "min_healthy", false)) != NULL)
             read_number(ld, v, "health.min_healthy", 0, 1, true, "> 0 and <= 1", &min_healthy);
+        load_passive(ld, member(ld, obj, "health", "passive", false));
+    } else {
+        load_passive(ld, NULL);
     }
     snap->health.path = copy_string(ld, path);
     snap->health.interval_ms = (int)interval_ms;
@@ -1207,10 +1236,12 @@ static void load_timeouts(struct loader *ld, json_t *root)
 
 static void load_limits(struct loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"max_head_bytes", "max_headers", "max_uri_bytes", NULL};
+    static const char *const keys[] = {"max_head_bytes", "max_headers", "max_uri_bytes",
+                                       "retry_body_bytes", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = member(ld, root, "", "limits", false);
     int64_t max_head_bytes = 16384, max_headers = 100, max_uri_bytes = 8192;
+    int64_t retry_body_bytes = 65536;
 
     if (obj != NULL && read_object(ld, obj, "limits")) {
         check_keys(ld, obj, "limits", keys);
@@ -1218,12 +1249,14 @@ static void load_limits(struct loader *ld, json_t *root)
         member_int(ld, obj, "limits", "max_headers", 1, 1000, &max_headers);
         /* The request target is part of the head, so it cannot be longer. */
         member_int(ld, obj, "limits", "max_uri_bytes", 16, max_head_bytes, &max_uri_bytes);
+        member_int(ld, obj, "limits", "retry_body_bytes", 0, 16777216, &retry_body_bytes);
     }
     if (max_uri_bytes > max_head_bytes)
         max_uri_bytes = max_head_bytes;
     snap->limits.max_head_bytes = (size_t)max_head_bytes;
     snap->limits.max_headers = (size_t)max_headers;
     snap->limits.max_uri_bytes = (size_t)max_uri_bytes;
+    snap->limits.retry_body_bytes = (size_t)retry_body_bytes;
 }
 
 /* An admin token: read, then at least ADMIN_TOKEN_MIN bytes, so that it

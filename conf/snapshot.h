@@ -158,6 +158,11 @@ struct mr_snapshot {
         char *path;
         int interval_ms, timeout_ms, rise, fall;
         double min_healthy;    /* fraction 0..1 */
+        struct {
+            int consecutive_failures; /* data-path failures in a row that eject; 0: never */
+            int base_ms, max_ms;      /* first ejection, doubling up to max */
+            int max_ejected_percent;  /* of a cluster's endpoints at once, rounded down */
+        } passive;
     } health;
 
     struct mr_region *regions;
@@ -189,6 +194,7 @@ struct mr_snapshot {
         size_t max_head_bytes; /* request line + headers: 431 past it */
         size_t max_headers;    /* header count: 431 past it */
         size_t max_uri_bytes;  /* request target: 414 past it */
+        size_t retry_body_bytes; /* request body kept for a resend; larger: not resent */
     } limits;
 
     struct {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "health/passive.h"
 
 #define SLOT_MAGIC 0x4ea17b10U
 
@@ -337,6 +338,8 @@ void mr_health_report(struct mr_health_slot *slot, bool ok, const char *why)
     }
     slot->last_ok = ok;
     snprintf(slot->last, sizeof(slot->last), "%s", why);
+    if (ok)
+        mr_passive_check_passed(slot, mr_passive_now_ms());
     if (!observe(slot, ok, now_unix_ms())) {
         return;
     }

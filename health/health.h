@@ -8,8 +8,9 @@
  *
  * Threads: the registry (struct mr_health), mr_health_attach(),
  * mr_health_report() and every field marked "control thread" belong to the
- * control thread. Workers only read a slot's state, through
- * mr_health_endpoint_up() (an acquire load), and never write slots.
+ * control thread. Workers read a slot's state through
+ * mr_health_endpoint_up() (an acquire load) and write only its passive
+ * fields (atomics, see health/passive.h).
  *
  * Lifetime: a slot is reference counted (atomically). The registry holds
  * one reference while the slot is in the newest attached snapshot; every
@@ -50,6 +51,13 @@ struct mr_health_slot {
     unsigned magic;
     atomic_bool up;              /* shared: release store by the control thread */
     atomic_int refs;             /* shared: registry + snapshots + check loops */
+
+    /* Passive health (health/passive.h), shared: workers and control thread. */
+    atomic_int passive_failures;        /* data-path failures in a row */
+    atomic_int_least64_t ejected_until; /* CLOCK_MONOTONIC ms; <= now: in picks */
+    atomic_int ejections;               /* count the back-off doubles on */
+    atomic_int eject_reason;            /* enum mr_passive_reason of the last ejection */
+    atomic_uint_least64_t ejections_total;
 
     /* Control thread only, below. */
     char *cluster;               /* key, owned copy */

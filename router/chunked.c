@@ -2,7 +2,6 @@
 #include "router/chunked.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 
 #include <event2/buffer.h>
 
@@ -182,15 +181,19 @@ static int step(struct mr_chunked *ck, unsigned char c)
 /* Moves up to left bytes of chunk data as one canonical chunk. */
 static size_t relay_data(struct mr_chunked *ck, struct evbuffer *in, struct evbuffer *out)
 {
+    static const char hex[] = "0123456789abcdef";
     size_t avail = evbuffer_get_length(in);
     size_t n = ck->left < avail ? (size_t)ck->left : avail;
     char line[24];
-    int len;
+    size_t at = sizeof(line);
 
     if (n == 0)
         return 0;
-    len = snprintf(line, sizeof(line), "%zx\r\n", n);
-    evbuffer_add(out, line, (size_t)len);
+    line[--at] = '\n';
+    line[--at] = '\r';
+    for (size_t v = n; v > 0; v >>= 4)
+        line[--at] = hex[v & 15];
+    evbuffer_add(out, line + at, sizeof(line) - at);
     evbuffer_remove_buffer(in, out, n);
     evbuffer_add(out, "\r\n", 2);
     ck->left -= n;
@@ -216,7 +219,7 @@ int mr_chunked_relay(struct mr_chunked *ck, struct evbuffer *in, struct evbuffer
             *consumed += n;
             continue;
         }
-        if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, 1, NULL, &v, 1) < 1)
             return MR_CHUNKED_MORE;
         p = v.iov_base;
         for (i = 0; i < v.iov_len && ck->state != S_DATA && ck->state != S_DONE; i++) {

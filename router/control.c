@@ -24,6 +24,7 @@
 #include "geo/policy.h"
 #include "health/check.h"
 #include "health/health.h"
+#include "health/passive.h"
 #include "router/accesslog.h"
 #include "router/admin.h"
 #include "router/cookie.h"
@@ -1030,6 +1031,27 @@ static json_t *drain_json(const struct mr_cluster *c, int64_t now)
                      (json_int_t)(c->drain_deadline_s > now ? c->drain_deadline_s - now : 0));
 }
 
+/* The endpoint's passive-health ejection in force, or JSON null. */
+static json_t *ejection_json(const struct mr_endpoint *ep)
+{
+    const struct mr_health_slot *slot = ep->health;
+    int64_t now = mr_passive_now_ms(), until;
+    struct timespec wall;
+    char stamp[40];
+
+    if (!mr_passive_ejected(ep, now))
+        return json_null();
+    until = atomic_load(&slot->ejected_until);
+    clock_gettime(CLOCK_REALTIME, &wall);
+    iso_time((int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + (until - now), stamp,
+             sizeof(stamp));
+    return json_pack("{s:s, s:s, s:I, s:i}", "reason",
+                     mr_passive_reason_name((enum mr_passive_reason)atomic_load(
+                         &slot->eject_reason)),
+                     "until", stamp, "remaining_ms", (json_int_t)(until - now), "ejections",
+                     atomic_load(&slot->ejections));
+}
+
 json_t *mr_control_status(struct mr_control *ctl)
 {
     struct mr_snapshot *snap = mr_snap_acquire();
@@ -1055,12 +1077,16 @@ json_t *mr_control_status(struct mr_control *ctl)
                          sizeof(stamp));
                 json_array_append_new(
                     endpoints,
-                    json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "address", ep->address,
-                              "health", mr_health_endpoint_up(ep) ? "up" : "down", "since", stamp,
-                              "last_check",
+                    json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:b, s:o, s:I}", "address",
+                              ep->address, "health", mr_health_endpoint_up(ep) ? "up" : "down",
+                              "since", stamp, "last_check",
                               slot != NULL && slot->checks > 0 ? slot->last : "not checked yet",
                               "traffic", "requests", (json_int_t)ereq, "active_connections",
-                              (json_int_t)eact));
+                              (json_int_t)eact, "ejected",
+                              mr_passive_ejected(ep, mr_passive_now_ms()), "ejection",
+                              ejection_json(ep), "ejections_total",
+                              (json_int_t)(slot != NULL ? atomic_load(&slot->ejections_total)
+                                                        : 0)));
             }
             mr_control_cluster_traffic(ctl, c->name, &req, &act, &fresh, &sticky);
             json_array_append_new(
@@ -1155,10 +1181,19 @@ json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *c
         const struct mr_region *r = &snap->regions[regions[i]];
         json_t *clusters = json_array();
         for (size_t k = 0; k < r->n_clusters; k++) {
-            const char *why = skip_reason(snap, &r->clusters[k]);
-            json_array_append_new(clusters, json_pack("{s:s, s:b, s:s?}", "name",
-                                                      r->clusters[k].name, "eligible",
-                                                      why == NULL, "reason", why));
+            const struct mr_cluster *c = &r->clusters[k];
+            const char *why = skip_reason(snap, c);
+            json_t *ejected = json_array();
+            for (size_t e = 0; e < c->n_endpoints; e++) {
+                json_t *ej = ejection_json(&c->endpoints[e]);
+                if (json_is_null(ej))
+                    continue;
+                json_object_set_new(ej, "address", json_string(c->endpoints[e].address));
+                json_array_append_new(ejected, ej);
+            }
+            json_array_append_new(clusters, json_pack("{s:s, s:b, s:s?, s:o}", "name", c->name,
+                                                      "eligible", why == NULL, "reason", why,
+                                                      "ejected_endpoints", ejected));
         }
         json_array_append_new(candidates,
                               json_pack("{s:s, s:s, s:o}", "region", r->name, "rule",

@@ -1,7 +1,9 @@
 /* router/headers.c: see headers.h. */
 #include "router/headers.h"
 
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 static bool is_hop_by_hop(const struct mr_http1_header *h)
 {
@@ -44,6 +46,30 @@ static bool forwarded(const struct mr_http1_head *head, bool has_conn,
     return !is_hop_by_hop(h) && (!has_conn || !named_by_connection(head, h));
 }
 
+/*
+ * Content-Length, Transfer-Encoding and Host are never copied: meridian
+ * writes them from what it parsed and routed on, so what the next hop reads
+ * as the message is what meridian read, and no Connection token can take
+ * them away (RFC 9110 7.6.1 lets a proxy ignore such tokens; nginx does).
+ */
+static bool is_framing(const struct mr_http1_header *h, bool request)
+{
+    switch (h->name[0] | 0x20) {
+    case 'c': return mr_http1_name_is(h, "content-length");
+    case 't': return mr_http1_name_is(h, "transfer-encoding");
+    case 'h': return request && mr_http1_name_is(h, "host");
+    default: return false;
+    }
+}
+
+static const struct mr_http1_header *find(const struct mr_http1_head *head, const char *name)
+{
+    for (size_t i = 0; i < head->n_headers; i++)
+        if (mr_http1_name_is(&head->headers[i], name))
+            return &head->headers[i];
+    return NULL;
+}
+
 static char *put(char *p, const char *s, size_t len)
 {
     memcpy(p, s, len);
@@ -51,6 +77,21 @@ static char *put(char *p, const char *s, size_t len)
 }
 
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static char *put_length(char *p, uint64_t n)
+{
+    char digits[24];
+    size_t len = 0;
+
+    p = PUT_LIT(p, "Content-Length: ");
+    do {
+        digits[len++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    while (len > 0)
+        *p++ = digits[--len];
+    return PUT_LIT(p, "\r\n");
+}
 
 static char *put_header(char *p, const struct mr_http1_header *h)
 {
@@ -73,7 +114,7 @@ size_t mr_headers_request_size(const struct mr_http1_head *head, const struct mr
 {
     /* Each line may grow by the space after its colon ("Name:value" is
      * valid); dropped lines only shrink it; what we add is bounded. */
-    return head->head_len + head->n_headers + fwd->peer_len + 128;
+    return head->head_len + head->n_headers + fwd->peer_len + fwd->host_len + 192;
 }
 
 size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
@@ -84,11 +125,18 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
 
     p = put(p, head->method_name, head->method_len);
     p = PUT_LIT(p, " ");
-    p = put(p, head->target, head->target_len);
+    if (fwd->target_len > 0 && fwd->target[0] == '?')
+        p = PUT_LIT(p, "/"); /* absolute-form with a query and no path */
+    p = put(p, fwd->target, fwd->target_len);
     p = fwd->http10 ? PUT_LIT(p, " HTTP/1.0\r\n") : PUT_LIT(p, " HTTP/1.1\r\n");
+    if (fwd->host_len > 0) {
+        p = PUT_LIT(p, "Host: ");
+        p = put(p, fwd->host, fwd->host_len);
+        p = PUT_LIT(p, "\r\n");
+    }
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct mr_http1_header *h = &head->headers[i];
-        if (!forwarded(head, has_conn, h))
+        if (is_framing(h, true) || !forwarded(head, has_conn, h))
             continue;
         if ((h->name[0] | 0x20) == 'x' && (mr_http1_name_is(h, "x-forwarded-proto") ||
                                            mr_http1_name_is(h, "x-forwarded-for")))
@@ -111,16 +159,68 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
     p = PUT_LIT(p, "\r\nX-Forwarded-Proto: ");
     p = put(p, fwd->proto, strlen(fwd->proto));
     p = PUT_LIT(p, "\r\n");
+    /* The body goes as it was parsed: re-encoded chunks, or the length
+     * (an explicit zero too: some origins want a length on every POST). */
     if (head->body == MR_BODY_CHUNKED)
         p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+    else if (head->body == MR_BODY_LENGTH || find(head, "content-length") != NULL)
+        p = put_length(p, head->content_length);
     p = PUT_LIT(p, "\r\n");
     return (size_t)(p - buf);
 }
 
+/* True when the message's only transfer coding is chunked. */
+static bool lone_chunked(const struct mr_http1_head *head)
+{
+    size_t n = 0;
+    bool chunked = false;
+
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct mr_http1_header *h = &head->headers[i];
+        if (mr_http1_name_is(h, "transfer-encoding")) {
+            n++;
+            chunked = h->value_len == 7 && strncasecmp(h->value, "chunked", 7) == 0;
+        }
+    }
+    return n == 1 && chunked;
+}
+
+/*
+ * The response's framing as meridian forwards it: its parsed length, or
+ * chunked as re-encoded. Other transfer codings (gzip before chunked, or a
+ * body read until close) are the client's to undo and go as they came.
+ * A body-less response (HEAD, 304) keeps the length it announces.
+ */
+static char *put_response_framing(char *p, const struct mr_http1_head *head)
+{
+    const struct mr_http1_header *length;
+
+    switch (head->body) {
+    case MR_BODY_LENGTH:
+        return put_length(p, head->content_length);
+    case MR_BODY_CHUNKED:
+        if (lone_chunked(head))
+            return PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+        /* fall through */
+    case MR_BODY_UNTIL_EOF:
+        for (size_t i = 0; i < head->n_headers; i++)
+            if (mr_http1_name_is(&head->headers[i], "transfer-encoding"))
+                p = put_header(p, &head->headers[i]);
+        return p;
+    case MR_BODY_NONE:
+        length = find(head, "content-length");
+        if (length != NULL && head->status >= 200)
+            p = put_header(p, length);
+        return p;
+    }
+    return p;
+}
+
 size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_len)
 {
-    /* As above, plus the space after a status code without a reason. */
-    return head->head_len + head->n_headers + 1 + 64 + extra_len;
+    /* As above, plus the space after a status code without a reason and
+     * the framing line. */
+    return head->head_len + head->n_headers + 1 + 128 + extra_len;
 }
 
 size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
@@ -138,10 +238,10 @@ size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool clo
     p = PUT_LIT(p, "\r\n");
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct mr_http1_header *h = &head->headers[i];
-        /* Transfer-Encoding stays: the body goes on in the coding it came in. */
-        if (forwarded(head, has_conn, h) || mr_http1_name_is(h, "transfer-encoding"))
+        if (!is_framing(h, false) && forwarded(head, has_conn, h))
             p = put_header(p, h);
     }
+    p = put_response_framing(p, head);
     if (upgrade)
         p = put_upgrade(p, head);
     else if (close)

@@ -4,8 +4,10 @@
  * Rewrites a parsed request head for the upstream and a response head for
  * the client: hop-by-hop headers dropped (Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Upgrade, and every header Connection
- * names), X-Forwarded-For and X-Forwarded-Proto set. Transfer-Encoding is
- * kept when the body is forwarded chunked as it came. Pure: writes into the
+ * names), X-Forwarded-For and X-Forwarded-Proto set. The framing is
+ * meridian's, never copied: Content-Length is the parsed length,
+ * Transfer-Encoding "chunked" when the body is re-encoded, Host the one
+ * routed on; so Connection can never remove them. Pure: writes into the
  * caller's buffer, which must hold the *_size() bound.
  */
 #ifndef MR_ROUTER_HEADERS_H
@@ -23,6 +25,10 @@ struct mr_forward {
     size_t peer_len;
     const char *proto;    /* "http" or "https" */
     bool upgrade;         /* a tunnel is asked for: Upgrade and Connection pass */
+    const char *target;   /* the target to send, in origin-form */
+    size_t target_len;
+    const char *host;     /* the Host routed on (host[:port]); none when empty */
+    size_t host_len;
 };
 
 /* An upper bound of mr_headers_request()'s output for head. */

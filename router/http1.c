@@ -1,7 +1,9 @@
 /* router/http1.c: see http1.h. */
 #include "router/http1.h"
 
+#include <arpa/inet.h>
 #include <http_parser.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -224,19 +226,23 @@ bool mr_http1_has_token(const char *value, size_t len, const char *tok, size_t t
 
 /*
  * Finds the end of the head in p[0..len): every line must end in CRLF and no
- * header line may start with whitespace (obs-fold). Returns the head length,
- * 0 when incomplete, or -1 when malformed.
+ * header line may start with whitespace (obs-fold). Resumes where the last
+ * call stopped, and every check looks back rather than ahead, so the verdict
+ * never depends on where reads split. Returns the head length, 0 when
+ * incomplete, or -1 when malformed.
  */
 static long scan_head(struct mr_http1 *h, const unsigned char *p, size_t len)
 {
     for (size_t i = h->scanned; i < len; i++) {
-        if (p[i] == '\r') {
-            if (i + 1 < len && p[i + 1] != '\n')
-                return -1; /* bare CR */
+        if (i > 0 && p[i - 1] == '\r' && p[i] != '\n')
+            return -1; /* bare CR */
+        if (p[i] == '\r')
+            continue;
+        if (p[i] != '\n') {
+            if (i == h->line_start && h->request_line_end != 0 && (p[i] == ' ' || p[i] == '\t'))
+                return -1; /* obs-fold, or whitespace before the first header */
             continue;
         }
-        if (p[i] != '\n')
-            continue;
         if (i == 0 || p[i - 1] != '\r')
             return -1; /* bare LF */
         if (i + 1 - h->line_start == 2) {
@@ -248,8 +254,6 @@ static long scan_head(struct mr_http1 *h, const unsigned char *p, size_t len)
         if (h->request_line_end == 0)
             h->request_line_end = i + 1;
         h->line_start = i + 1;
-        if (i + 1 < len && (p[i + 1] == ' ' || p[i + 1] == '\t'))
-            return -1; /* obs-fold, or whitespace before the first header */
     }
     h->scanned = len;
     return 0;
@@ -276,6 +280,132 @@ static int check_request_line(const unsigned char *p, size_t len)
     return p[6] == '1' ? 0 : 505;
 }
 
+/* RFC 3986 unreserved and sub-delims: what a reg-name holds besides %HH. */
+static bool is_reg_name_char(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return strchr("-._~!$&'()*+,;=", c) != NULL && c != '\0';
+}
+
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/*
+ * RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ], where uri-host is an
+ * IP-literal ("[" IPv6 "]", no zone, no IPvFuture) or a reg-name (which
+ * covers IPv4), and port is 1 to 5 digits up to 65535. An empty value is
+ * valid only where allow_empty says so. Nothing else (no "/", "@", space or
+ * control byte) can reach routing, a hosts match or a Location.
+ */
+static bool valid_host(const char *s, size_t len, bool allow_empty)
+{
+    size_t host_end;
+    unsigned port = 0;
+
+    if (len == 0)
+        return allow_empty;
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        char addr[INET6_ADDRSTRLEN];
+        struct in6_addr in6;
+        size_t n = close != NULL ? (size_t)(close - s) - 1 : 0;
+        if (close == NULL || n == 0 || n >= sizeof(addr))
+            return false;
+        memcpy(addr, s + 1, n);
+        addr[n] = '\0';
+        if (inet_pton(AF_INET6, addr, &in6) != 1)
+            return false;
+        host_end = n + 2;
+    } else {
+        for (host_end = 0; host_end < len && s[host_end] != ':'; host_end++) {
+            unsigned char c = (unsigned char)s[host_end];
+            if (c == '%') {
+                if (host_end + 2 >= len || !is_hex((unsigned char)s[host_end + 1]) ||
+                    !is_hex((unsigned char)s[host_end + 2]))
+                    return false;
+                host_end += 2;
+            } else if (!is_reg_name_char(c)) {
+                return false;
+            }
+        }
+        if (host_end == 0)
+            return false; /* ":80" */
+    }
+    if (host_end == len)
+        return true;
+    if (s[host_end] != ':' || len - host_end - 1 == 0 || len - host_end - 1 > 5)
+        return false;
+    for (size_t i = host_end + 1; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        port = port * 10 + (unsigned)(s[i] - '0');
+    }
+    return port <= 65535;
+}
+
+/*
+ * The request target: every byte a visible ASCII character but "#" (no
+ * control byte, space, DEL or byte above 0x7f: RFC 3986's characters plus
+ * the few that browsers leave unencoded, such as "|", "{" or "^"; a fragment
+ * is never sent). Then one of origin-form, absolute-form (http or https,
+ * no userinfo, a valid host) or "*" for OPTIONS. Sets head->path (the
+ * origin-form to forward) and head->host (the authority to route on: the
+ * absolute-form's, which RFC 9112 3.2.2 says wins over Host, else Host's).
+ */
+static int check_target(struct mr_http1_head *head)
+{
+    const char *t = head->target;
+    size_t n = head->target_len;
+    size_t scheme, end;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c <= 0x20 || c >= 0x7f || c == '#')
+            return 400;
+    }
+    head->host = "";
+    head->host_len = 0;
+    for (size_t i = 0; i < head->n_headers; i++)
+        if (mr_http1_name_is(&head->headers[i], "host")) {
+            head->host = head->headers[i].value;
+            head->host_len = head->headers[i].value_len;
+        }
+    if (n > 0 && t[0] == '/') {
+        head->path = t;
+        head->path_len = n;
+        return 0;
+    }
+    if (n == 1 && t[0] == '*') {
+        if (head->method != MR_METHOD_OPTIONS)
+            return 400;
+        head->path = t;
+        head->path_len = n;
+        return 0;
+    }
+    scheme = n > 7 && strncasecmp(t, "http://", 7) == 0 ? 7
+             : n > 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    if (scheme == 0)
+        return 400;
+    for (end = scheme; end < n && t[end] != '/' && t[end] != '?'; end++)
+        ;
+    /* valid_host() refuses userinfo ("@") and an empty host */
+    if (!valid_host(t + scheme, end - scheme, false))
+        return 400;
+    head->host = t + scheme;
+    head->host_len = end - scheme;
+    head->path = t + end;
+    head->path_len = n - end;
+    if (head->path_len == 0) {
+        /* RFC 9112 3.2.1 and 3.2.4: an empty path is "/", or "*" for OPTIONS */
+        head->path = head->method == MR_METHOD_OPTIONS ? "*" : "/";
+        head->path_len = 1;
+    }
+    return 0;
+}
+
 /* Checks every header and fills the framing fields; 0 or an HTTP status. */
 static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
 {
@@ -297,8 +427,11 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
             return bad;
         switch (hdr->name[0] | 0x20) {
         case 'h':
-            if (mr_http1_name_is(hdr, "host"))
+            if (request && mr_http1_name_is(hdr, "host")) {
                 hosts++;
+                if (!valid_host(hdr->value, hdr->value_len, true))
+                    return 400;
+            }
             break;
         case 'c':
             if (mr_http1_name_is(hdr, "content-length"))
@@ -361,10 +494,15 @@ int mr_http1_parse_head(struct mr_http1 *h, struct evbuffer *buf, bool head_requ
     size_t parsed;
     int status;
 
-    /* RFC 9112 2.2: ignore empty lines before a request line. */
-    while (request && h->scanned == 0 && avail >= 2) {
+    /* RFC 9112 2.2: ignore empty lines before a request line (a lone CR
+     * may be the first half of one). */
+    while (request && h->scanned == 0 && avail >= 1) {
         unsigned char crlf[2];
-        if (evbuffer_copyout(buf, crlf, 2) != 2 || crlf[0] != '\r' || crlf[1] != '\n')
+        if (evbuffer_copyout(buf, crlf, avail >= 2 ? 2 : 1) < 1 || crlf[0] != '\r')
+            break;
+        if (avail == 1)
+            return MR_HTTP1_AGAIN;
+        if (crlf[1] != '\n')
             break;
         evbuffer_drain(buf, 2);
         avail -= 2;
@@ -421,20 +559,9 @@ int mr_http1_parse_head(struct mr_http1 *h, struct evbuffer *buf, bool head_requ
     status = check_headers(h, head);
     if (status != 0)
         return status;
-    /* The chunk parser continues from here; anything else starts anew. */
-    http_parser_pause(&h->parser, 0);
-    h->message_done = false;
+    if (request && (status = check_target(head)) != 0)
+        return status;
     return -1;
-}
-
-int mr_http1_chunked(struct mr_http1 *h, const char *data, size_t len, size_t *consumed)
-{
-    *consumed = http_parser_execute(&h->parser, &h->settings, data, len);
-    if (h->message_done)
-        return 1;
-    if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK)
-        return -1;
-    return 0;
 }
 
 const char *mr_http1_reason(int status)

@@ -6,8 +6,12 @@
  * to refuse and the parser lets through: bare LF line endings, header names
  * that are not tokens, control characters in values, obs-fold,
  * Transfer-Encoding on HTTP/1.0, any Transfer-Encoding but a lone "chunked",
- * a missing or repeated Host. Limits (head bytes, header count, URI length)
- * are checked before anything is forwarded.
+ * a missing, repeated or malformed Host, a target with a control byte or in
+ * a form other than origin-form, http(s) absolute-form or OPTIONS "*".
+ * Limits (head bytes, header count, URI length) are checked before anything
+ * is forwarded. The verdict does not depend on how the head was split
+ * across reads. Bodies are not read here: chunked ones go through
+ * router/chunked.h.
  *
  * A struct mr_http1 belongs to one connection (one thread). The parsed head
  * points into the connection's input buffer: it stays valid until the caller
@@ -56,8 +60,17 @@ struct mr_http1_head {
     enum mr_http1_method method;
     const char *method_name;
     size_t method_len;
-    const char *target;
+    const char *target;             /* as received */
     size_t target_len;
+    /* What to forward and route on (requests): the target in origin-form
+     * (an absolute-form's path and query; "/" or, for OPTIONS, "*" when it
+     * has neither; a query alone is sent behind a "/" by the writer) and the
+     * authority: the absolute-form's, else the Host header's, validated
+     * (uri-host and optional port), possibly empty. */
+    const char *path;
+    size_t path_len;
+    const char *host;
+    size_t host_len;
     /* status line */
     int status;
     const char *reason;
@@ -91,14 +104,6 @@ void mr_http1_free(struct mr_http1 *h);
  */
 int mr_http1_parse_head(struct mr_http1 *h, struct evbuffer *buf, bool head_request,
                         struct mr_http1_head *head);
-
-/*
- * Feeds chunked body bytes to the parser after a head with MR_BODY_CHUNKED.
- * *consumed is set to the bytes that belong to the body. Returns 1 when the
- * body (last chunk and trailers) ended within them, 0 when more is needed,
- * -1 on a malformed chunk.
- */
-int mr_http1_chunked(struct mr_http1 *h, const char *data, size_t len, size_t *consumed);
 
 /* Prepares for the next message on the connection. */
 void mr_http1_reset(struct mr_http1 *h);

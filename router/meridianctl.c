@@ -768,6 +768,22 @@ jfmt(const json_t *v, char *out, size_t n, const char *dflt)
     return out;
 }
 
+/* A passive-health ejection of the status or explain: " ejected (timeout,
+ * until ..., ejection 2)"; nothing for null. */
+static void
+print_ejection(const json_t *ej, const char *sep)
+{
+    char n[32];
+
+    if (!json_is_object(ej)) {
+        return;
+    }
+    printf("%sejected (%s, until %s, ejection %s)", sep,
+           jstr(ej, "reason") ? jstr(ej, "reason") : "?",
+           jstr(ej, "until") ? jstr(ej, "until") : "?",
+           jfmt(json_object_get(ej, "ejections"), n, sizeof n, "?"));
+}
+
 /* One value of an audit line, short: null as "none", a drain object as its
  * mode (and deadline), other objects and arrays as compact JSON. */
 static void
@@ -959,6 +975,7 @@ print_status(const json_t *st)
                 if (jstr(ep, "since") != NULL) {
                     printf("  since %s", jstr(ep, "since"));
                 }
+                print_ejection(json_object_get(ep, "ejection"), "  ");
                 printf("\n");
             }
         }
@@ -1092,11 +1109,19 @@ print_explain(const json_t *ex)
         }
         printf("\n");
         json_array_foreach(json_object_get(cand, "clusters"), j, c) {
+            const json_t *ej;
+            size_t k;
+
             if (json_is_true(json_object_get(c, "eligible"))) {
                 printf("       %s: eligible\n", jstr(c, "name") ? jstr(c, "name") : "?");
             } else {
                 printf("       %s: not eligible, %s\n", jstr(c, "name") ? jstr(c, "name") : "?",
                        jstr(c, "reason") ? jstr(c, "reason") : "no reason given");
+            }
+            json_array_foreach(json_object_get(c, "ejected_endpoints"), k, ej) {
+                printf("         endpoint %s", jstr(ej, "address") ? jstr(ej, "address") : "?");
+                print_ejection(ej, " ");
+                printf("\n");
             }
         }
     }

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "health/health.h"
+#include "health/passive.h"
 #include "router/control.h"
 #include "router/pick.h"
 #include "router/stats.h"
@@ -193,12 +194,31 @@ void mr_metrics_write(struct mr_control *ctl, struct evbuffer *out)
     help(out, "meridian_bad_cookies_total", "counter",
          "Session cookies ignored: forged, truncated, expired or of an unknown key.");
     evbuffer_add_printf(out, "meridian_bad_cookies_total %" PRIu64 "\n", SUM(ctl, bad_cookies));
+    help(out, "meridian_bad_response_bodies_total", "counter",
+         "Responses cut because the origin's chunked body was malformed.");
+    evbuffer_add_printf(out, "meridian_bad_response_bodies_total %" PRIu64 "\n",
+                        SUM(ctl, bad_response_bodies));
 
     help(out, "meridian_endpoint_up", "gauge", "1 when the endpoint passes its health checks.");
     for (size_t e = 0; e < snap->n_endpoints; e++)
         evbuffer_add_printf(out, "meridian_endpoint_up{cluster=\"%s\",endpoint=\"%s\"} %d\n",
                             snap->endpoints[e]->cluster->name, snap->endpoints[e]->address,
                             mr_health_endpoint_up(snap->endpoints[e]) ? 1 : 0);
+    help(out, "meridian_endpoint_ejected", "gauge",
+         "1 while passive health keeps the endpoint out of picks.");
+    for (size_t e = 0; e < snap->n_endpoints; e++)
+        evbuffer_add_printf(out, "meridian_endpoint_ejected{cluster=\"%s\",endpoint=\"%s\"} %d\n",
+                            snap->endpoints[e]->cluster->name, snap->endpoints[e]->address,
+                            mr_passive_ejected(snap->endpoints[e], mr_passive_now_ms()) ? 1 : 0);
+    help(out, "meridian_passive_ejections_total", "counter",
+         "Times passive health ejected the endpoint (kept across reloads with the endpoint).");
+    for (size_t e = 0; e < snap->n_endpoints; e++) {
+        const struct mr_health_slot *slot = snap->endpoints[e]->health;
+        evbuffer_add_printf(out,
+                            "meridian_passive_ejections_total{cluster=\"%s\",endpoint=\"%s\"} %" PRIu64 "\n",
+                            snap->endpoints[e]->cluster->name, snap->endpoints[e]->address,
+                            slot != NULL ? (uint64_t)atomic_load(&slot->ejections_total) : 0);
+    }
     help(out, "meridian_cluster_eligible", "gauge", "1 when the cluster takes new sessions.");
     for (size_t c = 0; c < snap->n_clusters; c++)
         evbuffer_add_printf(out, "meridian_cluster_eligible{cluster=\"%s\"} %d\n",

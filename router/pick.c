@@ -5,6 +5,7 @@
 
 #include "geo/policy.h"
 #include "health/health.h"
+#include "health/passive.h"
 
 const char *mr_pick_reason_name(enum mr_pick_reason reason)
 {
@@ -117,28 +118,66 @@ enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
     return decide(out, MR_PICK_FAIL_OPEN, pick_fail_open(snap, regions, n_regions, in->exclude));
 }
 
-const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
-                                           enum mr_endpoint_policy policy,
-                                           const uint32_t *outstanding, uint32_t *cursor,
-                                           const struct mr_endpoint *avoid)
+/* Round robin passes over an endpoint with this many more requests in
+ * flight than twice the least loaded one's: an origin that stopped
+ * answering (its kernel still accepting) collects requests without
+ * finishing them, and would otherwise get its share until timeouts eject
+ * it. */
+#define RR_SLACK 2
+
+/* One scan of mr_pick_endpoint(). The first pass (!fallback) leaves out
+ * ejected and stalled endpoints. Returns the index chosen, or n. */
+static size_t scan(const struct mr_cluster *cluster, enum mr_endpoint_policy policy,
+                   const uint32_t *outstanding, const int64_t *waiting_since, uint32_t cursor,
+                   const struct mr_endpoint *avoid, int64_t now, bool fallback)
 {
     const size_t n = cluster->n_endpoints;
     size_t best = n;
+    uint32_t least = UINT32_MAX;
+
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t j = 0; j < n; j++) {
+            size_t i = (cursor + j) % n;
+            const struct mr_endpoint *e = &cluster->endpoints[i];
+            uint32_t out = outstanding[e->index];
+            if (e == avoid || !mr_health_endpoint_up(e))
+                continue;
+            if (!fallback && (mr_passive_ejected(e, now) ||
+                              (waiting_since != NULL && waiting_since[e->index] != 0 &&
+                               now - waiting_since[e->index] >= MR_PICK_STALL_MS)))
+                continue;
+            if (policy == MR_POLICY_LEAST_REQUESTS) {
+                if (best == n || out < outstanding[cluster->endpoints[best].index])
+                    best = i;
+            } else if (k == 0) {
+                least = out < least ? out : least;
+            } else if (out <= 2 * (uint64_t)least + RR_SLACK) {
+                return i;
+            }
+        }
+        if (policy == MR_POLICY_LEAST_REQUESTS || least == UINT32_MAX)
+            break;
+    }
+    return best;
+}
+
+const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
+                                           enum mr_endpoint_policy policy,
+                                           const uint32_t *outstanding,
+                                           const int64_t *waiting_since, uint32_t *cursor,
+                                           const struct mr_endpoint *avoid)
+{
+    const size_t n = cluster->n_endpoints;
+    int64_t now = mr_passive_now_ms();
+    size_t best;
 
     /* Scan from the cursor and move it past the one chosen, so ties (and
-     * round robin) rotate evenly instead of piling on one endpoint. */
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (*cursor + k) % n;
-        const struct mr_endpoint *e = &cluster->endpoints[i];
-        if (e == avoid || !mr_health_endpoint_up(e))
-            continue;
-        if (policy == MR_POLICY_ROUND_ROBIN) {
-            best = i;
-            break;
-        }
-        if (best == n || outstanding[e->index] < outstanding[cluster->endpoints[best].index])
-            best = i;
-    }
+     * round robin) rotate evenly instead of piling on one endpoint. An
+     * ejected or stalled endpoint serves only when every other one is
+     * too, or down: better than no answer. */
+    best = scan(cluster, policy, outstanding, waiting_since, *cursor, avoid, now, false);
+    if (best == n)
+        best = scan(cluster, policy, outstanding, waiting_since, *cursor, avoid, now, true);
     if (best == n)
         return NULL;
     *cursor = (uint32_t)((best + 1) % n);

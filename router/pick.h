@@ -62,15 +62,26 @@ bool mr_pick_keeps_sessions(const struct mr_snapshot *snap, const struct mr_clus
 enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
                                     const struct mr_pick_input *in, struct mr_decision *out);
 
+/* An endpoint with requests waiting for a response head that has answered
+ * none for this long (on this worker) has stalled: others are preferred. */
+#define MR_PICK_STALL_MS 1000
+
 /*
- * Picks an endpoint of cluster that is up. outstanding: requests in flight
- * per endpoint (by endpoint->index), for least-requests; cursor: the
+ * Picks an endpoint of cluster that is up, preferring those neither ejected
+ * by passive health nor stalled (an ejected or stalled one only when no
+ * other is up). outstanding: requests in flight per endpoint (by
+ * endpoint->index), for least-requests, and for round robin, which passes
+ * over an endpoint with more than twice the least loaded one's plus
+ * RR_SLACK (2); waiting_since: per endpoint, since when
+ * (mr_passive_now_ms()) it has had requests waiting for a response head
+ * and answered none, 0 when none waits (NULL: no stall check); cursor: the
  * cluster's rotation, advanced past the one chosen. avoid: an endpoint to
  * skip (a retry), or NULL. NULL when no endpoint (but avoid) is up.
  */
 const struct mr_endpoint *mr_pick_endpoint(const struct mr_cluster *cluster,
                                            enum mr_endpoint_policy policy,
-                                           const uint32_t *outstanding, uint32_t *cursor,
+                                           const uint32_t *outstanding,
+                                           const int64_t *waiting_since, uint32_t *cursor,
                                            const struct mr_endpoint *avoid);
 
 #endif

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "router/accesslog.h"
+#include "router/chunked.h"
 #include "router/clientaddr.h"
 #include "router/cookie.h"
 #include "router/conn.h"
@@ -23,6 +24,7 @@
 #include "router/tls.h"
 #include "router/upstream.h"
 #include "router/worker.h"
+#include "health/passive.h"
 
 #define CLIENT_MAGIC 0xc11e47a5U
 
@@ -76,11 +78,16 @@ struct mr_client {
     bool http10;
     enum mr_http1_body req_body;
     uint64_t req_left;         /* MR_BODY_LENGTH bytes still to forward */
+    struct mr_chunked req_chunked; /* MR_BODY_CHUNKED: decoded, re-encoded */
     bool req_done;             /* the whole request reached the upstream buffer */
     bool body_forwarded;       /* some request body byte went upstream */
     int attempts;
     char *head_buf;            /* the upstream request head, kept for a retry */
     size_t head_len, head_cap;
+    struct evbuffer *sent_body;/* the body as forwarded, kept for a retry */
+    bool body_unkept;          /* sent_body outgrew limits.retry_body_bytes */
+    bool resp_seen;            /* a response byte came: never sent again */
+    bool awaiting;             /* counted in lease->awaiting for c->endpoint */
     struct mr_conn *up;
     bool up_reused;
     enum upstream_phase phase;
@@ -88,6 +95,7 @@ struct mr_client {
     struct timeval up_activity;/* last progress with the upstream */
     enum mr_http1_body resp_body;
     uint64_t resp_left;
+    struct mr_chunked resp_chunked;
     bool resp_keep_alive;
     bool resp_started;         /* response bytes went to the client */
     bool set_cookie;           /* a new decision: the response carries a cookie */
@@ -165,6 +173,31 @@ static void on_private_event(struct mr_conn *conn, enum mr_conn_event what, void
     drop_private_upstream(arg);
 }
 
+/* Counts the exchange as waiting for a response head from its endpoint, or
+ * no longer (answered: a head came). Per worker, lease->waiting_since says
+ * since when an endpoint has had requests waiting without answering any:
+ * picks pass over one stalled for MR_PICK_STALL_MS. Requests whose head
+ * came (a long download, a tunnel) do not count. */
+static void await_head(struct mr_client *c, bool on, bool answered)
+{
+    size_t i = c->endpoint->index;
+    int64_t now;
+
+    if (c->awaiting == on)
+        return;
+    c->awaiting = on;
+    now = mr_passive_now_ms();
+    if (on) {
+        if (c->lease->awaiting[i]++ == 0)
+            c->lease->waiting_since[i] = now;
+        return;
+    }
+    if (--c->lease->awaiting[i] == 0)
+        c->lease->waiting_since[i] = 0;
+    else if (answered)
+        c->lease->waiting_since[i] = now;
+}
+
 /* Forgets the upstream connection, pooling it when reusable: in the shared
  * pool, or for this client alone when it began with the client's PROXY
  * header. */
@@ -172,6 +205,7 @@ static void release_upstream(struct mr_client *c, bool reusable)
 {
     if (c->up == NULL)
         return;
+    await_head(c, false, false);
     evtimer_del(c->up_timer);
     if (c->lease->outstanding[c->endpoint->index] > 0)
         c->lease->outstanding[c->endpoint->index]--;
@@ -347,6 +381,8 @@ static void free_client(struct mr_client *c)
     mr_http1_free(c->req_parser);
     mr_http1_free(c->resp_parser);
     free(c->head_buf);
+    if (c->sent_body != NULL)
+        evbuffer_free(c->sent_body);
     free(c->log_request);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -431,6 +467,10 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
         .peer_len = peer_len > 0 ? (size_t)peer_len : 0,
         .proto = c->tls ? "https" : "http",
         .upgrade = c->upgrade,
+        .target = head->path,
+        .target_len = head->path_len,
+        .host = head->host,
+        .host_len = head->host_len,
     };
 
     if (!head_reserve(c, mr_headers_request_size(head, &fwd)))
@@ -439,20 +479,63 @@ static bool build_request_head(struct mr_client *c, const struct mr_http1_head *
     return true;
 }
 
-/* A request may be sent again when nothing of its body went out and its
- * method is idempotent (RFC 9110 9.2.2), or when it went on a pooled
- * connection that the origin had closed meanwhile. */
-static bool may_retry(const struct mr_client *c)
+/* A request is sent again only when the origin cannot have acted on it:
+ * the connect failed (not a byte of it reached that connection), or its
+ * method is idempotent (RFC 9110 9.2.2) and no response byte came. Bytes
+ * written to a reused pooled connection that turns out closed may have
+ * been read: that is not a connect failure. Either way meridian must still
+ * hold what it forwarded of the body. */
+static bool may_retry(const struct mr_client *c, bool connect_failed)
 {
-    if (c->attempts > 1 || c->body_forwarded || c->req_body != MR_BODY_NONE)
+    if (c->attempts > 1 || c->resp_seen || c->body_unkept)
         return false;
+    if (connect_failed)
+        return true;
     switch (c->method) {
     case MR_METHOD_GET: case MR_METHOD_HEAD: case MR_METHOD_OPTIONS:
     case MR_METHOD_TRACE: case MR_METHOD_PUT: case MR_METHOD_DELETE:
         return true;
     default:
-        return c->up_reused;
+        return false;
     }
+}
+
+/* Keeps a copy of the body bytes just queued to the upstream (those past
+ * from in out) for a retry, until it outgrows limits.retry_body_bytes or a
+ * response byte comes. The one place the pumps touch retries. */
+static void keep_for_retry(struct mr_client *c, struct evbuffer *out, size_t from)
+{
+    size_t n = evbuffer_get_length(out) - from;
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec vec[8];
+    int got;
+
+    if (n == 0 || c->body_unkept || c->resp_seen)
+        return;
+    if (c->sent_body == NULL)
+        c->sent_body = evbuffer_new();
+    if (c->sent_body == NULL ||
+        evbuffer_get_length(c->sent_body) + n > c->lease->snap->limits.retry_body_bytes) {
+        c->body_unkept = true;
+        if (c->sent_body != NULL)
+            evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
+        return;
+    }
+    evbuffer_ptr_set(out, &at, from, EVBUFFER_PTR_SET);
+    while (n > 0 && (got = evbuffer_peek(out, (ev_ssize_t)n, &at, vec, 8)) > 0) {
+        for (int i = 0; i < got && i < 8 && n > 0; i++) {
+            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
+            evbuffer_add(c->sent_body, vec[i].iov_base, len);
+            n -= len;
+            evbuffer_ptr_set(out, &at, len, EVBUFFER_PTR_ADD);
+        }
+    }
+}
+
+/* What the data path saw of the exchange's endpoint, for passive health. */
+static void endpoint_failed(struct mr_client *c, enum mr_passive_reason why)
+{
+    mr_passive_failure(c->lease->snap, c->endpoint, why, mr_passive_now_ms());
 }
 
 static int64_t now_s(const struct mr_client *c)
@@ -477,7 +560,8 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     };
 
     c->endpoint = mr_pick_endpoint(cluster, snap->routing.endpoint_policy, c->lease->outstanding,
-                                   &c->lease->cursors[cluster->index], failed);
+                                   c->lease->waiting_since, &c->lease->cursors[cluster->index],
+                                   failed);
     if (c->endpoint != NULL)
         return true;
     if (was_reused) {
@@ -490,22 +574,25 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
     c->set_cookie = true; /* the session now lives elsewhere */
     count_decision(c);
     c->endpoint = mr_pick_endpoint(c->decision.cluster, snap->routing.endpoint_policy,
-                                   c->lease->outstanding,
+                                   c->lease->outstanding, c->lease->waiting_since,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     return c->endpoint != NULL;
 }
 
-/* The upstream failed before any response byte. May free c. */
-static void upstream_failed(struct mr_client *c, int status)
+/* The upstream failed before any response byte (why). May free c. */
+static void upstream_failed(struct mr_client *c, int status, enum mr_passive_reason why)
 {
     const struct mr_endpoint *failed = c->endpoint;
     struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
-    bool was_reused = c->up_reused;
+    /* A stale pooled connection says nothing of the endpoint; a timeout does. */
+    bool was_reused = c->up_reused && why != MR_PASSIVE_TIMEOUT;
+    bool connect_failed = c->phase == UP_CONNECTING;
 
-    if (es != NULL && c->phase == UP_CONNECTING)
+    if (es != NULL && connect_failed)
         mr_stats_add(&es->connect_failures, 1);
+    endpoint_failed(c, why);
     release_upstream(c, false);
-    if (may_retry(c) && pick_retry(c, failed, was_reused)) {
+    if (may_retry(c, connect_failed) && pick_retry(c, failed, was_reused)) {
         mr_stats_add(&c->w->stats->retries, 1);
         connect_upstream(c);
         return;
@@ -519,6 +606,7 @@ static void pump_request_body(struct mr_client *c)
 {
     struct evbuffer *in = c->conn->in;
     struct evbuffer *out = c->up->out;
+    size_t queued = evbuffer_get_length(out);
 
     if (c->req_body == MR_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
@@ -532,26 +620,21 @@ static void pump_request_body(struct mr_client *c)
         }
         c->req_done = c->req_left == 0;
     } else if (c->req_body == MR_BODY_CHUNKED) {
-        while (evbuffer_get_length(in) > 0 && !c->req_done) {
-            struct evbuffer_iovec vec;
-            size_t used;
-            int r;
-            if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
-                break;
-            r = mr_http1_chunked(c->req_parser, vec.iov_base, vec.iov_len, &used);
-            if (r < 0) {
-                /* The origin got part of a body: that connection is spent. */
-                fail_exchange(c, 400);
-                return;
-            }
-            evbuffer_remove_buffer(in, out, used);
-            c->bytes_in += used;
-            c->body_forwarded = true;
-            c->req_done = r == 1;
+        size_t used;
+        int r = mr_chunked_relay(&c->req_chunked, in, out, &used);
+        if (r == MR_CHUNKED_BAD) {
+            /* Only canonical chunks went out, but the origin has part of a
+             * body: that connection is spent. */
+            fail_exchange(c, 400);
+            return;
         }
+        c->bytes_in += used;
+        c->body_forwarded |= used > 0;
+        c->req_done = r == MR_CHUNKED_DONE;
     } else {
         c->req_done = true;
     }
+    keep_for_retry(c, out, queued);
     if (c->body_forwarded)
         upstream_progress(c);
     mr_conn_flush(c->up);
@@ -571,7 +654,7 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
     (void)events;
 
     if (c->phase == UP_CONNECTING) {
-        upstream_failed(c, 502);
+        upstream_failed(c, 502, MR_PASSIVE_CONNECT);
         return;
     }
     limit_ms = snap->timeouts.upstream_response_ms;
@@ -583,7 +666,7 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
         return;
     }
     if (c->phase == UP_WAITING) {
-        fail_exchange(c, 504);
+        upstream_failed(c, 504, MR_PASSIVE_TIMEOUT);
         return;
     }
     /* Stalled mid-body: the client sees a truncated message. */
@@ -617,6 +700,7 @@ static void connect_upstream(struct mr_client *c)
 
     c->attempts++;
     c->lease->outstanding[c->endpoint->index]++;
+    await_head(c, true, false);
     if (c->lease->endpoint_stats[c->endpoint->index] != NULL) {
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->requests, 1);
         mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, 1);
@@ -641,11 +725,13 @@ static void connect_upstream(struct mr_client *c)
             const struct mr_endpoint *failed = c->endpoint;
             struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
             c->lease->outstanding[failed->index]--;
+            await_head(c, false, false);
             if (es != NULL) {
                 mr_stats_add(&es->active, (uint64_t)-1);
                 mr_stats_add(&es->connect_failures, 1);
             }
-            if (may_retry(c) && pick_retry(c, failed, false)) {
+            endpoint_failed(c, MR_PASSIVE_CONNECT);
+            if (may_retry(c, true) && pick_retry(c, failed, false)) {
                 mr_stats_add(&c->w->stats->retries, 1);
                 connect_upstream(c);
                 return;
@@ -667,6 +753,13 @@ static void connect_upstream(struct mr_client *c)
     mr_conn_setcb(up, on_upstream_read, on_upstream_drain, on_upstream_event, c);
     mr_conn_read_start(up);
     evbuffer_add(up->out, c->head_buf, c->head_len);
+    if (c->sent_body != NULL && evbuffer_get_length(c->sent_body) > 0) {
+        /* A retry: the body forwarded so far again, then what follows. */
+        size_t n = evbuffer_get_length(c->sent_body);
+        unsigned char *flat = evbuffer_pullup(c->sent_body, (ev_ssize_t)n);
+        if (flat != NULL)
+            evbuffer_add(up->out, flat, n);
+    }
     pump_request_body(c);
 }
 
@@ -718,26 +811,21 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
 static void next_request(struct mr_client *c);
 static const struct mr_cookie_line *cookie_line(struct mr_client *c);
 
-/* The Host header's name part (no port), or an empty one. */
+/* The name part (no port) of the authority routed on: the absolute-form
+ * target's, else Host's; validated by the parser; maybe empty. */
 static const char *request_host(const struct mr_http1_head *head, size_t *len)
 {
-    for (size_t i = 0; i < head->n_headers; i++) {
-        const struct mr_http1_header *h = &head->headers[i];
-        size_t n = h->value_len;
-        if ((h->name[0] | 0x20) != 'h' || !mr_http1_name_is(h, "host"))
-            continue;
-        if (n > 0 && h->value[0] == '[') {
-            const char *end = memchr(h->value, ']', n);
-            n = end != NULL ? (size_t)(end - h->value) + 1 : n;
-        } else {
-            const char *colon = memchr(h->value, ':', n);
-            n = colon != NULL ? (size_t)(colon - h->value) : n;
-        }
-        *len = n;
-        return h->value;
+    size_t n = head->host_len;
+
+    if (n > 0 && head->host[0] == '[') {
+        const char *end = memchr(head->host, ']', n);
+        n = end != NULL ? (size_t)(end - head->host) + 1 : n;
+    } else {
+        const char *colon = memchr(head->host, ':', n);
+        n = colon != NULL ? (size_t)(colon - head->host) : n;
     }
-    *len = 0;
-    return "";
+    *len = n;
+    return head->host;
 }
 
 /* The listener's mode, unless the "hosts" object names the request's Host. */
@@ -756,27 +844,17 @@ static enum mr_mode request_mode(const struct mr_snapshot *snap, const struct mr
     return l->mode;
 }
 
-/* The path and query of the request target (origin-form), for a Location. */
-static const char *target_path(const struct mr_http1_head *head, size_t *len)
+/* The path and query of the request target (origin-form), for a Location:
+ * "/" for OPTIONS "*", and a query alone goes behind the "/" (*slash). */
+static const char *target_path(const struct mr_http1_head *head, size_t *len, const char **slash)
 {
-    const char *t = head->target;
-    size_t n = head->target_len;
-
-    if (n > 0 && t[0] != '/') {
-        /* absolute-form: skip "scheme://authority" */
-        const char *scheme_end = n > 3 ? memchr(t, ':', n) : NULL;
-        const char *slash = scheme_end != NULL && (size_t)(scheme_end - t) + 3 <= n
-                                ? memchr(scheme_end + 3, '/', n - (size_t)(scheme_end - t) - 3)
-                                : NULL;
-        if (slash == NULL) {
-            *len = 1;
-            return "/";
-        }
-        n -= (size_t)(slash - t);
-        t = slash;
+    *slash = head->path[0] == '?' ? "/" : "";
+    if (head->path_len == 1 && head->path[0] == '*') {
+        *len = 1;
+        return "/";
     }
-    *len = n;
-    return t;
+    *len = head->path_len;
+    return head->path;
 }
 
 /* Answers the exchange with a redirect of our own (no body), with the
@@ -787,14 +865,15 @@ static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head
 {
     const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
     size_t path_len;
-    const char *path = target_path(head, &path_len);
+    const char *slash;
+    const char *path = target_path(head, &path_len, &slash);
     size_t before = evbuffer_get_length(c->conn->out);
 
     c->req_done = c->req_body == MR_BODY_NONE; /* a body would have to be read: close */
-    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%.*s\r\n"
+    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%s%.*s\r\n"
                                       "Content-Length: 0\r\n",
                         status, status == 308 ? "Permanent Redirect" : "Temporary Redirect",
-                        (int)base_len, base, port, (int)path_len, path);
+                        (int)base_len, base, port, slash, (int)path_len, path);
     /* The head's fields point into the input: it goes only now. */
     evbuffer_drain(c->conn->in, head->head_len);
     if (cookie != NULL)
@@ -876,9 +955,14 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->http10 = head->version_minor == 0;
     c->req_body = head->body;
     c->req_left = head->content_length;
+    mr_chunked_init(&c->req_chunked);
     c->req_done = false;
     c->body_forwarded = false;
     c->attempts = 0;
+    c->body_unkept = false;
+    c->resp_seen = false;
+    if (c->sent_body != NULL)
+        evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
     c->resp_started = false;
     if (!head->keep_alive || c->http10 || c->w->stopping)
         c->close_after = true;
@@ -917,7 +1001,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         return;
     }
     c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
-                                   c->lease->outstanding,
+                                   c->lease->outstanding, c->lease->waiting_since,
                                    &c->lease->cursors[c->decision.cluster->index], NULL);
     if (c->endpoint == NULL || !build_request_head(c, head, peer_trusted)) {
         fail_exchange(c, 503);
@@ -1088,6 +1172,18 @@ static void send_response_head(struct mr_client *c, const struct mr_http1_head *
     c->resp_started = true;
 }
 
+/* An interim response's head, its hop-by-hop headers dropped. */
+static void send_interim(struct mr_client *c, const struct mr_http1_head *head)
+{
+    struct evbuffer_iovec vec[1];
+
+    if (evbuffer_reserve_space(c->conn->out, (ev_ssize_t)mr_headers_response_size(head, 0), vec,
+                               1) < 1)
+        return;
+    vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, false, false, NULL, 0);
+    evbuffer_commit_space(c->conn->out, vec, 1);
+}
+
 /* Moves response body bytes to the client. May free c. */
 static void pump_response_body(struct mr_client *c)
 {
@@ -1106,24 +1202,20 @@ static void pump_response_body(struct mr_client *c)
         done = c->resp_left == 0;
         break;
     }
-    case MR_BODY_CHUNKED:
-        while (evbuffer_get_length(in) > 0 && !done) {
-            struct evbuffer_iovec vec;
-            size_t used;
-            int r;
-            if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
-                break;
-            r = mr_http1_chunked(c->resp_parser, vec.iov_base, vec.iov_len, &used);
-            if (r < 0) {
-                c->close_after = true;
-                fail_exchange(c, 502);
-                return;
-            }
-            evbuffer_remove_buffer(in, out, used);
-            c->bytes_out += used;
-            done = r == 1;
+    case MR_BODY_CHUNKED: {
+        size_t before = evbuffer_get_length(out), used;
+        int r = mr_chunked_relay(&c->resp_chunked, in, out, &used);
+        c->bytes_out += evbuffer_get_length(out) - before;
+        if (r == MR_CHUNKED_BAD) {
+            /* The client sees a body without its last chunk: truncated. */
+            mr_stats_add(&c->w->stats->bad_response_bodies, 1);
+            c->close_after = true;
+            fail_exchange(c, 502);
+            return;
         }
+        done = r == MR_CHUNKED_DONE;
         break;
+    }
     case MR_BODY_UNTIL_EOF:
         c->bytes_out += evbuffer_get_length(in);
         evbuffer_add_buffer(out, in);
@@ -1244,6 +1336,12 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         return;
     }
     upstream_progress(c);
+    if (!c->resp_seen && evbuffer_get_length(conn->in) > 0) {
+        /* Sent for good: the copy kept for a retry goes. */
+        c->resp_seen = true;
+        if (c->sent_body != NULL)
+            evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
+    }
     while (c->phase == UP_WAITING) {
         struct mr_http1_head head;
         int r = mr_http1_parse_head(c->resp_parser, conn->in, c->method == MR_METHOD_HEAD, &head);
@@ -1254,19 +1352,26 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
             return;
         }
         if (r > 0 || head.status == 101) {
+            endpoint_failed(c, MR_PASSIVE_BAD_RESPONSE);
             c->close_after = true;
             fail_exchange(c, 502);
             return;
         }
+        mr_passive_success(c->endpoint);
+        await_head(c, false, true);
         if (head.status < 200) {
-            /* Interim (100 Continue, 103): passed on as it is. */
-            evbuffer_remove_buffer(conn->in, c->conn->out, head.head_len);
+            /* Interim (100 Continue, 103): rewritten like any response
+             * head, and never to an HTTP/1.0 client (RFC 9110 15.2). */
+            if (!c->http10)
+                send_interim(c, &head);
+            evbuffer_drain(conn->in, head.head_len);
             mr_conn_flush(c->conn);
             mr_http1_reset(c->resp_parser);
             continue;
         }
         c->resp_body = head.body;
         c->resp_left = head.content_length;
+        mr_chunked_init(&c->resp_chunked);
         c->resp_keep_alive = head.keep_alive && !c->http10;
         if (head.body == MR_BODY_UNTIL_EOF)
             c->close_after = true;
@@ -1308,15 +1413,16 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
         return;
     }
     if (c->phase == UP_CONNECTING) {
-        upstream_failed(c, 502); /* refused or unreachable */
+        upstream_failed(c, 502, MR_PASSIVE_CONNECT); /* refused or unreachable */
         return;
     }
     if (c->phase == UP_WAITING) {
         /* Closed before a whole head: retry only if nothing came at all. */
-        if (evbuffer_get_length(conn->in) == 0) {
-            upstream_failed(c, 502);
+        if (evbuffer_get_length(conn->in) == 0 && !c->resp_seen) {
+            upstream_failed(c, 502, MR_PASSIVE_RESET);
             return;
         }
+        endpoint_failed(c, MR_PASSIVE_RESET);
         c->close_after = true;
         fail_exchange(c, 502);
         return;

@@ -62,6 +62,7 @@ struct mr_stats_listener {
 struct mr_stats {
     mr_counter decisions[5];       /* by enum mr_pick_reason */
     mr_counter bad_cookies;
+    mr_counter bad_response_bodies; /* malformed chunked from an origin: client cut */
     mr_counter retries;
     mr_counter duration_buckets[MR_STATS_BUCKETS]; /* cumulative at read */
     mr_counter duration_count;

@@ -1,8 +1,10 @@
 /* router/upstream.c: see upstream.h. */
 #include "router/upstream.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -111,6 +113,16 @@ static struct bucket *find_bucket(struct mr_upstream_pool *pool, const struct mr
     return b;
 }
 
+/* True when nothing (no EOF, no error, no stray byte) is waiting on an
+ * idle connection. */
+static bool still_open(const struct mr_conn *conn)
+{
+    char byte;
+
+    return recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
                                       const struct mr_sockaddr *addr)
 {
@@ -118,7 +130,14 @@ struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
     struct idle_conn *ic;
     struct mr_conn *conn;
 
-    if (b == NULL || b->head == NULL)
+    if (b == NULL)
+        return NULL;
+    /* The origin may have closed a connection whose EOF the loop has not
+     * seen yet (it just died): a request written there might have been
+     * read, so it could not be sent again. The kernel already knows. */
+    while (b->head != NULL && !still_open(b->head->conn))
+        drop_idle(b->head);
+    if (b->head == NULL)
         return NULL;
     ic = b->head;
     conn = ic->conn;

@@ -29,11 +29,14 @@ static struct mr_lease *lease_new(struct mr_worker *w, struct mr_snapshot *snap)
     l->users = 1;
     l->outstanding = calloc(snap->n_endpoints + 1, sizeof(*l->outstanding));
     l->cursors = calloc(snap->n_clusters + 1, sizeof(*l->cursors));
+    l->awaiting = calloc(snap->n_endpoints + 1, sizeof(*l->awaiting));
+    l->waiting_since = calloc(snap->n_endpoints + 1, sizeof(*l->waiting_since));
     l->cookie_keys = mr_cookie_keys_new(snap);
     l->cluster_stats = calloc(snap->n_clusters + 1, sizeof(*l->cluster_stats));
     l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
     l->cookie_lines = calloc(2 * snap->n_clusters + 1, sizeof(*l->cookie_lines));
-    if (l->outstanding == NULL || l->cursors == NULL || l->cookie_keys == NULL ||
+    if (l->outstanding == NULL || l->cursors == NULL || l->awaiting == NULL ||
+        l->waiting_since == NULL || l->cookie_keys == NULL ||
         l->cluster_stats == NULL || l->endpoint_stats == NULL || l->cookie_lines == NULL) {
         l->snap = NULL;
         lease_free(l);
@@ -54,6 +57,8 @@ static void lease_free(struct mr_lease *l)
     mr_snap_release(l->snap);
     free(l->outstanding);
     free(l->cursors);
+    free(l->awaiting);
+    free(l->waiting_since);
     free(l->cluster_stats);
     free(l->endpoint_stats);
     free(l->cookie_lines);

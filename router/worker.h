@@ -35,6 +35,9 @@ struct mr_lease {
     unsigned users;         /* exchanges using it, +1 while it is current */
     uint32_t *outstanding;  /* requests in flight per endpoint->index */
     uint32_t *cursors;      /* round-robin position per cluster->index */
+    uint32_t *awaiting;     /* requests waiting for a response head, per endpoint->index */
+    int64_t *waiting_since; /* per endpoint->index: since when (mr_passive_now_ms) it has
+                               had requests waiting and answered none; 0: none waiting */
     struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
     struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
     struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */

@@ -2,7 +2,9 @@
 # make bench: wrk against meridian (1 worker) fronting the test origin on
 # loopback. Prints requests/s, p50/p99 latency and meridian's own CPU time
 # per request (utime+stime from /proc over the run) per scenario.
-# Settings: DURATION (s, default 5), CONNS (default 50).
+# Settings: DURATION (s, default 5), CONNS (default 50), SCENARIOS (names
+# to run, space-separated; default all), PORT (first of the loopback ports
+# used, default 18480).
 # Then tools/bench-tls.sh: TLS handshakes and requests, meridian beside
 # HAProxy (about 1.6 minutes more; TLS=0 skips it, see its settings).
 # For the side-by-side run against HAProxy and nginx, see ../shared/bench.
@@ -21,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)" >&2; exit 1; }
-port=18480; origin_a=18481; origin_b=18482; admin=18489
+port=${PORT:-18480}; origin_a=$((port + 1)); origin_b=$((port + 2)); admin=$((port + 9))
 
 echo "k1:$(head -c 32 /dev/urandom | base64 -w0)" > "$run/session.keys"
 head -c 24 /dev/urandom | base64 -w0 > "$run/admin.token"
@@ -56,6 +58,7 @@ printf '%-10s %10s %9s %9s %14s\n' scenario 'req/s' 'p50' 'p99' 'CPU µs/req'
 scenario() {
     local name=$1 path=$2; shift 2
     local before after out reqs rps p50 p99
+    case " ${SCENARIOS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
     before=$(cpu_ticks "$meridian_pid")
     out=$(wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "http://127.0.0.1:$port$path")
     after=$(cpu_ticks "$meridian_pid")
@@ -70,6 +73,19 @@ scenario keepalive /
 scenario close / -H 'Connection: close'
 scenario body16k '/bytes?n=16384'
 scenario body1m '/bytes?n=1048576'
+# The same 1 MiB chunked by the origin (16 KiB chunks): decoded and re-encoded.
+scenario chunked1m '/bytes?n=1048576&chunked=1'
+# A 64 KiB upload in 16 KiB chunks, decoded and re-encoded by meridian.
+cat > "$run/chunked.lua" <<'LUA'
+local chunk = string.rep("x", 16384)
+local body = ""
+for _ = 1, 4 do body = body .. string.format("%x\r\n", #chunk) .. chunk .. "\r\n" end
+body = body .. "0\r\n\r\n"
+-- wrk.format would add a Content-Length: the request is written by hand.
+local req = "POST /sink HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\n\r\n" .. body
+request = function() return req end
+LUA
+scenario upload64k /sink -s "$run/chunked.lua"
 
 # TLS termination, meridian beside HAProxy (tools/bench-tls.sh; TLS=0 skips it).
 if [ "${TLS:-1}" != 0 ]; then

@@ -19,9 +19,9 @@ and python3-selenium) at the admin listener:
   build/dashboard.png with KEEP_SCREENSHOT=1);
 - once meridian has stopped, the page says the admin API is unreachable;
 - CrossSiteTest: with no token on loopback, a page of another origin (a
-  text/plain drain, a body-less reload, the dashboard in a frame) and a page on a DNS name rebound to
-  127.0.0.1 (Chromium's --host-resolver-rules) neither read nor change
-  anything.
+  text/plain drain, a body-less reload, the dashboard in a frame) and a
+  page on a DNS name rebound to 127.0.0.1 (Chromium's
+  --host-resolver-rules) neither read nor change anything.
 
 DASHBOARD_FIXTURE=1 runs the same checks against tests/integration/
 dashboard_fixture.py (a canned admin API) instead of meridian: for
@@ -471,6 +471,62 @@ class DashboardTest(unittest.TestCase):
         if self.fixture:  # and it recovers by itself
             self.fixture.unreachable = False
             self.wait(lambda d: not d.find_element(By.ID, "banner").is_displayed(), "the banner stays")
+
+
+@unittest.skipIf(USE_FIXTURE, "needs a real meridian")
+class EjectedEndpointTest(unittest.TestCase):
+    """An endpoint passive health ejected is marked on its chip, with why."""
+
+    wait = DashboardTest.wait
+    visible = DashboardTest.visible
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="mr-dashboard-ej-")
+        cls.dead, live = addr(), addr()
+        cls.origin = Origin({"main": [live]}, log=False).start()
+        cls.meridian = cls.driver = None
+        try:
+            # Active checks once at start (fall 5: the dead one stays up);
+            # passive health ejects it after 3 connect failures, for a minute.
+            path, _ = write_config(cls.tmp, {
+                "workers": 1,
+                "regions": [region("local", {"main": [cls.dead, live]})],
+                "routing": {"default": ["local"], "endpoint_policy": "round_robin"},
+                "health": {"interval_ms": 60000, "timeout_ms": 1000, "fall": 5,
+                           "passive": {"consecutive_failures": 3, "base_ms": 60000}},
+            })
+            cls.meridian = Meridian(path).start()
+            for i in range(8):
+                request(cls.meridian.port, "GET", "/eject%d" % i, timeout=5)
+            cls.driver = DashboardTest.start_browser.__func__(cls)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.driver:
+            try:
+                cls.driver.quit()
+            except WebDriverException:
+                pass
+        if cls.meridian:
+            cls.meridian.__exit__(None, None, None)
+        cls.origin.stop()
+        cls.origin.remove_files()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_ejected_endpoint_marked(self):
+        d = self.driver
+        d.get("http://%s:%d/" % (self.meridian.admin_host, self.meridian.admin_port))
+        self.visible("#prompt")
+        d.find_element(By.ID, "token").send_keys(self.meridian.token)
+        d.find_element(By.ID, "token-save").click()
+        chip = self.visible('[data-endpoints-of="main"] .ep.ejected[data-endpoint="%s"]' % self.dead)
+        self.assertIn("ejected: connect_failure until", chip.text)
+        self.assertEqual(d.find_elements(By.CSS_SELECTOR, '[data-endpoints-of="main"] .ep.ejected'),
+                         [chip], "only the failing endpoint is marked")
 
 
 class CrossSiteTest(unittest.TestCase):

@@ -375,6 +375,11 @@ static void test_defaults(void **state)
     assert_int_equal(snap->health.rise, 2);
     assert_int_equal(snap->health.fall, 3);
     assert_true(snap->health.min_healthy == 0.5);
+    assert_int_equal(snap->health.passive.consecutive_failures, 3);
+    assert_int_equal(snap->health.passive.base_ms, 5000);
+    assert_int_equal(snap->health.passive.max_ms, 300000);
+    assert_int_equal(snap->health.passive.max_ejected_percent, 50);
+    assert_int_equal(snap->limits.retry_body_bytes, 65536);
     assert_true(snap->clusters[0]->weight == 1);
     assert_true(snap->clusters[2]->weight == 2);
     assert_int_equal(snap->endpoints[3]->addr.ss.ss_family, AF_INET6);
@@ -544,6 +549,15 @@ static const struct {
     {{{"health.fall", "0"}}, "health.fall: expected an integer >= 1"},
     {{{"health.min_healthy", "0"}}, "health.min_healthy: expected a number > 0 and <= 1"},
     {{{"health.min_healthy", "1.5"}}, "health.min_healthy: expected a number > 0 and <= 1"},
+    {{{"health.passive", "3"}}, "health.passive: expected an object"},
+    {{{"health.passive", "{\"consecutive_failures\": -1}"}},
+     "health.passive.consecutive_failures: expected an integer between 0 and 1000"},
+    {{{"health.passive", "{\"base_ms\": 0}"}},
+     "health.passive.base_ms: expected an integer between 1 and 86400000"},
+    {{{"health.passive", "{\"base_ms\": 5000, \"max_ms\": 4000}"}},
+     "health.passive.max_ms: must not be below health.passive.base_ms (5000)"},
+    {{{"health.passive", "{\"max_ejected_percent\": 101}"}},
+     "health.passive.max_ejected_percent: expected an integer between 0 and 100"},
     {{{"regions", NULL}}, "regions: required"},
     {{{"regions", "[]"}}, "regions: expected a non-empty array"},
     {{{"regions", "{}"}}, "regions: expected an array"},
@@ -633,6 +647,8 @@ static const struct {
     {{{"limits.max_headers", "1001"}}, "limits.max_headers: expected an integer between 1 and 1000"},
     {{{"limits", "{\"max_head_bytes\": 2048, \"max_uri_bytes\": 4096}"}},
      "limits.max_uri_bytes: expected an integer between 16 and 2048"},
+    {{{"limits.retry_body_bytes", "-1"}},
+     "limits.retry_body_bytes: expected an integer between 0 and 16777216"},
     {{{"admin.address", "\"0.0.0.0:9090\""}},
      "admin.token_file: required when admin.address is not loopback"},
     {{{"admin.address", "\"nope\""}}, "admin.address: cannot parse \"nope\" as HOST:PORT"},

@@ -29,6 +29,9 @@ struct parsed {
     struct mr_http1_head head;
 };
 
+/* Every test runs twice: heads parsed whole, then fed a byte at a time. */
+static bool byte_at_a_time;
+
 #define MAX_TRACKED 64
 static struct parsed *parsed_list[MAX_TRACKED];
 static size_t n_parsed;
@@ -73,9 +76,19 @@ static int try_parse(enum mr_http1_kind kind, const char *text, size_t len,
     ps->buf = evbuffer_new();
     assert_non_null(ps->parser);
     assert_non_null(ps->buf);
-    assert_int_equal(evbuffer_add(ps->buf, text, len), 0);
     *out = &ps->head;
-    return mr_http1_parse_head(ps->parser, ps->buf, false, &ps->head);
+    if (!byte_at_a_time) {
+        assert_int_equal(evbuffer_add(ps->buf, text, len), 0);
+        return mr_http1_parse_head(ps->parser, ps->buf, false, &ps->head);
+    }
+    for (size_t fed = 0; fed < len; fed++) {
+        int r;
+        assert_int_equal(evbuffer_add(ps->buf, text + fed, 1), 0);
+        r = mr_http1_parse_head(ps->parser, ps->buf, false, &ps->head);
+        if (r != MR_HTTP1_AGAIN)
+            return r;
+    }
+    return MR_HTTP1_AGAIN;
 }
 
 static const struct mr_http1_head *parse(enum mr_http1_kind kind, const char *text)
@@ -115,9 +128,26 @@ static void check_bound(const char *what, const unsigned char *buf, size_t len, 
         fail_msg("%s: output of %zu bytes exceeds its size bound %zu", what, len, bound);
 }
 
-static const char *rewrite_request(const struct mr_http1_head *head,
-                                   const struct mr_forward *fwd, size_t *len)
+/* fwd as the proxy completes it: unless a test says otherwise, the
+ * parser's origin-form target and authority. */
+static struct mr_forward complete(const struct mr_http1_head *head, const struct mr_forward *fwd)
 {
+    struct mr_forward f = *fwd;
+
+    if (f.target == NULL) {
+        f.target = head->path;
+        f.target_len = head->path_len;
+        f.host = head->host;
+        f.host_len = head->host_len;
+    }
+    return f;
+}
+
+static const char *rewrite_request(const struct mr_http1_head *head,
+                                   const struct mr_forward *given, size_t *len)
+{
+    struct mr_forward f = complete(head, given);
+    const struct mr_forward *fwd = &f;
     size_t bound = mr_headers_request_size(head, fwd);
     size_t cap = bound + SLACK + 2 * head->head_len;
     unsigned char *buf = tracked_malloc(cap);
@@ -207,10 +237,23 @@ static void test_request_line_http11(void **state)
     assert_int_equal(again->version_minor, 1);
     assert_int_equal(again->n_headers, 4);
 
-    /* Other methods and an absolute-form target pass as they came. */
-    request_is("DELETE http://example.test/x HTTP/1.1\r\nHost: example.test\r\n\r\n", &fwd,
-               "DELETE http://example.test/x HTTP/1.1\r\n"
-               "Host: example.test\r\n"
+    /* An absolute-form target goes in origin-form, its authority the Host
+     * (RFC 9112 3.2.2: the received Host is ignored). */
+    request_is("DELETE http://Example.test:81/x HTTP/1.1\r\nHost: other.test\r\n\r\n", &fwd,
+               "DELETE /x HTTP/1.1\r\n"
+               "Host: Example.test:81\r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "\r\n");
+    request_is("GET HTTP://a.example?q=1 HTTP/1.1\r\nHost: a.example\r\n\r\n", &fwd,
+               "GET /?q=1 HTTP/1.1\r\n"
+               "Host: a.example\r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "\r\n");
+    request_is("OPTIONS http://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n", &fwd,
+               "OPTIONS * HTTP/1.1\r\n"
+               "Host: a.example\r\n"
                "X-Forwarded-For: 192.0.2.7\r\n"
                "X-Forwarded-Proto: http\r\n"
                "\r\n");
@@ -234,9 +277,9 @@ static void test_request_line_http10(void **state)
     request_is("POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", &fwd10,
                "POST /f HTTP/1.0\r\n"
                "Host: h\r\n"
-               "Content-Length: 3\r\n"
                "X-Forwarded-For: 192.0.2.7\r\n"
                "X-Forwarded-Proto: http\r\n"
+               "Content-Length: 3\r\n"
                "\r\n");
     request_is("GET / HTTP/1.0\r\nHost: h\r\n\r\n", &fwd11,
                "GET / HTTP/1.1\r\n"
@@ -307,13 +350,13 @@ static void test_request_chunked_te_readded(void **state)
                        "\r\n");
     assert_int_equal(again->body, MR_BODY_CHUNKED);
 
-    /* A Content-Length body keeps its Content-Length and gets no coding. */
-    again = request_is("PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\n", &fwd,
+    /* A Content-Length body gets its parsed length, last, and no coding. */
+    again = request_is("PUT /x HTTP/1.1\r\nHost: h\r\ncontent-length:  012\r\n\r\n", &fwd,
                        "PUT /x HTTP/1.1\r\n"
                        "Host: h\r\n"
-                       "Content-Length: 12\r\n"
                        "X-Forwarded-For: 192.0.2.7\r\n"
                        "X-Forwarded-Proto: http\r\n"
+                       "Content-Length: 12\r\n"
                        "\r\n");
     assert_int_equal(again->body, MR_BODY_LENGTH);
     assert_int_equal(again->content_length, 12);
@@ -366,6 +409,96 @@ static void test_request_connection_named_long_name(void **state)
              "GET / HTTP/1.1\r\nHost: h\r\nAccept: a\r\n"
              "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n");
     request_is(in, &fwd, want);
+}
+
+/* Framing and Host are meridian's: a Connection token naming them is
+ * ignored, and the lines are written from the parsed values. */
+static void test_request_connection_cannot_remove_framing(void **state)
+{
+    struct mr_forward fwd = fwd_of("192.0.2.7", false, "http", false);
+    (void)state;
+
+    request_is("POST / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Content-Length: 5\r\n"
+               "Connection: content-length, Host, x-a\r\n"
+               "X-A: 1\r\n"
+               "\r\n",
+               &fwd,
+               "POST / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "Content-Length: 5\r\n"
+               "\r\n");
+    request_is("POST / HTTP/1.1\r\n"
+               "Transfer-Encoding: chunked\r\n"
+               "Connection: transfer-encoding\r\n"
+               "Host: h\r\n"
+               "\r\n",
+               &fwd,
+               "POST / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "Transfer-Encoding: chunked\r\n"
+               "\r\n");
+    /* An explicit zero length stays a zero length. */
+    request_is("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: content-length\r\n\r\n",
+               &fwd,
+               "POST / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-Forwarded-For: 192.0.2.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "Content-Length: 0\r\n"
+               "\r\n");
+}
+
+/* The target and Host sent are the ones routed on (absolute-form becomes
+ * origin-form, its authority the Host), not the received Host. */
+static void test_request_target_and_host_from_fwd(void **state)
+{
+    struct mr_forward fwd = fwd_of("192.0.2.7", false, "http", false);
+    size_t len;
+    const char *out;
+    (void)state;
+
+    fwd.target = "/x?y";
+    fwd.target_len = 4;
+    fwd.host = "a.example:8080";
+    fwd.host_len = 14;
+    out = rewrite_request(REQ("GET http://a.example:8080/x?y HTTP/1.1\r\nHost: other\r\n"
+                              "Accept: a\r\n\r\n"),
+                          &fwd, &len);
+    expect_bytes(out, len,
+                 "GET /x?y HTTP/1.1\r\n"
+                 "Host: a.example:8080\r\n"
+                 "Accept: a\r\n"
+                 "X-Forwarded-For: 192.0.2.7\r\n"
+                 "X-Forwarded-Proto: http\r\n"
+                 "\r\n");
+    reparse(MR_HTTP1_REQUEST, out, len);
+}
+
+static void test_response_connection_cannot_remove_framing(void **state)
+{
+    const struct mr_http1_head *again;
+    (void)state;
+
+    again = response_is("HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\n",
+                        false, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    assert_int_equal(again->body, MR_BODY_LENGTH);
+    assert_int_equal(again->content_length, 5);
+    again = response_is("HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n"
+                        "Connection: transfer-encoding\r\n\r\n",
+                        false, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_int_equal(again->body, MR_BODY_CHUNKED);
+    /* Other codings are the client's to undo: they go as they came. */
+    response_is("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", true,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n");
+    /* A 304 keeps the length it announces; it has no body. */
+    response_is("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nConnection: content-length\r\n\r\n",
+                false, "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n");
 }
 
 /* ---- X-Forwarded-For / X-Forwarded-Proto ---- */
@@ -597,9 +730,9 @@ static void test_response_hop_by_hop(void **state)
                         false,
                         "HTTP/1.1 200 OK\r\n"
                         "Content-Type: text/html\r\n"
-                        "Transfer-Encoding: chunked\r\n"
                         "Set-Cookie: a=1\r\n"
                         "Set-Cookie: b=2\r\n"
+                        "Transfer-Encoding: chunked\r\n"
                         "\r\n");
     assert_int_equal(again->body, MR_BODY_CHUNKED);
     assert_int_equal(again->n_headers, 4);
@@ -668,8 +801,13 @@ int main(void)
         cmocka_unit_test_teardown(test_response_status_line, free_tracked),
         cmocka_unit_test_teardown(test_response_connection_close, free_tracked),
         cmocka_unit_test_teardown(test_response_hop_by_hop, free_tracked),
+        cmocka_unit_test_teardown(test_request_connection_cannot_remove_framing, free_tracked),
+        cmocka_unit_test_teardown(test_request_target_and_host_from_fwd, free_tracked),
+        cmocka_unit_test_teardown(test_response_connection_cannot_remove_framing, free_tracked),
         cmocka_unit_test_teardown(test_response_size_bound_ordinary, free_tracked),
         cmocka_unit_test_teardown(test_response_size_bound_compact, free_tracked),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("whole heads", tests, NULL, NULL);
+    byte_at_a_time = true;
+    return failed + cmocka_run_group_tests_name("heads fed a byte at a time", tests, NULL, NULL);
 }

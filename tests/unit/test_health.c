@@ -21,6 +21,7 @@
 #include "conf/conf.h"
 #include "conf/snapshot.h"
 #include "health/health.h"
+#include "health/passive.h"
 
 /* 32 bytes, base64: a valid session secret. */
 
@@ -486,6 +487,144 @@ static void test_transitions_ring(void **state)
     assert_string_equal(t[2].reason, "step 67");
 }
 
+/* ---- passive health ---- */
+
+#define PASSIVE(pct)                                                                          \
+    "{\"passive\": {\"consecutive_failures\": 3, \"base_ms\": 1000, \"max_ms\": 4000,"       \
+    " \"max_ejected_percent\": " pct "}}"
+
+/* n failures of e at now; true when the last one ejected it. */
+static bool fail_n(struct mr_snapshot *s, struct mr_endpoint *e, int n, int64_t now)
+{
+    bool ejected = false;
+
+    for (int i = 0; i < n; i++)
+        ejected = mr_passive_failure(s, e, MR_PASSIVE_CONNECT, now);
+    return ejected;
+}
+
+static void test_passive_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(mr_passive_backoff_ms(0, 5000, 300000), 5000);
+    assert_int_equal(mr_passive_backoff_ms(1, 5000, 300000), 10000);
+    assert_int_equal(mr_passive_backoff_ms(5, 5000, 300000), 160000);
+    assert_int_equal(mr_passive_backoff_ms(6, 5000, 300000), 300000);
+    assert_int_equal(mr_passive_backoff_ms(1000, 5000, 300000), 300000);
+    assert_int_equal(mr_passive_backoff_ms(0, 700, 500), 500);
+}
+
+static void test_passive_consecutive(void **state)
+{
+    struct mr_snapshot *s = load(0, EU_AB, PASSIVE("50"));
+    struct mr_endpoint *a1 = endpoint(s, "eu-a", "127.0.0.1:9001");
+    int64_t t = mr_passive_now_ms();
+    (void)state;
+
+    assert_int_equal(s->health.passive.consecutive_failures, 3);
+    assert_int_equal(mr_health_attach(reg, s), 0);
+    /* Two, a success, two: never three in a row. */
+    assert_false(fail_n(s, a1, 2, t));
+    mr_passive_success(a1);
+    assert_false(fail_n(s, a1, 2, t));
+    assert_false(mr_passive_ejected(a1, t));
+    /* The third in a row ejects, for base_ms. */
+    assert_true(mr_passive_failure(s, a1, MR_PASSIVE_TIMEOUT, t));
+    assert_true(mr_passive_ejected(a1, t));
+    assert_true(mr_passive_ejected(a1, t + 999));
+    assert_false(mr_passive_ejected(a1, t + 1000));
+    assert_int_equal(atomic_load(&a1->health->eject_reason), MR_PASSIVE_TIMEOUT);
+    assert_int_equal(atomic_load(&a1->health->ejections_total), 1);
+    /* Failures while ejected (requests already in flight) do not count. */
+    assert_false(fail_n(s, a1, 5, t + 10));
+    assert_int_equal(atomic_load(&a1->health->passive_failures), 0);
+    /* Health is not touched: ejection only steers picks. */
+    assert_true(mr_health_endpoint_up(a1));
+}
+
+static void test_passive_backoff_doubles_then_resets(void **state)
+{
+    struct mr_snapshot *s = load(0, EU_AB, PASSIVE("50"));
+    struct mr_endpoint *a1 = endpoint(s, "eu-a", "127.0.0.1:9001");
+    int64_t t = mr_passive_now_ms();
+    int64_t expect[] = {1000, 2000, 4000, 4000};
+    (void)state;
+
+    assert_int_equal(mr_health_attach(reg, s), 0);
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(fail_n(s, a1, 3, t));
+        assert_true(mr_passive_ejected(a1, t + expect[i] - 1));
+        assert_false(mr_passive_ejected(a1, t + expect[i]));
+        t += expect[i] + 10; /* back in picks, failing again soon */
+    }
+    /* In picks for max_ms since the last ejection ended: base_ms again. */
+    t += 4000;
+    assert_true(fail_n(s, a1, 3, t));
+    assert_true(mr_passive_ejected(a1, t + 999));
+    assert_false(mr_passive_ejected(a1, t + 1000));
+}
+
+static void test_passive_max_ejected_percent(void **state)
+{
+    struct mr_snapshot *s = load(0, EU_AB, PASSIVE("50"));
+    struct mr_endpoint *a1 = endpoint(s, "eu-a", "127.0.0.1:9001");
+    struct mr_endpoint *a2 = endpoint(s, "eu-a", "127.0.0.1:9002");
+    struct mr_endpoint *b1 = endpoint(s, "eu-b", "127.0.0.1:9011");
+    int64_t t = mr_passive_now_ms();
+    (void)state;
+
+    assert_int_equal(mr_health_attach(reg, s), 0);
+    assert_int_equal(mr_passive_max_ejected(s, mr_snap_cluster(s, "eu-a")), 1);
+    assert_true(fail_n(s, a1, 3, t));
+    /* 2 endpoints at 50 %: the second stays in picks however it fails. */
+    assert_false(fail_n(s, a2, 10, t));
+    assert_false(mr_passive_ejected(a2, t));
+    /* Another cluster has its own count. */
+    assert_true(fail_n(s, b1, 3, t));
+    /* Once the first is back, the second (still failing) goes out. */
+    assert_true(mr_passive_failure(s, a2, MR_PASSIVE_RESET, t + 1000));
+    assert_true(mr_passive_ejected(a2, t + 1000));
+    assert_false(mr_passive_ejected(a1, t + 1000));
+}
+
+static void test_passive_rounding_and_off(void **state)
+{
+    struct mr_snapshot *s = load(0, EU_AB, PASSIVE("49"));
+    struct mr_snapshot *off = load(1, EU_AB, "{\"passive\": {\"consecutive_failures\": 0}}");
+    int64_t t = mr_passive_now_ms();
+    (void)state;
+
+    /* Rounded down: 49 % of 2 is none. */
+    assert_int_equal(mr_health_attach(reg, s), 0);
+    assert_int_equal(mr_passive_max_ejected(s, mr_snap_cluster(s, "eu-a")), 0);
+    assert_false(fail_n(s, endpoint(s, "eu-a", "127.0.0.1:9001"), 10, t));
+    /* consecutive_failures 0: passive ejection off. */
+    assert_int_equal(mr_health_attach(reg, off), 0);
+    assert_false(fail_n(off, endpoint(off, "eu-a", "127.0.0.1:9002"), 100, t));
+}
+
+static void test_passive_check_pass_and_reload(void **state)
+{
+    struct mr_snapshot *s = load(0, EU_AB, PASSIVE("50"));
+    struct mr_snapshot *next;
+    struct mr_endpoint *a1 = endpoint(s, "eu-a", "127.0.0.1:9001");
+    int64_t t = mr_passive_now_ms();
+    (void)state;
+
+    assert_int_equal(mr_health_attach(reg, s), 0);
+    assert_true(fail_n(s, a1, 3, t));
+    /* A reload that keeps the endpoint keeps its ejection. */
+    next = load(1, EU_AB, PASSIVE("50"));
+    assert_int_equal(mr_health_attach(reg, next), 0);
+    assert_true(mr_passive_ejected(endpoint(next, "eu-a", "127.0.0.1:9001"), t));
+    /* A passing active check ends it; a failing one does not. */
+    mr_health_report(slot_of(next, "eu-a", "127.0.0.1:9001"), false, "HTTP 503");
+    assert_true(mr_passive_ejected(endpoint(next, "eu-a", "127.0.0.1:9001"), t));
+    mr_health_report(slot_of(next, "eu-a", "127.0.0.1:9001"), true, "HTTP 200");
+    assert_false(mr_passive_ejected(endpoint(next, "eu-a", "127.0.0.1:9001"), t));
+    assert_int_equal(atomic_load(&a1->health->ejections_total), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +645,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_through_publish, setup_reg,
                                         teardown_reg),
         cmocka_unit_test_setup_teardown(test_transitions_ring, setup_reg, teardown_reg),
+        cmocka_unit_test(test_passive_backoff),
+        cmocka_unit_test_setup_teardown(test_passive_consecutive, setup_reg, teardown_reg),
+        cmocka_unit_test_setup_teardown(test_passive_backoff_doubles_then_resets, setup_reg,
+                                        teardown_reg),
+        cmocka_unit_test_setup_teardown(test_passive_max_ejected_percent, setup_reg,
+                                        teardown_reg),
+        cmocka_unit_test_setup_teardown(test_passive_rounding_and_off, setup_reg, teardown_reg),
+        cmocka_unit_test_setup_teardown(test_passive_check_pass_and_reload, setup_reg,
+                                        teardown_reg),
     };
 
     /* Transitions are logged at info/warning; keep the test output quiet. */

@@ -27,6 +27,7 @@
 #include "conf/snapshot.h"
 #include "geo/geoip.h"
 #include "health/health.h"
+#include "health/passive.h"
 #include "router/pick.h"
 
 /* 32 bytes, base64: a valid session secret. */
@@ -358,16 +359,16 @@ static int pos(const struct mr_endpoint *e)
 
 static void test_round_robin_cycles(void **state)
 {
-    uint32_t outstanding[4] = {9, 0, 100, 0};
+    uint32_t outstanding[4] = {900, 0, 2, 1};
     uint32_t cursor = 0;
     (void)state;
 
     load_endpoints("round_robin");
     assert_int_equal(snap->routing.endpoint_policy, MR_POLICY_ROUND_ROBIN);
-    /* In order, round and round, whatever is outstanding. */
+    /* In order, round and round, within twice the least outstanding + 2. */
     for (int i = 0; i < 30; i++) {
         const struct mr_endpoint *e =
-            mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, &cursor, NULL);
+            mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor, NULL);
         assert_int_equal(pos(e), i % 3);
         assert_true(cursor < 3);
     }
@@ -376,12 +377,114 @@ static void test_round_robin_cycles(void **state)
         bool seen[3] = {false, false, false};
         cursor = start;
         for (int i = 0; i < 3; i++) {
-            int p = pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, &cursor,
+            int p = pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor,
                                          NULL));
             assert_true(p >= 0);
             assert_false(seen[p]);
             seen[p] = true;
         }
+    }
+}
+
+/* Round robin passes over an endpoint that collects requests without
+ * finishing them (an origin stopped while its kernel still accepts). */
+static void test_round_robin_skips_piled_up(void **state)
+{
+    uint32_t outstanding[4] = {0, 2, 13, 5};
+    uint32_t cursor = 0;
+    unsigned counts[3] = {0, 0, 0};
+    (void)state;
+
+    load_endpoints("round_robin");
+    for (int i = 0; i < 30; i++)
+        counts[pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor,
+                                    NULL))]++;
+    assert_int_equal(counts[0], 15);
+    assert_int_equal(counts[1], 0); /* 13 > 2 * 2 + 2 */
+    assert_int_equal(counts[2], 15);
+}
+
+/* An endpoint with requests waiting for a head that answered none for
+ * MR_PICK_STALL_MS is passed over by both policies while another can
+ * serve; it serves again when it answers, or when nothing else can. */
+static void test_stalled_skipped(void **state)
+{
+    static const enum mr_endpoint_policy policies[] = {MR_POLICY_ROUND_ROBIN,
+                                                       MR_POLICY_LEAST_REQUESTS};
+    int64_t now = mr_passive_now_ms();
+    uint32_t outstanding[4] = {0, 1, 1, 1};
+    int64_t waiting[4] = {0, now, now - MR_PICK_STALL_MS - 50, 0};
+    (void)state;
+
+    load_endpoints("round_robin");
+    for (size_t p = 0; p < 2; p++) {
+        uint32_t cursor = 0;
+        for (int i = 0; i < 12; i++) {
+            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, waiting, &cursor,
+                                          NULL));
+            assert_true(at == 0 || at == 2);
+        }
+        /* Nothing waiting there any more: not stalled. */
+        waiting[2] = 0;
+        outstanding[2] = 0;
+        cursor = 1;
+        assert_int_equal(pos(mr_pick_endpoint(three, policies[p], outstanding, waiting, &cursor,
+                                              NULL)),
+                         1);
+        outstanding[2] = 1;
+        waiting[2] = now - MR_PICK_STALL_MS - 50;
+    }
+    /* The others stalled too: everyone serves. */
+    waiting[1] = waiting[3] = waiting[2];
+    {
+        uint32_t cursor = 0;
+        unsigned seen = 0;
+        for (int i = 0; i < 3; i++)
+            seen |= 1u << pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding,
+                                               waiting, &cursor, NULL));
+        assert_int_equal(seen, 7);
+    }
+}
+
+static void attach_health(void);
+
+/* Ejected endpoints are out of picks under both policies, unless nothing
+ * else is up. */
+static void test_ejected_skipped(void **state)
+{
+    static const enum mr_endpoint_policy policies[] = {MR_POLICY_ROUND_ROBIN,
+                                                       MR_POLICY_LEAST_REQUESTS};
+    uint32_t outstanding[4] = {0, 0, 0, 0};
+    int64_t far = mr_passive_now_ms() + 3600 * 1000;
+    (void)state;
+
+    load_endpoints("round_robin");
+    attach_health();
+    atomic_store(&three->endpoints[1].health->ejected_until, far);
+    for (size_t p = 0; p < 2; p++) {
+        uint32_t cursor = 0;
+        for (int i = 0; i < 12; i++) {
+            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, NULL, &cursor, NULL));
+            assert_true(at == 0 || at == 2);
+        }
+    }
+    /* Everything else ejected or down: the ejected one beats no answer. */
+    atomic_store(&three->endpoints[0].health->ejected_until, far);
+    for (int k = 0; k < snap->health.fall; k++)
+        mr_health_report(three->endpoints[2].health, false, "x");
+    for (size_t p = 0; p < 2; p++) {
+        uint32_t cursor = 0;
+        const struct mr_endpoint *e = mr_pick_endpoint(three, policies[p], outstanding, NULL, &cursor,
+                                                       NULL);
+        assert_true(pos(e) == 0 || pos(e) == 1);
+    }
+    /* An ejection that ended is forgotten by picks. */
+    atomic_store(&three->endpoints[1].health->ejected_until, mr_passive_now_ms() - 1);
+    for (int i = 0; i < 4; i++) {
+        uint32_t cursor = (uint32_t)i % 3;
+        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL,
+                                              &cursor, NULL)),
+                         1);
     }
 }
 
@@ -395,14 +498,14 @@ static void test_least_requests(void **state)
     load_endpoints("least_requests");
     assert_int_equal(snap->routing.endpoint_policy, MR_POLICY_LEAST_REQUESTS);
     for (int i = 0; i < 9; i++)
-        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding,
+        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL,
                                               &cursor, NULL)),
                          1);
     outstanding[1] = 3;
     outstanding[2] = 4;
     outstanding[3] = 1;
     for (int i = 0; i < 9; i++)
-        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding,
+        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL,
                                               &cursor, NULL)),
                          2);
 }
@@ -417,14 +520,14 @@ static void test_least_requests_ties_rotate(void **state)
     load_endpoints("least_requests");
     /* All equal: each in turn, like round robin. */
     for (int i = 0; i < 30; i++) {
-        int p = pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, &cursor,
+        int p = pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL, &cursor,
                                      NULL));
         assert_int_equal(p, i % 3);
     }
     /* Two tied at the minimum: both get picks, the other none. */
     outstanding[2] = 9;
     for (int i = 0; i < 30; i++)
-        counts[pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, &cursor,
+        counts[pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL, &cursor,
                                     NULL))]++;
     assert_int_equal(counts[1], 0);
     assert_true(counts[0] >= 10);
@@ -445,7 +548,7 @@ static void test_avoid(void **state)
             for (uint32_t start = 0; start < 3; start++) {
                 uint32_t cursor = start;
                 const struct mr_endpoint *e =
-                    mr_pick_endpoint(three, policies[pi], outstanding, &cursor, avoid);
+                    mr_pick_endpoint(three, policies[pi], outstanding, NULL, &cursor, avoid);
                 assert_non_null(e);
                 assert_ptr_not_equal(e, avoid);
                 assert_true(pos(e) >= 0);
@@ -459,23 +562,23 @@ static void test_avoid(void **state)
     outstanding[3] = 1;
     for (uint32_t start = 0; start < 3; start++) {
         uint32_t cursor = start;
-        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding,
+        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL,
                                               &cursor, &three->endpoints[1])),
                          2);
     }
     /* Round robin at the avoided one moves on to the next. */
     {
         uint32_t cursor = 1;
-        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding,
+        assert_int_equal(pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL,
                                               &cursor, &three->endpoints[1])),
                          2);
     }
     /* Avoiding the only endpoint leaves none: the caller decides. */
     for (size_t pi = 0; pi < 2; pi++) {
         uint32_t cursor = 0;
-        assert_null(mr_pick_endpoint(one, policies[pi], outstanding, &cursor,
+        assert_null(mr_pick_endpoint(one, policies[pi], outstanding, NULL, &cursor,
                                      &one->endpoints[0]));
-        assert_ptr_equal(mr_pick_endpoint(one, policies[pi], outstanding, &cursor, NULL),
+        assert_ptr_equal(mr_pick_endpoint(one, policies[pi], outstanding, NULL, &cursor, NULL),
                          &one->endpoints[0]);
     }
 }
@@ -487,8 +590,8 @@ static void test_no_endpoints(void **state)
     (void)state;
 
     memset(&empty, 0, sizeof(empty));
-    assert_null(mr_pick_endpoint(&empty, MR_POLICY_ROUND_ROBIN, NULL, &cursor, NULL));
-    assert_null(mr_pick_endpoint(&empty, MR_POLICY_LEAST_REQUESTS, NULL, &cursor, NULL));
+    assert_null(mr_pick_endpoint(&empty, MR_POLICY_ROUND_ROBIN, NULL, NULL, &cursor, NULL));
+    assert_null(mr_pick_endpoint(&empty, MR_POLICY_LEAST_REQUESTS, NULL, NULL, &cursor, NULL));
 }
 
 /* ---- sessions: the cookie's cluster ---- */
@@ -828,7 +931,7 @@ static void test_health_min_healthy_half(void **state)
             uint32_t cursor = start;
             for (int i = 0; i < 20; i++) {
                 const struct mr_endpoint *e =
-                    mr_pick_endpoint(eu_a, policies[pi], outstanding, &cursor, NULL);
+                    mr_pick_endpoint(eu_a, policies[pi], outstanding, NULL, &cursor, NULL);
                 assert_ptr_equal(e, up);
                 assert_true(cursor < 2);
             }
@@ -836,13 +939,13 @@ static void test_health_min_healthy_half(void **state)
         /* Avoiding the only endpoint up leaves none. */
         {
             uint32_t cursor = 0;
-            assert_null(mr_pick_endpoint(eu_a, policies[pi], outstanding, &cursor, up));
+            assert_null(mr_pick_endpoint(eu_a, policies[pi], outstanding, NULL, &cursor, up));
         }
         /* Nothing up in eu-b: no endpoint at all. */
         {
             uint32_t cursor = 0;
             assert_null(mr_pick_endpoint(mr_snap_cluster(snap, "eu-b"), policies[pi],
-                                         outstanding, &cursor, NULL));
+                                         outstanding, NULL, &cursor, NULL));
         }
     }
     assert_false(mr_health_endpoint_up(down));
@@ -1085,6 +1188,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_drained_clusters, free_snap),
         cmocka_unit_test(test_takes_new_weight),
         cmocka_unit_test_teardown(test_round_robin_cycles, free_snap),
+        cmocka_unit_test_teardown(test_round_robin_skips_piled_up, free_snap),
+        cmocka_unit_test_teardown(test_ejected_skipped, free_snap),
+        cmocka_unit_test_teardown(test_stalled_skipped, free_snap),
         cmocka_unit_test_teardown(test_least_requests, free_snap),
         cmocka_unit_test_teardown(test_least_requests_ties_rotate, free_snap),
         cmocka_unit_test_teardown(test_avoid, free_snap),
