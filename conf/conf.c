@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/tls1.h>
 
 #include "conf/secrets.h"
@@ -25,6 +26,7 @@
 /* Longer paths are cut short in messages, never overflow. */
 #define JPATH_MAX 512
 #define WORKERS_MAX 256
+#define ADMIN_TOKEN_MIN 16 /* bytes */
 
 struct loader {
     struct mr_errors *errs;
@@ -1257,12 +1259,28 @@ static void load_limits(struct loader *ld, json_t *root)
     snap->limits.retry_body_bytes = (size_t)retry_body_bytes;
 }
 
+/* An admin token: read, then at least ADMIN_TOKEN_MIN bytes, so that it
+ * cannot be guessed in the requests an attacker can afford. */
+static char *read_admin_token(struct loader *ld, const char *file, const char *path)
+{
+    char *token = mr_secrets_read_token(file, path, ld->errs);
+
+    if (token != NULL && strlen(token) < ADMIN_TOKEN_MIN) {
+        mr_errors_add(ld->errs, "%s: %s: token is %zu bytes, at least %d required", path, file,
+                      strlen(token), ADMIN_TOKEN_MIN);
+        OPENSSL_cleanse(token, strlen(token));
+        free(token);
+        token = NULL;
+    }
+    return token;
+}
+
 static void load_admin(struct loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"address", "token_file", NULL};
+    static const char *const keys[] = {"address", "token_file", "metrics_token_file", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = member(ld, root, "", "admin", false);
-    const char *address = "127.0.0.1:9090", *token_file = NULL;
+    const char *address = "127.0.0.1:9090", *token_file = NULL, *metrics_token_file = NULL;
     bool address_ok = true;
 
     if (obj != NULL && read_object(ld, obj, "admin")) {
@@ -1272,6 +1290,7 @@ static void load_admin(struct loader *ld, json_t *root)
             address_ok = false;
         }
         member_string(ld, obj, "admin", "token_file", false, true, &token_file);
+        member_string(ld, obj, "admin", "metrics_token_file", false, true, &metrics_token_file);
     }
     if (address_ok && !read_hostport(ld, address, "admin.address", &snap->admin.addr))
         address_ok = false;
@@ -1289,11 +1308,20 @@ static void load_admin(struct loader *ld, json_t *root)
     if (token_file != NULL) {
         snap->admin.token_file = resolve_path(ld, token_file);
         if (snap->admin.token_file != NULL)
-            snap->admin.token =
-                mr_secrets_read_token(snap->admin.token_file, "admin.token_file", ld->errs);
+            snap->admin.token = read_admin_token(ld, snap->admin.token_file, "admin.token_file");
     } else if (address_ok &&
                !mr_netaddr_is_loopback((const struct sockaddr *)&snap->admin.addr.ss)) {
         mr_errors_add(ld->errs, "admin.token_file: required when admin.address is not loopback");
+    }
+    if (metrics_token_file != NULL) {
+        /* Without token_file every path, /metrics included, is open: a
+         * metrics token alone would protect nothing. */
+        if (token_file == NULL)
+            mr_errors_add(ld->errs, "admin.metrics_token_file: needs admin.token_file");
+        snap->admin.metrics_token_file = resolve_path(ld, metrics_token_file);
+        if (snap->admin.metrics_token_file != NULL)
+            snap->admin.metrics_token = read_admin_token(ld, snap->admin.metrics_token_file,
+                                                         "admin.metrics_token_file");
     }
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -98,15 +99,21 @@ static void trim(char **s, size_t *len)
         (*len)--;
 }
 
-/* Reads a whole small file into a NUL-terminated buffer; NULL with errno. */
-static char *slurp(const char *file, size_t *len)
+/* Reads a whole small file into a NUL-terminated buffer; NULL with errno.
+ * A file that group or others may read is a warning: the secret is still
+ * used, but the operator should know it leaks. */
+static char *slurp(const char *file, const char *json_path, struct mr_errors *errs, size_t *len)
 {
     FILE *f = fopen(file, "re");
+    struct stat st;
     char *buf;
     size_t n;
 
     if (f == NULL)
         return NULL;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH)))
+        mr_errors_warn(errs, "%s: %s is readable by group or others (mode %04o; chmod 600 it)",
+                       json_path, file, (unsigned)(st.st_mode & 07777));
     buf = malloc(SECRET_FILE_MAX + 1);
     if (buf == NULL) {
         fclose(f);
@@ -224,7 +231,7 @@ int mr_secrets_read_keys(const char *file, const char *json_path, struct mr_sess
 
     *keys = NULL;
     *n_keys = 0;
-    text = slurp(file, &len);
+    text = slurp(file, json_path, errs, &len);
     if (text == NULL) {
         mr_errors_add(errs, "%s: cannot read %s: %s", json_path, file, strerror(errno));
         return -1;
@@ -291,7 +298,7 @@ char *mr_secrets_read_token(const char *file, const char *json_path, struct mr_e
     size_t len = 0, token_len;
     char *text, *token, *copy;
 
-    text = slurp(file, &len);
+    text = slurp(file, json_path, errs, &len);
     if (text == NULL) {
         mr_errors_add(errs, "%s: cannot read %s: %s", json_path, file, strerror(errno));
         return NULL;

@@ -4,7 +4,8 @@
  * keys_file: one key per line, "KID:BASE64SECRET", secret >= 32 bytes once
  * decoded, '#' starts a comment, blank lines ignored; the first key signs.
  * token_file: one line, the bearer token (surrounding whitespace trimmed).
- * Errors go to errs prefixed with json_path (the key that named the file).
+ * Errors go to errs prefixed with json_path (the key that named the file); a
+ * file readable by group or others is a warning.
  */
 #ifndef MR_CONF_SECRETS_H
 #define MR_CONF_SECRETS_H

@@ -117,6 +117,11 @@ void mr_snap_free(struct mr_snapshot *snap)
         OPENSSL_cleanse(snap->admin.token, strlen(snap->admin.token));
         free(snap->admin.token);
     }
+    free(snap->admin.metrics_token_file);
+    if (snap->admin.metrics_token != NULL) {
+        OPENSSL_cleanse(snap->admin.metrics_token, strlen(snap->admin.metrics_token));
+        free(snap->admin.metrics_token);
+    }
 
     free(snap->state_file);
     free(snap->access_log);

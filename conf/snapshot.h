@@ -202,6 +202,8 @@ struct mr_snapshot {
         struct mr_sockaddr addr;
         char *token_file;      /* resolved path, NULL when unset */
         char *token;           /* NULL when unset */
+        char *metrics_token_file; /* resolved path, NULL when unset */
+        char *metrics_token;   /* GET /metrics only; NULL when unset */
     } admin;
 
     char *state_file;          /* resolved path, NULL when unset */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -22,10 +23,17 @@
 #include "router/metrics.h"
 
 #define MAX_BODY (64 * 1024)
+#define MAX_HEADERS (16 * 1024) /* request line and headers */
 
 struct mr_admin {
     struct mr_control *ctl;
     struct evhttp *http;
+    /* The bound address, fixed at start (a reload never moves it): the only
+     * Host and Origin a request may name. */
+    struct mr_sockaddr host;  /* its address, port 0 */
+    unsigned port;
+    bool loopback;            /* "localhost" names it too */
+    bool wildcard;            /* 0.0.0.0 or [::]: any host name, this port */
 };
 
 static void reply_json(struct evhttp_request *req, int status, json_t *body)
@@ -66,21 +74,126 @@ static void reply_text(struct evhttp_request *req, int status, const char *type,
         evbuffer_free(out);
 }
 
-static bool authorized(struct evhttp_request *req)
+static bool bearer_is(const char *auth, const char *token)
+{
+    size_t len = strlen(token);
+
+    /* Constant time over the token's length; the length itself may show. */
+    return strlen(auth) == len && CRYPTO_memcmp(auth, token, len) == 0;
+}
+
+static bool authorized(struct evhttp_request *req, const char *path)
 {
     const struct mr_snapshot *snap = mr_snap_peek();
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     const char *token = snap->admin.token;
-    size_t len;
+    const char *metrics = snap->admin.metrics_token;
 
     if (token == NULL)
         return true; /* loopback without a token file: the operator's choice */
     if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
         return false;
     auth += 7;
-    len = strlen(token);
-    /* Constant time over the token's length; the length itself may show. */
-    return strlen(auth) == len && CRYPTO_memcmp(auth, token, len) == 0;
+    if (bearer_is(auth, token))
+        return true;
+    /* The metrics token reads /metrics and nothing else. */
+    return metrics != NULL && strcmp(path, "/metrics") == 0 &&
+           evhttp_request_get_command(req) == EVHTTP_REQ_GET && bearer_is(auth, metrics);
+}
+
+/* True when "HOST[:PORT]" names the admin address: its port (80 when
+ * absent) and its address, "localhost" for a loopback one, any host for a
+ * wildcard one. Numeric hosts only otherwise: a DNS name pointing here is
+ * what a rebinding attack uses. */
+static bool names_admin(const struct mr_admin *admin, const char *text, size_t len)
+{
+    const char *host = text, *port = NULL, *end = text + len;
+    size_t host_len;
+    unsigned long p = 80;
+    struct mr_sockaddr addr;
+
+    if (len > 0 && text[0] == '[') {
+        const char *close = memchr(text, ']', len);
+        if (close == NULL)
+            return false;
+        host = text + 1;
+        host_len = (size_t)(close - host);
+        if (close + 1 < end) {
+            if (close[1] != ':')
+                return false;
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(text, ':', len);
+        host_len = colon != NULL ? (size_t)(colon - text) : len;
+        if (colon != NULL)
+            port = colon + 1;
+    }
+    if (host_len == 0)
+        return false;
+    if (port != NULL) {
+        if (port == end || end - port > 5)
+            return false;
+        p = 0;
+        for (const char *c = port; c < end; c++) {
+            if (*c < '0' || *c > '9')
+                return false;
+            p = p * 10 + (unsigned long)(*c - '0');
+        }
+    }
+    if (p != admin->port)
+        return false;
+    if (admin->wildcard)
+        return true;
+    if (host_len == 9 && strncasecmp(host, "localhost", 9) == 0)
+        return admin->loopback;
+    return mr_netaddr_parse_host(host, host_len, &addr) == 0 &&
+           mr_netaddr_equal(&addr, &admin->host);
+}
+
+/* Why a request may not come from where it says (403), or NULL. A browser
+ * sends Origin and Sec-Fetch-Site on a page's cross-site calls, and a Host
+ * of the attacker's name after DNS rebinding; the dashboard's own calls are
+ * same-origin. page: GET /, which another site may open by a link (a
+ * top-level navigation) but not load in a frame. */
+static const char *cross_site(const struct mr_admin *admin, struct evhttp_request *req,
+                              bool page)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *host = evhttp_find_header(in, "Host");
+    const char *origin = evhttp_find_header(in, "Origin");
+    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+    const char *dest = evhttp_find_header(in, "Sec-Fetch-Dest");
+
+    if (page && dest != NULL && strcmp(dest, "document") == 0)
+        site = NULL;
+    if (host != NULL && !names_admin(admin, host, strlen(host)))
+        return "Host: not the admin address";
+    if (origin != NULL &&
+        (strncasecmp(origin, "http://", 7) != 0 ||
+         !names_admin(admin, origin + 7, strlen(origin + 7)) ||
+         (host != NULL && strcasecmp(origin + 7, host) != 0)))
+        return "Origin: not the admin address";
+    if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return "Sec-Fetch-Site: not a same-origin request";
+    return NULL;
+}
+
+/* A change needs Content-Type: application/json (parameters allowed): a
+ * page's form or text/plain fetch cannot send it without a CORS preflight,
+ * which this API never answers. */
+static bool json_content_type(struct evhttp_request *req)
+{
+    const char *t = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+
+    if (t == NULL)
+        return false;
+    t += strspn(t, " \t");
+    if (strncasecmp(t, "application/json", 16) != 0)
+        return false;
+    t += 16;
+    t += strspn(t, " \t");
+    return *t == '\0' || *t == ';';
 }
 
 static bool method_is(struct evhttp_request *req, enum evhttp_cmd_type cmd, const char *allow)
@@ -140,7 +253,7 @@ int mr_admin_parse_change(const char *action, const char *body, size_t len,
 
     memset(out, 0, sizeof(*out));
     out->mode = MR_DRAIN_SOFT;
-    obj = len == 0 ? json_object() : json_loadb(body, len, 0, &err);
+    obj = len == 0 ? json_object() : json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
     if (obj == NULL || !json_is_object(obj)) {
         snprintf(msg, cap, "body: expected a JSON object%s%s", obj == NULL ? ": " : "",
                  obj == NULL ? err.text : "");
@@ -252,6 +365,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct mr_admin *admin = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *why;
 
     if (path == NULL)
         path = "/";
@@ -264,17 +378,30 @@ static void on_request(struct evhttp_request *req, void *arg)
             reply_text(req, 200, "text/plain", "ok\n", 3);
         return;
     }
+    if ((why = cross_site(admin, req, strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET)) !=
+        NULL) {
+        reply_error(req, 403, why);
+        return;
+    }
     if (strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET) {
         /* The page itself holds no data: it asks for the token, then calls
-         * the API with it. */
+         * the API with it. Never in another site's frame (clickjacking). */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Frame-Options", "DENY");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
+                          "frame-ancestors 'none'");
         reply_text(req, 200, "text/html; charset=utf-8", mr_dashboard_html,
                    mr_dashboard_html_len);
         return;
     }
-    if (!authorized(req)) {
+    if (!authorized(req, path)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"meridian\"");
         reply_error(req, 401, "missing or wrong bearer token");
+        return;
+    }
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD && cmd != EVHTTP_REQ_OPTIONS &&
+        !json_content_type(req)) {
+        reply_error(req, 415, "Content-Type: application/json required");
         return;
     }
     if (strcmp(path, "/") == 0) {
@@ -303,8 +430,10 @@ static void on_request(struct evhttp_request *req, void *arg)
             uint64_t before = mr_snap_peek()->generation;
             if (mr_control_reload(admin->ctl, &errs) == 0) {
                 json_t *warnings = json_array();
-                for (size_t i = 0; i < errs.n_warnings; i++)
+                for (size_t i = 0; i < errs.n_warnings; i++) {
                     json_array_append_new(warnings, json_string(errs.warnings[i]));
+                    mr_log(MR_LOG_WARN, "reload: %s", errs.warnings[i]);
+                }
                 reply_json(req, 200,
                            json_pack("{s:I, s:I, s:s, s:o}", "generation",
                                      (json_int_t)mr_snap_peek()->generation,
@@ -340,6 +469,9 @@ struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *
 {
     struct mr_admin *admin;
     char host[64];
+    unsigned port = ntohs(snap->admin.addr.ss.ss_family == AF_INET6
+                              ? ((const struct sockaddr_in6 *)&snap->admin.addr.ss)->sin6_port
+                              : ((const struct sockaddr_in *)&snap->admin.addr.ss)->sin_port);
 
     if (!mr_netaddr_is_loopback((const struct sockaddr *)&snap->admin.addr.ss) &&
         snap->admin.token == NULL) {
@@ -351,22 +483,23 @@ struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *
         return NULL;
     admin->ctl = ctl;
     admin->http = evhttp_new(ctl->base);
-    if (admin->http == NULL || mr_netaddr_host((const struct sockaddr *)&snap->admin.addr.ss,
-                                               host, sizeof(host)) < 0) {
+    if (admin->http == NULL ||
+        mr_netaddr_host((const struct sockaddr *)&snap->admin.addr.ss, host, sizeof(host)) < 0 ||
+        mr_netaddr_parse_host(host, strlen(host), &admin->host) != 0) {
         mr_admin_free(admin);
         return NULL;
     }
+    admin->loopback = mr_netaddr_is_loopback((const struct sockaddr *)&snap->admin.addr.ss);
+    admin->wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+    admin->port = port;
+    evhttp_set_max_headers_size(admin->http, MAX_HEADERS);
     evhttp_set_max_body_size(admin->http, MAX_BODY);
     evhttp_set_timeout(admin->http, 10);
     evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                                 EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(admin->http, on_request, admin);
-    if (evhttp_bind_socket(admin->http, host,
-                           ntohs(snap->admin.addr.ss.ss_family == AF_INET6
-                                     ? ((const struct sockaddr_in6 *)&snap->admin.addr.ss)->sin6_port
-                                     : ((const struct sockaddr_in *)&snap->admin.addr.ss)->sin_port)) !=
-        0) {
+    if (evhttp_bind_socket(admin->http, host, (ev_uint16_t)port) != 0) {
         mr_log(MR_LOG_ERROR, "admin.address: cannot listen on %s: %m", snap->admin.address);
         mr_admin_free(admin);
         return NULL;

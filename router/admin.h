@@ -2,8 +2,11 @@
  * router/admin.h: the admin API listener (docs/admin-api.md).
  *
  * libevent's evhttp on the control thread's event_base; JSON with jansson.
- * Every path but GET /healthz needs the bearer token of admin.token_file,
- * compared in constant time. Requests that cannot apply change nothing:
+ * Every path but GET /healthz needs the bearer token of admin.token_file
+ * (GET /metrics: or that of admin.metrics_token_file), compared in constant
+ * time, and a Host and Origin naming the admin address (403), so that no
+ * web page or rebound DNS name reaches it. Changes need Content-Type:
+ * application/json (415). Requests that cannot apply change nothing:
  * 400 for a malformed body or value, 404 for an unknown cluster or path,
  * 405 for a wrong method, 409 for a guardrail. Control thread only.
  */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "common/log.h"
 #include "conf/conf.h"
@@ -89,6 +90,65 @@ static char *base_dir_of(const char *path)
     return abs;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+static void free_secret(char **s)
+{
+    if (*s != NULL)
+        OPENSSL_cleanse(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    char *p = s != NULL ? strdup(s) : NULL;
+
+    if (s != NULL && p == NULL)
+        *oom = true;
+    return p;
+}
+
+/*
+ * The admin socket is bound once, at start: admin.address, token_file and
+ * metrics_token_file take effect at restart, so no reload can leave a
+ * non-loopback socket without a token. A snapshot built while running that
+ * names other ones keeps the running admin block (tokens included) and
+ * warns; one naming the same files has re-read them (token rotation).
+ * 0, or -1 when out of memory.
+ */
+static int pin_admin(struct mr_snapshot *snap, const struct mr_snapshot *running,
+                     struct mr_errors *errs)
+{
+    bool oom = false;
+
+    if (same_text(snap->admin.address, running->admin.address) &&
+        same_text(snap->admin.token_file, running->admin.token_file) &&
+        same_text(snap->admin.metrics_token_file, running->admin.metrics_token_file))
+        return 0;
+    if (!same_text(snap->admin.address, running->admin.address))
+        mr_errors_warn(errs, "admin.address: a change takes effect at restart");
+    if (!same_text(snap->admin.token_file, running->admin.token_file))
+        mr_errors_warn(errs, "admin.token_file: a change takes effect at restart");
+    if (!same_text(snap->admin.metrics_token_file, running->admin.metrics_token_file))
+        mr_errors_warn(errs, "admin.metrics_token_file: a change takes effect at restart");
+    free(snap->admin.address);
+    free(snap->admin.token_file);
+    free(snap->admin.metrics_token_file);
+    free_secret(&snap->admin.token);
+    free_secret(&snap->admin.metrics_token);
+    snap->admin.addr = running->admin.addr;
+    snap->admin.address = dup_or_null(running->admin.address, &oom);
+    snap->admin.token_file = dup_or_null(running->admin.token_file, &oom);
+    snap->admin.token = dup_or_null(running->admin.token, &oom);
+    snap->admin.metrics_token_file = dup_or_null(running->admin.metrics_token_file, &oom);
+    snap->admin.metrics_token = dup_or_null(running->admin.metrics_token, &oom);
+    return oom ? -1 : 0;
+}
+
 /*
  * Builds an unpublished snapshot from text and overrides: validated, with
  * its GeoIP database open, TLS certificates loaded and health slots
@@ -105,7 +165,8 @@ static struct mr_snapshot *build(struct mr_control *ctl, const char *text,
         return NULL;
     snap->path = realpath(ctl->conf_path, NULL);
     mr_overrides_apply(ov, snap, errs);
-    if (mr_geoip_attach(snap, errs) != 0 || mr_tls_attach(snap, errs) != 0 ||
+    if ((ctl->admin != NULL && pin_admin(snap, mr_snap_peek(), errs) != 0) ||
+        mr_geoip_attach(snap, errs) != 0 || mr_tls_attach(snap, errs) != 0 ||
         (ctl->health != NULL && mr_health_attach(ctl->health, snap) != 0)) {
         if (errs->n_errors == 0)
             mr_errors_add(errs, "out of memory");

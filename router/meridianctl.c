@@ -652,7 +652,8 @@ http_call(const struct ctl *ctl, const char *method, const char *path, json_t *b
         buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                    strlen(text), text);
     } else if (strcmp(method, "GET") != 0) {
-        buf_printf(&req, "Content-Length: 0\r\n\r\n");
+        /* The edge refuses a change without it, body or not (CSRF). */
+        buf_printf(&req, "Content-Type: application/json\r\nContent-Length: 0\r\n\r\n");
     } else {
         buf_printf(&req, "\r\n");
     }

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conf=conf/examples/edge.json
+# git keeps no read bits: make the example's secrets private, as meridian
+# expects of a keys or token file (it warns otherwise).
+chmod 600 conf/examples/session.keys conf/examples/admin.token
 bin=${DEMO_BIN_DIR:-build/release}
 # The example keeps its state_file and audit log here (git-ignored).
 mkdir -p -m 0750 "$(dirname "$conf")/state"

@@ -323,10 +323,13 @@ def write_config(directory, overrides=None):
     Returns (path, config dict)."""
     os.makedirs(directory, exist_ok=True)
     secret = base64.b64encode(os.urandom(32)).decode()
-    with open(os.path.join(directory, "session.keys"), "w") as f:
+    # Secrets are 0600, as meridian expects (it warns about others).
+    with open(os.open(os.path.join(directory, "session.keys"),
+                      os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write("k1:%s\n" % secret)
     token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
-    with open(os.path.join(directory, "admin.token"), "w") as f:
+    with open(os.open(os.path.join(directory, "admin.token"),
+                      os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(token + "\n")
     base = {
         "workers": 2,
@@ -471,8 +474,11 @@ class Meridian:
         text = self.stderr_text()
         return text if any(mark in text for mark in SANITIZER_MARKS) else None
 
-    def admin(self, method, path, body=None, token=True, headers=None):
-        """One admin API request; body may be a dict (sent as JSON)."""
+    def admin(self, method, path, body=None, token=True, headers=None,
+              content_type="application/json"):
+        """One admin API request; body may be a dict (sent as JSON). A body or
+        a method other than GET/HEAD carries content_type (None: no
+        Content-Type), as meridianctl and the dashboard send it."""
         hdrs = list(headers or [])
         if token is True and self.token:
             hdrs.append(("Authorization", "Bearer " + self.token))
@@ -480,7 +486,8 @@ class Meridian:
             hdrs.append(("Authorization", "Bearer " + token))
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
-            hdrs.append(("Content-Type", "application/json"))
+        if content_type is not None and (body is not None or method not in ("GET", "HEAD")):
+            hdrs.append(("Content-Type", content_type))
         return request(self.admin_port, method, path, headers=hdrs, body=body,
                        host=self.admin_host)
 

@@ -83,7 +83,8 @@ def b64url_decode(text):
 
 def write_keys(directory, keys, name="session.keys"):
     """Writes DIR/session.keys from [(kid, secret bytes), ...], first signs."""
-    with open(os.path.join(directory, name), "w") as f:
+    with open(os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                      0o600), "w") as f:
         f.write("# test keys\n")
         for kid, secret in keys:
             f.write("%s:%s\n" % (kid, base64.b64encode(secret).decode()))

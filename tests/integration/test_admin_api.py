@@ -6,6 +6,14 @@ server's answers and behaviour:
 - AuthTest: the bearer token on every call but /healthz (401 without it or
   with a wrong one, and nothing changes); the edge refuses to start with a
   non-loopback admin address and no token; GET / is self-contained HTML.
+- BrowserGuardTest: changes need Content-Type: application/json (415); a
+  foreign Origin, Sec-Fetch-Site or Host is 403 (/healthz answers any
+  Host); the page opens by a link but never in a frame; duplicate JSON keys are 400; a head past 16 KiB is refused and the
+  API stays up; none of it changes anything.
+- MetricsTokenTest: admin.metrics_token_file reads GET /metrics only.
+- AdminReloadTest: a reload that drops token_file or moves admin.address
+  warns and keeps the running admin settings (through later changes and
+  undo too); a rotated token file applies, a short one is refused.
 - StatusTest: GET /api/v1/status: its shape, the cluster states
   (active/draining/drained/down), drain mode and deadline, and traffic
   counters that move with real requests (requests, new sessions, sticky hits,
@@ -318,6 +326,268 @@ class AuthTest(EdgeCase):
         wait_for(lambda: m.admin("GET", "/healthz").status == 200, timeout=5)
         self.assertEqual(m.admin("GET", "/api/v1/status", token=False).status, 401)
         self.assertEqual(m.admin("GET", "/api/v1/status").status, 200)
+
+
+# ------------------------------------------------- web pages, Host, limits
+
+class BrowserGuardTest(EdgeCase):
+    """A web page in the operator's browser cannot drive the admin API: a
+    change needs Content-Type: application/json (a form or a text/plain
+    fetch cannot send it without a preflight), a foreign Origin or
+    Sec-Fetch-Site is refused, and so is a Host that is not the admin
+    address (DNS rebinding). Every refusal changes nothing."""
+
+    DRAIN = "/api/v1/clusters/eu-west-a/drain"
+    CHANGES = [
+        ("POST", DRAIN, {"mode": "hard", "force": True}),
+        ("POST", "/api/v1/clusters/eu-west-a/undrain", {}),
+        ("PUT", "/api/v1/clusters/eu-west-a/weight", {"weight": 3, "force": True}),
+        ("POST", "/api/v1/reload", None),
+        ("POST", "/api/v1/undo", None),
+    ]
+
+    def tokenless_edge(self):
+        """Loopback without a token: the case a web page could exploit."""
+        d = tempfile.mkdtemp(dir=self.tmp)
+        path, cfg = write_config(d, edge_overrides(self.eps))
+        del cfg["admin"]["token_file"]
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        write_keys(d, [KEY])
+        m = Meridian(path)
+        m.start()
+        self.addCleanup(self.check_stopped, m)
+        self.wait_healthy(m)
+        self.assertIsNone(m.token)
+        return m
+
+    def assert_refused(self, m, status, before, n_hist, **kw):
+        for method, path, body in self.CHANGES:
+            with self.subTest(call=(method, path), **{k: str(v) for k, v in kw.items()}):
+                raw = json.dumps(body).encode() if body is not None else None
+                resp = m.admin(method, path, raw, **kw)
+                self.assertEqual(resp.status, status, "%s %s: %d %r"
+                                 % (method, path, resp.status, resp.body[:200]))
+                self.assertIsInstance(resp.json().get("error"), str, resp.body[:200])
+        self.assertEqual(ctl_state(self.status(m)), before, "nothing changed")
+        self.assertEqual(self.history_len(m), n_hist, "nothing audited")
+
+    def test_change_needs_json_content_type(self):
+        m = self.tokenless_edge()
+        self.change(m, "PUT", "/api/v1/clusters/us-east-a/weight", {"weight": 70})
+        before, n_hist = ctl_state(self.status(m)), self.history_len(m)
+        for ctype in (None, "text/plain", "text/plain;charset=UTF-8",
+                      "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                      "application/jsonp", "text/json", "application/json-seq", ""):
+            self.assert_refused(m, 415, before, n_hist, content_type=ctype)
+        for ctype in ("application/json; charset=utf-8", "Application/JSON",
+                      "application/json ;x=1"):
+            with self.subTest(accepted=ctype):
+                resp = m.admin("POST", self.DRAIN, {"mode": "hard", "force": True},
+                               content_type=ctype)
+                self.assertEqual(resp.status, 200, "%s: %r" % (ctype, resp.body[:200]))
+                self.assertEqual(self.cluster(m, "eu-west-a")["state"], "drained")
+                resp = m.admin("POST", "/api/v1/undo", content_type=ctype)
+                self.assertEqual(resp.status, 200, "%s: %r" % (ctype, resp.body[:200]))
+                self.assertEqual(self.cluster(m, "eu-west-a")["state"], "active")
+
+    def test_foreign_origin_refused(self):
+        m = self.tokenless_edge()
+        port = m.admin_port
+        before, n_hist = ctl_state(self.status(m)), self.history_len(m)
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:%d" % (port + 1),
+                       "https://127.0.0.1:%d" % port, "http://localhost:%d" % port,
+                       "http://127.0.0.1:%d.evil.example" % port, "http://127.0.0.1"):
+            self.assert_refused(m, 403, before, n_hist, headers=[("Origin", origin)])
+            with self.subTest(read=origin):
+                resp = m.admin("GET", "/api/v1/status", headers=[("Origin", origin)])
+                self.assertEqual(resp.status, 403, origin)
+        for site in ("cross-site", "same-site"):
+            self.assert_refused(m, 403, before, n_hist, headers=[("Sec-Fetch-Site", site)])
+        # The page's own calls: same origin.
+        same = [("Origin", "http://127.0.0.1:%d" % port), ("Sec-Fetch-Site", "same-origin")]
+        self.change(m, "POST", self.DRAIN, {"mode": "soft"})
+        resp = m.admin("POST", "/api/v1/undo", headers=same)
+        self.assertEqual(resp.status, 200, resp.body[:200])
+        self.assertEqual(m.admin("GET", "/api/v1/status", headers=same).status, 200)
+        self.assertEqual(m.admin("GET", "/api/v1/status",
+                                 headers=[("Sec-Fetch-Site", "none")]).status, 200)
+
+    def test_foreign_host_refused(self):
+        m = self.tokenless_edge()
+        port = m.admin_port
+        before, n_hist = ctl_state(self.status(m)), self.history_len(m)
+        for host in ("evil.example:%d" % port, "evil.example", "127.0.0.2:%d" % port,
+                     "127.0.0.1:%d" % (port + 1), "127.0.0.1", "[::1]:%d" % port,
+                     "127.0.0.1:%d@evil.example" % port, "localhost.evil.example:%d" % port):
+            self.assert_refused(m, 403, before, n_hist, headers=[("Host", host)])
+            for path in ("/", "/api/v1/status", "/metrics", "/api/v1/history"):
+                with self.subTest(host=host, path=path):
+                    resp = m.admin("GET", path, headers=[("Host", host)])
+                    self.assertEqual(resp.status, 403, "%s %s: %d" % (host, path, resp.status))
+            with self.subTest(host=host, path="/healthz"):
+                # A load balancer's probe may name any host.
+                self.assertEqual(m.admin("GET", "/healthz", headers=[("Host", host)]).status, 200)
+        for host in ("127.0.0.1:%d" % port, "localhost:%d" % port, "LocalHost:%d" % port):
+            with self.subTest(accepted=host):
+                self.assertEqual(m.admin("GET", "/api/v1/status",
+                                         headers=[("Host", host)]).status, 200)
+        # With a token the same checks hold, before the token is looked at.
+        t = self.shared_edge()
+        resp = t.admin("GET", "/api/v1/status", headers=[("Host", "evil.example:%d" % t.admin_port)])
+        self.assertEqual(resp.status, 403)
+
+    def test_page_opens_by_link_never_in_a_frame(self):
+        m = self.tokenless_edge()
+        link = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"),
+                ("Sec-Fetch-Dest", "document")]
+        resp = m.admin("GET", "/", headers=link)
+        self.assertEqual(resp.status, 200, "a link from another site opens the page")
+        self.assertEqual(resp.get("X-Frame-Options"), "DENY")
+        self.assertIn("frame-ancestors 'none'", resp.get("Content-Security-Policy") or "")
+        frame = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"),
+                 ("Sec-Fetch-Dest", "iframe")]
+        self.assertEqual(m.admin("GET", "/", headers=frame).status, 403, "never in a frame")
+        self.assertEqual(m.admin("GET", "/api/v1/status", headers=link).status, 403,
+                         "only the page opens by a link")
+
+    def test_duplicate_keys_refused(self):
+        m = self.edge()
+        before, n_hist = ctl_state(self.status(m)), self.history_len(m)
+        for method, path, body in (
+                ("POST", self.DRAIN, b'{"mode": "soft", "mode": "hard", "force": true}'),
+                ("POST", self.DRAIN, b'{"force": false, "force": true, "mode": "hard"}'),
+                ("PUT", "/api/v1/clusters/eu-west-a/weight", b'{"weight": 5, "weight": 0}'),
+                ("POST", "/api/v1/clusters/eu-west-a/undrain", b'{"dry_run": true, "dry_run": false}')):
+            with self.subTest(body=body):
+                resp = m.admin(method, path, body)
+                self.assertEqual(resp.status, 400, resp.body[:200])
+                self.assertIn("duplicate", resp.json()["error"])
+        self.assertEqual(ctl_state(self.status(m)), before, "nothing changed")
+        self.assertEqual(self.history_len(m), n_hist, "nothing audited")
+
+    def test_oversized_head_refused(self):
+        m = self.shared_edge()
+        for headers in ([("X-Big", "a" * 32768)],
+                        [("X-H%d" % i, "b" * 200) for i in range(200)]):
+            with self.subTest(size=sum(len(k) + len(v) for k, v in headers)):
+                try:
+                    resp = m.admin("GET", "/api/v1/status", headers=headers)
+                    self.assertEqual(resp.status, 400, "a head past 16 KiB is refused")
+                except (IncompleteResponse, ConnectionError):
+                    pass  # or closed: either way not served
+                self.assertEqual(m.admin("GET", "/api/v1/status").status, 200, "still up")
+        resp = m.admin("GET", "/api/v1/status", headers=[("X-Fits", "c" * 8000)])
+        self.assertEqual(resp.status, 200, "8 KiB of headers are fine")
+
+
+class MetricsTokenTest(EdgeCase):
+    """admin.metrics_token_file: a token that reads GET /metrics and nothing
+    else; the main token still reads /metrics too."""
+
+    def test_metrics_token_reads_metrics_only(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        mtoken = "metrics-" + "m" * 24
+        with open(os.open(os.path.join(d, "metrics.token"), os.O_WRONLY | os.O_CREAT, 0o600),
+                  "w") as f:
+            f.write(mtoken + "\n")
+        path, _ = write_config(d, dict(edge_overrides(self.eps), admin={
+            "address": "127.0.0.1:%d" % free_port(), "token_file": "admin.token",
+            "metrics_token_file": "metrics.token"}))
+        write_keys(d, [KEY])
+        m = Meridian(path)
+        m.start()
+        self.addCleanup(self.check_stopped, m)
+        self.wait_healthy(m)
+        resp = m.admin("GET", "/metrics", token=mtoken)
+        self.assertEqual(resp.status, 200, resp.body[:200])
+        self.assertNotIn("unknown key", m.stderr_text())
+        self.assertIn(b"meridian_", resp.body)
+        self.assertEqual(m.admin("GET", "/metrics").status, 200, "the main token too")
+        self.assertEqual(m.admin("GET", "/metrics", token=False).status, 401)
+        self.assertEqual(m.admin("GET", "/metrics", token=mtoken[:-1]).status, 401)
+        before, n_hist = ctl_state(self.status(m)), self.history_len(m)
+        for method, path, body in AuthTest.CALLS:
+            if path == "/metrics":
+                continue
+            with self.subTest(call=(method, path)):
+                self.assertEqual(m.admin(method, path, body, token=mtoken).status, 401)
+        for method in ("POST", "PUT", "DELETE"):
+            with self.subTest(method=method):
+                self.assertNotEqual(m.admin(method, "/metrics", {}, token=mtoken).status, 200)
+        self.assertEqual(ctl_state(self.status(m)), before, "nothing changed")
+        self.assertEqual(self.history_len(m), n_hist)
+
+
+class AdminReloadTest(EdgeCase):
+    """admin.address, token_file and metrics_token_file take effect at
+    restart: a reload that changes them warns and the running admin
+    settings stay, so no reload opens the API. The token file's content is
+    re-read (rotation) and must still be a valid token."""
+
+    def reload_with(self, m, mutate):
+        with open(m.config_path) as f:
+            cfg = json.load(f)
+        mutate(cfg)
+        with open(m.config_path, "w") as f:
+            json.dump(cfg, f)
+        return m.admin("POST", "/api/v1/reload")
+
+    def test_reload_cannot_drop_the_token(self):
+        m = self.edge()
+        token = m.token
+        resp = self.reload_with(m, lambda c: c["admin"].pop("token_file"))
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        self.assertEqual(m.admin("GET", "/api/v1/status", token=False).status, 401,
+                         "still needs the token after the reload")
+        self.assertIn("admin.token_file: a change takes effect at restart",
+                      resp.json()["warnings"])
+        self.assertEqual(m.admin("POST", "/api/v1/clusters/eu-west-a/drain",
+                                 {"mode": "hard", "force": True}, token=False).status, 401)
+        # A change rebuilds the configuration from the reloaded text: the
+        # running admin settings stay through it too.
+        self.change(m, "PUT", "/api/v1/clusters/us-east-a/weight", {"weight": 40})
+        self.assertEqual(m.admin("GET", "/api/v1/status", token=False).status, 401)
+        self.assertEqual(m.admin("GET", "/api/v1/status", token=token).status, 200)
+        resp = m.admin("POST", "/api/v1/undo")  # undo the weight
+        self.assertEqual(resp.status, 200)
+        resp = m.admin("POST", "/api/v1/undo")  # undo the reload
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        self.assertEqual(m.admin("GET", "/api/v1/status", token=False).status, 401)
+        self.assertIn("admin.token_file: a change takes effect at restart", m.stderr_text())
+
+    def test_reload_cannot_move_the_address(self):
+        m = self.edge()
+        new_port = free_port()
+        resp = self.reload_with(m, lambda c: c["admin"].update(
+            {"address": "127.0.0.1:%d" % new_port}))
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        self.assertIn("admin.address: a change takes effect at restart", resp.json()["warnings"])
+        self.assertEqual(m.admin("GET", "/api/v1/status").status, 200, "the old address serves")
+        with self.assertRaises(OSError, msg="nothing listens on the new address"):
+            request(new_port, "GET", "/healthz", host="127.0.0.1")
+
+    def test_token_rotation_and_short_token(self):
+        m = self.edge()
+        old = m.token
+        token_path = os.path.join(m.dir, "admin.token")
+        new = "rotated-" + "r" * 24
+        with open(token_path, "w") as f:
+            f.write(new + "\n")
+        resp = m.admin("POST", "/api/v1/reload")
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        m.token = new
+        self.assertEqual(m.admin("GET", "/api/v1/status").status, 200, "the new token works")
+        self.assertEqual(m.admin("GET", "/api/v1/status", token=old).status, 401)
+        before = ctl_state(self.status(m))
+        with open(token_path, "w") as f:
+            f.write("short-token\n")
+        resp = m.admin("POST", "/api/v1/reload")
+        self.assertEqual(resp.status, 400, resp.body[:300])
+        self.assertTrue(any(e.startswith("admin.token_file: ") and "at least 16" in e
+                            for e in resp.json()["errors"]), resp.json())
+        self.assertEqual(m.admin("GET", "/api/v1/status", token="short-token").status, 401)
+        self.assertEqual(ctl_state(self.status(m)), before, "the running token stays")
 
 
 # ------------------------------------------------------------------- status

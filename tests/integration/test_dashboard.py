@@ -17,7 +17,11 @@ and python3-selenium) at the admin listener:
   applies it;
 - a 1440x900 screenshot lands in the test's temp dir (and in
   build/dashboard.png with KEEP_SCREENSHOT=1);
-- once meridian has stopped, the page says the admin API is unreachable.
+- once meridian has stopped, the page says the admin API is unreachable;
+- CrossSiteTest: with no token on loopback, a page of another origin (a
+  text/plain drain, a body-less reload, the dashboard in a frame) and a
+  page on a DNS name rebound to 127.0.0.1 (Chromium's
+  --host-resolver-rules) neither read nor change anything.
 
 DASHBOARD_FIXTURE=1 runs the same checks against tests/integration/
 dashboard_fixture.py (a canned admin API) instead of meridian: for
@@ -160,14 +164,14 @@ class DashboardTest(unittest.TestCase):
         cls.traffic.start()
 
     @classmethod
-    def start_browser(cls):
+    def start_browser(cls, extra_args=()):
         opts = Options()
         opts.binary_location = CHROMIUM
         for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                     "--window-size=%d,%d" % (WIDTH, HEIGHT),
-                    "--user-data-dir=" + os.path.join(cls.tmp, "chromium-profile")):
+                    "--user-data-dir=" + os.path.join(cls.tmp, "chromium-profile")) + tuple(extra_args):
             opts.add_argument(arg)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = Service(executable_path=CHROMEDRIVER,
@@ -523,6 +527,121 @@ class EjectedEndpointTest(unittest.TestCase):
         self.assertIn("ejected: connect_failure until", chip.text)
         self.assertEqual(d.find_elements(By.CSS_SELECTOR, '[data-endpoints-of="main"] .ep.ejected'),
                          [chip], "only the failing endpoint is marked")
+
+
+class CrossSiteTest(unittest.TestCase):
+    """Other web pages in the operator's browser against a meridian on
+    loopback with no token (the case where the browser itself is the only
+    guard): a page of another origin that POSTs a hard drain as text/plain
+    and a body-less reload (no preflight needed for either), and a page
+    whose DNS name was rebound to 127.0.0.1 calling the API same-origin.
+    None of them reads or changes anything."""
+
+    ATTACK = """<!doctype html><title>attack</title>
+<iframe id="dash" src="http://127.0.0.1:%(port)d/"></iframe><script>
+const admin = 'http://127.0.0.1:%(port)d';
+Promise.allSettled([
+  fetch(admin + '/api/v1/clusters/eu-west-a/drain', {method: 'POST', mode: 'no-cors',
+        headers: {'Content-Type': 'text/plain'}, body: '{"mode": "hard", "force": true}'}),
+  fetch(admin + '/api/v1/reload', {method: 'POST', mode: 'no-cors'}),
+  new Promise(done => window.addEventListener('load', done)),
+]).then(() => { document.title = 'sent'; });
+</script>"""
+
+    @classmethod
+    def setUpClass(cls):
+        import http.server
+        cls.tmp = tempfile.mkdtemp(prefix="mr-crosssite-")
+        cls.origin = cls.meridian = cls.driver = cls.attacker = None
+        try:
+            eps = [addr()]
+            cls.origin = Origin({"eu-west-a": eps}, log=False).start()
+            path, cfg = write_config(cls.tmp, {"regions": [region("eu-west", {"eu-west-a": eps})],
+                                               "routing": {"default": ["eu-west"]}})
+            del cfg["admin"]["token_file"]
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            cls.meridian = Meridian(path).start()
+            page = (cls.ATTACK % {"port": cls.meridian.admin_port}).encode()
+
+            class Page(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+
+                def log_message(self, *a):
+                    pass
+            cls.attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+            threading.Thread(target=cls.attacker.serve_forever, daemon=True).start()
+            # evil.test resolves to 127.0.0.1: DNS rebinding, as the browser sees it.
+            cls.driver = DashboardTest.start_browser.__func__(
+                cls, ["--host-resolver-rules=MAP evil.test 127.0.0.1"])
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.driver:
+            try:
+                cls.driver.quit()
+            except WebDriverException:
+                pass
+        if cls.attacker:
+            cls.attacker.shutdown()
+            cls.attacker.server_close()
+        if cls.meridian:
+            cls.meridian.__exit__(None, None, None)
+        if cls.origin:
+            cls.origin.stop()
+            cls.origin.remove_files()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def state(self):
+        m = self.meridian
+        st = m.admin("GET", "/api/v1/status").json()
+        hist = m.admin("GET", "/api/v1/history").json()["changes"]
+        return st["generation"], st["regions"][0]["clusters"][0]["state"], len(hist)
+
+    def test_other_origin_cannot_change(self):
+        before = self.state()
+        self.assertEqual(before[1], "active")
+        self.driver.get("http://127.0.0.1:%d/" % self.attacker.server_address[1])
+        WebDriverWait(self.driver, WAIT_S).until(lambda d: d.title == "sent",
+                                                 "the page's requests did not complete")
+        self.assertEqual(self.state(), before, "the page changed nothing")
+        # The dashboard does not render in its frame (no clickjacking).
+        self.driver.switch_to.frame("dash")
+        try:
+            self.assertEqual(self.driver.find_elements(By.ID, "token"), [],
+                             "the dashboard rendered inside another site's frame")
+        finally:
+            self.driver.switch_to.default_content()
+
+    def test_rebound_name_cannot_read_or_change(self):
+        before = self.state()
+        d = self.driver
+        d.get("http://evil.test:%d/" % self.meridian.admin_port)
+        out = d.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            (async () => {
+              const out = {};
+              const r = await fetch('/api/v1/status');
+              out.status = r.status;
+              out.text = (await r.text()).slice(0, 300);
+              const w = await fetch('/api/v1/clusters/eu-west-a/drain', {method: 'POST',
+                  headers: {'Content-Type': 'application/json'},
+                  body: JSON.stringify({mode: 'hard', force: true})});
+              out.drain = w.status;
+              done(out);
+            })().catch(e => done({error: String(e)}));""")
+        self.assertEqual(out.get("status"), 403, out)
+        self.assertNotIn("eu-west-a", out.get("text", ""), "nothing read")
+        self.assertEqual(out.get("drain"), 403, out)
+        self.assertEqual(self.state(), before, "the page changed nothing")
 
 
 if __name__ == "__main__":

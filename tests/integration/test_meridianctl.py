@@ -466,6 +466,20 @@ class CtlWireTest(unittest.TestCase):
                                ("GET", "/api/v1/history")])
         self.assertEqual(json.loads(self.stub.requests[0]["body"]), {}, "undrain sends {}")
 
+    def test_every_change_sends_json_content_type(self):
+        # The edge refuses a change without it (415), body or not: it is
+        # what a web page cannot send across origins without a preflight.
+        for args in (("drain", "eu-west-a"), ("drain", "eu-west-a", "--dry-run"),
+                     ("undrain", "eu-west-a"), ("weight", "eu-west-a", "3"), ("reload",),
+                     ("undo",)):
+            with self.subTest(command=args):
+                self.stub.requests.clear()
+                self.run_ctl(*args)
+                req = self.only_request()
+                self.assertNotEqual(req["method"], "GET")
+                self.assertEqual(req["headers"].get("content-type"), "application/json",
+                                 "%s %s: %r" % (req["method"], req["target"], req["headers"]))
+
     def test_cluster_name_is_percent_encoded(self):
         self.run_ctl("undrain", "a b/c")
         self.assertEqual(self.only_request()["target"], "/api/v1/clusters/a%20b%2Fc/undrain")

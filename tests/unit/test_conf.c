@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -57,9 +58,11 @@ static const struct {
     {"badkid.keys", "bad.kid:" SECRET32 "\n"},
     {"nocolon.keys", SECRET32 "\n"},
     {"empty.keys", "# only a comment\n\n   \n"},
-    {"admin.token", "  s3cret-token\n"},
+    {"admin.token", "  s3cret-token-0123456789\n"},
     {"empty.token", "\n\n"},
     {"spaced.token", "two words\n"},
+    {"short.token", "fifteen-bytes!!\n"},
+    {"metrics.token", "metrics-token-0123456789\n"},
 };
 
 /* ---- fixtures ---- */
@@ -74,6 +77,8 @@ static void write_file(const char *dir, const char *name, const char *content)
     assert_non_null(f);
     assert_int_equal(fputs(content, f) >= 0, 1);
     assert_int_equal(fclose(f), 0);
+    /* Secrets readable by others are a warning: fixtures are private. */
+    assert_int_equal(chmod(path, 0600), 0);
 }
 
 static void remove_file(const char *dir, const char *name)
@@ -220,10 +225,15 @@ static const struct mr_route *find_route(const struct mr_route *routes, size_t n
 static void test_example_loads(void **state)
 {
     struct mr_errors errs = {0};
-    struct mr_snapshot *snap = mr_conf_load(EXAMPLE, &errs);
+    struct mr_snapshot *snap;
     char dir[PATH_MAX], expected[PATH_MAX + 64];
     const struct mr_route *route;
 
+    /* git keeps no read bits: a clone's secrets are 0644, which warns; the
+     * demo makes them private as an operator would. */
+    assert_int_equal(chmod("conf/examples/session.keys", 0600), 0);
+    assert_int_equal(chmod("conf/examples/admin.token", 0600), 0);
+    snap = mr_conf_load(EXAMPLE, &errs);
     print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors, 0);
@@ -650,6 +660,14 @@ static const struct {
     {{{"admin.token_file", "\"spaced.token\""}},
      "admin.token_file: @DIR@/spaced.token: the token must be one line of visible ASCII "
      "characters without spaces"},
+    {{{"admin.token_file", "\"short.token\""}},
+     "admin.token_file: @DIR@/short.token: token is 15 bytes, at least 16 required"},
+    {{{"admin", "{\"metrics_token_file\": \"metrics.token\"}"}},
+     "admin.metrics_token_file: needs admin.token_file"},
+    {{{"admin", "{\"token_file\": \"admin.token\", \"metrics_token_file\": \"short.token\"}"}},
+     "admin.metrics_token_file: @DIR@/short.token: token is 15 bytes, at least 16 required"},
+    {{{"admin", "{\"token_file\": \"admin.token\", \"metrics_token_file\": 5}"}},
+     "admin.metrics_token_file: expected a string"},
     {{{"state_file", "5"}}, "state_file: expected a string"},
     {{{"access_log", "false"}}, "access_log: expected a string"},
 };
@@ -829,7 +847,7 @@ static void test_relative_paths(void **state)
     assert_string_equal(snap->geoip.database, expected);
     snprintf(expected, sizeof(expected), "%s/admin.token", tmpdir);
     assert_string_equal(snap->admin.token_file, expected);
-    assert_string_equal(snap->admin.token, "s3cret-token");
+    assert_string_equal(snap->admin.token, "s3cret-token-0123456789");
     snprintf(expected, sizeof(expected), "%s/state/edge.json", tmpdir);
     assert_string_equal(snap->state_file, expected);
     assert_string_equal(snap->access_log, "/var/log/meridian/access.log");
@@ -935,9 +953,69 @@ static void test_read_token(void **state)
 
     snprintf(path, sizeof(path), "%s/admin.token", tmpdir);
     token = mr_secrets_read_token(path, "admin.token_file", &errs);
-    assert_string_equal(token, "s3cret-token");
+    assert_string_equal(token, "s3cret-token-0123456789");
     free(token);
     assert_int_equal(errs.n_errors, 0);
+}
+
+/* A secret file that group or others may read still loads, with a warning
+ * naming it; a private one loads quietly. */
+static void test_secret_file_modes(void **state)
+{
+    struct mr_errors errs = {0};
+    struct mr_session_key *keys = NULL;
+    size_t n = 0;
+    char path[PATH_MAX], expected[PATH_MAX + 128];
+    char *token;
+
+    snprintf(path, sizeof(path), "%s/admin.token", tmpdir);
+    assert_int_equal(chmod(path, 0640), 0);
+    token = mr_secrets_read_token(path, "admin.token_file", &errs);
+    assert_string_equal(token, "s3cret-token-0123456789");
+    free(token);
+    assert_int_equal(errs.n_errors, 0);
+    snprintf(expected, sizeof(expected),
+             "admin.token_file: %s is readable by group or others (mode 0640; chmod 600 it)", path);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0], expected);
+    mr_errors_clear(&errs);
+
+    snprintf(path, sizeof(path), "%s/session.keys", tmpdir);
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_int_equal(mr_secrets_read_keys(path, "session.keys_file", &keys, &n, &errs), 0);
+    mr_secrets_free_keys(keys, n);
+    snprintf(expected, sizeof(expected),
+             "session.keys_file: %s is readable by group or others (mode 0604; chmod 600 it)",
+             path);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0], expected);
+    mr_errors_clear(&errs);
+
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(mr_secrets_read_keys(path, "session.keys_file", &keys, &n, &errs), 0);
+    mr_secrets_free_keys(keys, n);
+    assert_int_equal(errs.n_warnings + errs.n_errors, 0);
+    snprintf(path, sizeof(path), "%s/admin.token", tmpdir);
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
+static void test_metrics_token(void **state)
+{
+    static const struct patch patches[] = {
+        {"admin", "{\"token_file\": \"admin.token\", \"metrics_token_file\": \"metrics.token\"}"},
+    };
+    struct mr_errors errs = {0};
+    struct mr_snapshot *snap = load_patched(patches, 1, &errs);
+    char expected[PATH_MAX + 64];
+
+    print_errors(&errs);
+    assert_non_null(snap);
+    assert_int_equal(errs.n_errors + errs.n_warnings, 0);
+    assert_string_equal(snap->admin.token, "s3cret-token-0123456789");
+    snprintf(expected, sizeof(expected), "%s/metrics.token", tmpdir);
+    assert_string_equal(snap->admin.metrics_token_file, expected);
+    assert_string_equal(snap->admin.metrics_token, "metrics-token-0123456789");
+    mr_snap_free(snap);
 }
 
 /* ---- snapshot publication ---- */
@@ -1511,6 +1589,8 @@ int main(void)
         cmocka_unit_test(test_load_file_resolves_against_its_dir),
         cmocka_unit_test(test_read_keys),
         cmocka_unit_test(test_read_token),
+        cmocka_unit_test(test_secret_file_modes),
+        cmocka_unit_test(test_metrics_token),
         cmocka_unit_test(test_publish_acquire_release),
         cmocka_unit_test(test_publish_under_readers),
         cmocka_unit_test(test_name_characters),

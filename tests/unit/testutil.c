@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -33,7 +34,10 @@ int mr_test_keys_setup(void **state)
     if (f == NULL)
         return -1;
     fputs("test1:" SECRET32 "\n", f);
-    return fclose(f);
+    /* A keys file others may read is a warning: keep the fixture private. */
+    if (fclose(f) != 0)
+        return -1;
+    return chmod(mr_test_keys_path, 0600);
 }
 
 int mr_test_keys_teardown(void **state)
