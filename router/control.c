@@ -1320,12 +1320,28 @@ static void on_signal(evutil_socket_t sig, short events, void *arg)
     stop_workers(ctl);
 }
 
+static void block_signals(int how)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(how, &set, NULL);
+}
+
 int mr_control_start(struct mr_control *ctl, const char *path)
 {
     struct mr_errors errs = {0};
     struct mr_snapshot *snap;
     struct timeval tick = {0, TICK_MS * 1000};
 
+    /* Until mr_control_run() handles them, the stop and reload signals wait:
+     * a SIGHUP in the moment between the first accept and the handler would
+     * otherwise kill the process. Every thread started from here inherits
+     * the mask, so only the control thread ever takes them. */
+    block_signals(SIG_BLOCK);
     memset(ctl, 0, sizeof(*ctl));
     ctl->conf_path = strdup(path);
     ctl->started_s = time(NULL);
@@ -1373,20 +1389,8 @@ int mr_control_start(struct mr_control *ctl, const char *path)
     ctl->admin = mr_admin_new(ctl, snap);
     if (ctl->admin == NULL)
         goto fail_running;
-    {
-        /* Workers never see these signals: the control thread handles them. */
-        sigset_t block, old;
-        int rc;
-        sigemptyset(&block);
-        sigaddset(&block, SIGHUP);
-        sigaddset(&block, SIGTERM);
-        sigaddset(&block, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &block, &old);
-        rc = start_workers(ctl, snap);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (rc != 0)
-            goto fail_running;
-    }
+    if (start_workers(ctl, snap) != 0)
+        goto fail_running;
     ctl->tick = event_new(ctl->base, -1, EV_PERSIST, on_tick, ctl);
     if (ctl->tick == NULL)
         goto fail_running;
@@ -1416,6 +1420,7 @@ void mr_control_run(struct mr_control *ctl)
             if (signals[i] != NULL)
                 event_add(signals[i], NULL);
         }
+        block_signals(SIG_UNBLOCK);
         event_base_dispatch(ctl->base);
     }
     for (int i = 0; i < ctl->n_workers; i++)

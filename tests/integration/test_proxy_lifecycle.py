@@ -161,6 +161,18 @@ class LifecycleTest(unittest.TestCase):
             self.assertTrue(m.running())
             self.assertTrue(self.all_go_to(m, "alpha"), "still the old routing")
 
+    def test_sighup_as_soon_as_serving_reloads(self):
+        # A supervisor may send SIGHUP the moment the edge answers: the signal
+        # must reload it, never kill it (it used to, when it came before the
+        # control thread had installed its handler).
+        for _ in range(10):
+            with self.meridian() as m:
+                m.reload()
+                wait_for(lambda: "generation 2" in m.stderr_text() or not m.running(),
+                         timeout=5, message="the reload is logged")
+                self.assertTrue(m.running(), "SIGHUP killed meridian:\n" + m.stderr_text())
+                self.assertEqual(self.cluster_of_new_request(m), "alpha")
+
     def test_inflight_request_finishes_on_old_snapshot(self):
         with self.meridian() as m, RawConn(port=m.port, timeout=8) as slow:
             slow.send_request("GET", SLOW_PATH)
