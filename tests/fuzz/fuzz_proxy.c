@@ -92,11 +92,29 @@ static bool is_tchar(unsigned char c)
            strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* Moves *i past the CRLF ending the line at *i: 1, 0 need more, -1 a bare
+ * CR or LF. */
+static int skip_line(const char *p, size_t len, size_t *i)
+{
+    while (*i < len && p[*i] != '\r') {
+        if (p[*i] == '\n')
+            return -1;
+        (*i)++;
+    }
+    if (*i + 1 >= len)
+        return 0;
+    if (p[*i + 1] != '\n')
+        return -1;
+    *i += 2;
+    return 1;
+}
+
 /* Length of the chunked body at p[0..len): > 0 complete, 0 need more,
  * -1 not strictly framed. */
 static long chunked_len(const char *p, size_t len)
 {
     size_t i = 0;
+    int r;
 
     for (;;) {
         uint64_t size = 0;
@@ -111,17 +129,9 @@ static long chunked_len(const char *p, size_t len)
             return 0;
         if (digits == 0)
             return -1;
-        /* Extensions are skipped to the CRLF; no bare CR or LF in them. */
-        while (i < len && p[i] != '\r') {
-            if (p[i] == '\n')
-                return -1;
-            i++;
-        }
-        if (i + 1 >= len)
-            return 0;
-        if (p[i + 1] != '\n')
-            return -1;
-        i += 2;
+        /* Extensions are skipped to the CRLF. */
+        if ((r = skip_line(p, len, &i)) <= 0)
+            return r;
         if (size == 0)
             break;
         if (len - i < size + 2)
@@ -134,16 +144,8 @@ static long chunked_len(const char *p, size_t len)
     /* Trailers, then the empty line. */
     for (;;) {
         size_t start = i;
-        while (i < len && p[i] != '\r') {
-            if (p[i] == '\n')
-                return -1;
-            i++;
-        }
-        if (i + 1 >= len)
-            return 0;
-        if (p[i + 1] != '\n')
-            return -1;
-        i += 2;
+        if ((r = skip_line(p, len, &i)) <= 0)
+            return r;
         if (i - start == 2)
             return (long)i;
     }
