@@ -62,14 +62,6 @@ static bool is_framing(const struct mr_http1_header *h, bool request)
     }
 }
 
-static const struct mr_http1_header *find(const struct mr_http1_head *head, const char *name)
-{
-    for (size_t i = 0; i < head->n_headers; i++)
-        if (mr_http1_name_is(&head->headers[i], name))
-            return &head->headers[i];
-    return NULL;
-}
-
 static char *put(char *p, const char *s, size_t len)
 {
     memcpy(p, s, len);
@@ -165,7 +157,7 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
      * (an explicit zero too: some origins want a length on every POST). */
     if (head->body == MR_BODY_CHUNKED)
         p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
-    else if (head->body == MR_BODY_LENGTH || find(head, "content-length") != NULL)
+    else if (head->body == MR_BODY_LENGTH || head->length_header != NULL)
         p = put_length(p, head->content_length);
     p = PUT_LIT(p, "\r\n");
     return (size_t)(p - buf);
@@ -195,8 +187,6 @@ static bool lone_chunked(const struct mr_http1_head *head)
  */
 static char *put_response_framing(char *p, const struct mr_http1_head *head)
 {
-    const struct mr_http1_header *length;
-
     switch (head->body) {
     case MR_BODY_LENGTH:
         return put_length(p, head->content_length);
@@ -210,9 +200,8 @@ static char *put_response_framing(char *p, const struct mr_http1_head *head)
                 p = put_header(p, &head->headers[i]);
         return p;
     case MR_BODY_NONE:
-        length = find(head, "content-length");
-        if (length != NULL && head->status >= 200)
-            p = put_header(p, length);
+        if (head->length_header != NULL && head->status >= 200)
+            p = put_header(p, head->length_header);
         return p;
     }
     return p;

@@ -381,7 +381,8 @@ static bool valid_host(const char *s, size_t len, bool allow_empty)
  * is never sent). Then one of origin-form, absolute-form (http or https,
  * no userinfo, a valid host) or "*" for OPTIONS. Sets head->path (the
  * origin-form to forward) and head->host (the authority to route on: the
- * absolute-form's, which RFC 9112 3.2.2 says wins over Host, else Host's).
+ * absolute-form's, which RFC 9112 3.2.2 says wins over Host, else Host's,
+ * which check_headers() found).
  */
 static int check_target(struct mr_http1_head *head)
 {
@@ -394,13 +395,6 @@ static int check_target(struct mr_http1_head *head)
         if (c <= 0x20 || c >= 0x7f || c == '#')
             return 400;
     }
-    head->host = "";
-    head->host_len = 0;
-    for (size_t i = 0; i < head->n_headers; i++)
-        if (mr_http1_name_is(&head->headers[i], "host")) {
-            head->host = head->headers[i].value;
-            head->host_len = head->headers[i].value_len;
-        }
     if (n > 0 && t[0] == '/') {
         head->path = t;
         head->path_len = n;
@@ -442,6 +436,8 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
     size_t hosts = 0, lengths = 0, encodings = 0;
     bool chunked = false, last_chunked = false, conn_upgrade = false, upgrade = false;
 
+    head->host = "";
+    head->host_len = 0;
     for (size_t i = 0; i < h->n_headers; i++) {
         struct mr_http1_header *hdr = &h->headers[i];
         if (hdr->value == NULL) {
@@ -459,11 +455,15 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
                 hosts++;
                 if (!valid_host(hdr->value, hdr->value_len, true))
                     return 400;
+                head->host = hdr->value;
+                head->host_len = hdr->value_len;
             }
             break;
         case 'c':
-            if (mr_http1_name_is(hdr, "content-length"))
+            if (mr_http1_name_is(hdr, "content-length")) {
                 lengths++;
+                head->length_header = hdr;
+            }
             else if (mr_http1_name_is(hdr, "connection"))
                 conn_upgrade |= mr_http1_has_token(hdr->value, hdr->value_len, "upgrade", 7);
             break;

@@ -81,6 +81,7 @@ struct mr_http1_head {
     size_t n_headers;
     enum mr_http1_body body;
     uint64_t content_length;        /* when body == MR_BODY_LENGTH */
+    const struct mr_http1_header *length_header; /* Content-Length, if any */
     bool keep_alive;                /* by version and Connection */
     bool upgrade;                   /* Connection: upgrade with Upgrade */
     size_t head_len;                /* bytes of the head, incl. final CRLF */

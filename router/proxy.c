@@ -501,35 +501,30 @@ static bool may_retry(const struct mr_client *c, bool connect_failed)
 }
 
 /* Keeps a copy of the body bytes just queued to the upstream (those past
- * from in out) for a retry, until it outgrows limits.retry_body_bytes or a
- * response byte comes. The one place the pumps touch retries. */
+ * from in out) for a retry, until it outgrows limits.retry_body_bytes, a
+ * response byte comes, or the one retry has been made. The one place the
+ * pumps touch retries. */
 static void keep_for_retry(struct mr_client *c, struct evbuffer *out, size_t from)
 {
     size_t n = evbuffer_get_length(out) - from;
     struct evbuffer_ptr at;
-    struct evbuffer_iovec vec[8];
-    int got;
+    struct evbuffer_iovec vec;
 
-    if (n == 0 || c->body_unkept || c->resp_seen)
+    if (n == 0 || c->body_unkept || c->resp_seen || c->attempts > 1)
         return;
     if (c->sent_body == NULL)
         c->sent_body = evbuffer_new();
     if (c->sent_body == NULL ||
-        evbuffer_get_length(c->sent_body) + n > c->lease->snap->limits.retry_body_bytes) {
+        evbuffer_get_length(c->sent_body) + n > c->lease->snap->limits.retry_body_bytes ||
+        evbuffer_reserve_space(c->sent_body, (ev_ssize_t)n, &vec, 1) < 1) {
         c->body_unkept = true;
         if (c->sent_body != NULL)
             evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
         return;
     }
     evbuffer_ptr_set(out, &at, from, EVBUFFER_PTR_SET);
-    while (n > 0 && (got = evbuffer_peek(out, (ev_ssize_t)n, &at, vec, 8)) > 0) {
-        for (int i = 0; i < got && i < 8 && n > 0; i++) {
-            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
-            evbuffer_add(c->sent_body, vec[i].iov_base, len);
-            n -= len;
-            evbuffer_ptr_set(out, &at, len, EVBUFFER_PTR_ADD);
-        }
-    }
+    vec.iov_len = (size_t)evbuffer_copyout_from(out, &at, vec.iov_base, n);
+    evbuffer_commit_space(c->sent_body, &vec, 1);
 }
 
 /* What the data path saw of the exchange's endpoint, for passive health. */
@@ -753,13 +748,10 @@ static void connect_upstream(struct mr_client *c)
     mr_conn_setcb(up, on_upstream_read, on_upstream_drain, on_upstream_event, c);
     mr_conn_read_start(up);
     evbuffer_add(up->out, c->head_buf, c->head_len);
-    if (c->sent_body != NULL && evbuffer_get_length(c->sent_body) > 0) {
-        /* A retry: the body forwarded so far again, then what follows. */
-        size_t n = evbuffer_get_length(c->sent_body);
-        unsigned char *flat = evbuffer_pullup(c->sent_body, (ev_ssize_t)n);
-        if (flat != NULL)
-            evbuffer_add(up->out, flat, n);
-    }
+    /* A retry: the body forwarded so far goes again (there is no second
+     * retry to keep it for), then what follows. */
+    if (c->sent_body != NULL)
+        evbuffer_add_buffer(up->out, c->sent_body);
     pump_request_body(c);
 }
 
