@@ -24,14 +24,19 @@ OPT := -O2
 endif
 B := build/$(VARIANT)
 
-# libcore: everything below router/; librouter: router/ but its two main()s.
+# One library per plane: libcore (common, conf, geo, health), librouter (the
+# data path), libcontrol (the control plane, but its main()); ctl/ is
+# meridianctl, a separate program.
 CORE_SRCS := $(wildcard common/*.c conf/*.c geo/*.c health/*.c)
-ROUTER_SRCS := $(filter-out router/main.c router/meridianctl.c,$(wildcard router/*.c))
+ROUTER_SRCS := $(wildcard router/*.c)
+CONTROL_SRCS := $(filter-out control/main.c,$(wildcard control/*.c))
+CTL_SRCS := $(wildcard ctl/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
-# A unit test named after a router module links librouter too.
+# A unit test named after a module links that module's plane and those below.
 ROUTER_TESTS := $(filter $(ROUTER_SRCS:router/%.c=$(B)/tests/test_%),$(UNIT_BINS))
-CORE_TESTS := $(filter-out $(ROUTER_TESTS),$(UNIT_BINS))
+CONTROL_TESTS := $(filter $(CONTROL_SRCS:control/%.c=$(B)/tests/test_%),$(UNIT_BINS))
+CORE_TESTS := $(filter-out $(ROUTER_TESTS) $(CONTROL_TESTS),$(UNIT_BINS))
 
 # Test GeoIP databases (written by tools/mkmmdb.pl): rules in geo/testdata.mk.
 include geo/testdata.mk
@@ -54,21 +59,25 @@ $(B)/libcore.a: $(CORE_SRCS:%.c=$(B)/%.o)
 	ar rcs $@ $^
 
 # The dashboard page is compiled in (tools/embed.py).
-$(B)/gen/dashboard_html.c: router/dashboard.html tools/embed.py
+$(B)/gen/dashboard_html.c: control/dashboard/index.html tools/embed.py
 	@mkdir -p $(dir $@)
 	python3 tools/embed.py $< $@ mr_dashboard_html
 
 $(B)/gen/dashboard_html.o: $(B)/gen/dashboard_html.c
 	$(CC) $(BASE_CFLAGS) $(OPT) -c $< -o $@
 
-$(B)/librouter.a: $(ROUTER_SRCS:%.c=$(B)/%.o) $(B)/gen/dashboard_html.o
+$(B)/librouter.a: $(ROUTER_SRCS:%.c=$(B)/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/meridian: $(B)/router/main.o $(B)/librouter.a $(B)/libcore.a
+$(B)/libcontrol.a: $(CONTROL_SRCS:%.c=$(B)/%.o) $(B)/gen/dashboard_html.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/meridian: $(B)/control/main.o $(B)/libcontrol.a $(B)/librouter.a $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-$(B)/meridianctl: $(B)/router/meridianctl.o $(B)/librouter.a $(B)/libcore.a
+$(B)/meridianctl: $(CTL_SRCS:%.c=$(B)/%.o) $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
 $(B)/origin: $(B)/tools/origin.o
@@ -88,6 +97,10 @@ $(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)
 
 $(ROUTER_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/librouter.a \
 		$(B)/libcore.a
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+$(CONTROL_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o \
+		$(B)/libcontrol.a $(B)/librouter.a $(B)/libcore.a
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # Installs the Debian packages the build and the tests need (root, apt).
@@ -131,7 +144,8 @@ $(FUZZ_B)/libcore.a: $(CORE_SRCS:%.c=$(FUZZ_B)/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_B)/librouter.a: $(ROUTER_SRCS:%.c=$(FUZZ_B)/%.o) $(B)/gen/dashboard_html.c
+$(FUZZ_B)/librouter.a: $(ROUTER_SRCS:%.c=$(FUZZ_B)/%.o) $(CONTROL_SRCS:%.c=$(FUZZ_B)/%.o) \
+		$(B)/gen/dashboard_html.c
 	@rm -f $@
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $(B)/gen/dashboard_html.c -o $(FUZZ_B)/dashboard_html.o
 	ar rcs $@ $(filter %.o,$^) $(FUZZ_B)/dashboard_html.o

@@ -15,8 +15,8 @@
 
 #include <jansson.h>
 
-#include "router/admin.h"
-#include "router/control.h"
+#include "control/admin.h"
+#include "control/control.h"
 
 static const char *const actions[] = {"drain", "undrain", "weight"};
 

@@ -1,6 +1,6 @@
 """tests/integration/dashboard_fixture.py: a stand-in admin API for developing the dashboard.
 
-A tiny stdlib HTTP server that serves router/dashboard.html at / and canned,
+A tiny stdlib HTTP server that serves control/dashboard/index.html at / and canned,
 slowly moving JSON for GET /api/v1/status, GET /api/v1/history, GET /metrics
 and the change calls (drain, undrain, weight, with dry_run, force and the 409
 guardrail), following docs/admin-api.md. Every call but / and /healthz needs
@@ -24,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HTML_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                         "router", "dashboard.html")
+                         "control", "dashboard", "index.html")
 
 # Countries: new sessions per second and their candidate regions (routing).
 COUNTRIES = {

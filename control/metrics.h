@@ -1,5 +1,5 @@
 /*
- * router/metrics.h: GET /metrics, Prometheus text format 0.0.4.
+ * control/metrics.h: GET /metrics, Prometheus text format 0.0.4.
  *
  * Sums every worker's counters (router/stats.h) and reads health and the
  * current snapshot; runs on the control thread, never on the data path.

@@ -1,5 +1,5 @@
-/* router/control.c: see control.h. */
-#include "router/control.h"
+/* control/control.c: see control.h. */
+#include "control/control.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@
 #include "health/health.h"
 #include "health/passive.h"
 #include "router/accesslog.h"
-#include "router/admin.h"
+#include "control/admin.h"
 #include "router/cookie.h"
 #include "router/pick.h"
 #include "router/stats.h"

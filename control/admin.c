@@ -1,5 +1,5 @@
-/* router/admin.c: see admin.h. */
-#include "router/admin.h"
+/* control/admin.c: see admin.h. */
+#include "control/admin.h"
 
 #include <math.h>
 #include <netinet/in.h>
@@ -18,9 +18,9 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
-#include "router/control.h"
-#include "router/dashboard.h"
-#include "router/metrics.h"
+#include "control/control.h"
+#include "control/dashboard.h"
+#include "control/metrics.h"
 
 #define MAX_BODY (64 * 1024)
 #define MAX_HEADERS (16 * 1024) /* request line and headers */

@@ -1,5 +1,5 @@
-/* router/metrics.c: see metrics.h. */
-#include "router/metrics.h"
+/* control/metrics.c: see metrics.h. */
+#include "control/metrics.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #include "health/health.h"
 #include "health/passive.h"
-#include "router/control.h"
+#include "control/control.h"
 #include "router/pick.h"
 #include "router/stats.h"
 #include "router/worker.h"

@@ -1,5 +1,5 @@
 /*
- * router/control.h: the control thread.
+ * control/control.h: the control thread.
  *
  * Owns everything that changes the running configuration: the file text
  * the snapshot was built from, the runtime overrides (drains, weights) and

@@ -1,11 +1,11 @@
 /*
- * router/main.c: the meridian process.
+ * control/main.c: the meridian process.
  *
  *   meridian -c FILE      run the edge
  *   meridian -t -c FILE   check FILE: exit 0, or 1 with one line per error
  *   meridian --version
  *
- * The main thread becomes the control thread (router/control.c): it
+ * The main thread becomes the control thread (control/control.c): it
  * starts the workers, then serves signals, health checks and the admin API.
  */
 #include <getopt.h>
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "router/control.h"
+#include "control/control.h"
 
 static void usage(FILE *out)
 {

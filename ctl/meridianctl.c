@@ -1,5 +1,5 @@
 /*
- * router/meridianctl.c: meridianctl, the command-line client of the admin API
+ * ctl/meridianctl.c: meridianctl, the command-line client of the admin API
  * (docs/admin-api.md).
  *
  *   meridianctl [--admin URL] [--token-file FILE] [--json] COMMAND [ARGS]

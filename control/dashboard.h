@@ -1,7 +1,7 @@
 /*
- * router/dashboard.h: the operator dashboard, GET / of the admin listener.
+ * control/dashboard.h: the operator dashboard, GET / of the admin listener.
  *
- * One self-contained page (router/dashboard.html: inline CSS and JS, no
+ * One self-contained page (control/dashboard.html: inline CSS and JS, no
  * external resources) compiled into the binary by tools/embed.py, so the
  * edge serves it with no files to deploy beside it.
  */

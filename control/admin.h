@@ -1,5 +1,5 @@
 /*
- * router/admin.h: the admin API listener (docs/admin-api.md).
+ * control/admin.h: the admin API listener (docs/admin-api.md).
  *
  * libevent's evhttp on the control thread's event_base; JSON with jansson.
  * Every path but GET /healthz needs the bearer token of admin.token_file
