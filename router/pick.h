@@ -6,7 +6,7 @@
  * their arguments, so any worker calls them without locks, explain can ask
  * "what would happen", and tests call them without a running edge.
  *
- * The two words of DESIGN.md, used exactly: a cluster *takes new sessions*
+ * The two words of docs/design.md, used exactly: a cluster *takes new sessions*
  * when it is healthy, its weight is > 0 and it is not drained; it *keeps
  * its sessions* when it is healthy, not hard-drained and not past a soft
  * drain's deadline.
@@ -53,7 +53,7 @@ bool mr_pick_keeps_sessions(const struct mr_snapshot *snap, const struct mr_clus
                             int64_t now);
 
 /*
- * Decides the cluster for a request (DESIGN.md, request path step 3): the
+ * Decides the cluster for a request (docs/design.md, the request path, step 4): the
  * cookie's cluster when it keeps its sessions; else the client's candidate
  * regions in order and, in the first with clusters taking new sessions, one
  * by weight; else any cluster with an endpoint up (fail open); else none.

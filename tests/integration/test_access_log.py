@@ -165,7 +165,7 @@ class AccessLogTest(unittest.TestCase):
             resp = request(m.port, "GET", "/alog/gen2b", headers=[("X-Forwarded-For", IP["US"])])
             self.assertEqual(resp.status, 200)
             self.assertEqual(log.entry("/alog/gen2b")["generation"], 2)
-            # DESIGN.md: a request takes the snapshot when its head is parsed.
+            # docs/design.md: a request takes the snapshot when its head is parsed.
             self.assertEqual(log.entry("/alog/gen2")["generation"], 2,
                              "a kept-alive connection's next request: the new generation")
             self.assertIn("generation 3", reload(m))

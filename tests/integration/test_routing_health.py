@@ -3,7 +3,7 @@ decision.
 
 Endpoints' /healthz is flipped on the test origin (origin.set_health); the
 checker (interval 100 ms, timeout 80 ms) marks them down after `fall`
-failed checks and up after `rise` good ones. Checked, per DESIGN.md's
+failed checks and up after `rise` good ones. Checked, per docs/design.md's
 "takes new sessions" / "keeps its sessions": a cluster whose endpoints are
 down takes no new sessions and its sticky sessions move with a new cookie;
 min_healthy decides when a partly-down cluster stops counting; only up

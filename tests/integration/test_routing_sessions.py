@@ -7,7 +7,7 @@ keeps the session on its cluster ("sticky") whatever the client's location
 says now. Forged, truncated, expired, unknown-key and re-targeted cookies are
 ignored (a new decision, never an error). Key rotation by reload. Weights
 split new sessions; weight 0 and drains (config file + SIGHUP) stop new
-sessions while keeping, or moving, existing ones as DESIGN.md defines
+sessions while keeping, or moving, existing ones as docs/design.md defines
 "takes new sessions" and "keeps its sessions".
 
 The tests write session.keys themselves, so they can sign cookies of their

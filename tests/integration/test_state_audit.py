@@ -1,5 +1,5 @@
 """tests/integration/test_state_audit.py: runtime overrides that persist, and
-the audit log with history and undo (docs/admin-api.md, DESIGN.md Contract).
+the audit log with history and undo (docs/admin-api.md, docs/design.md).
 
 - PersistenceTest: drains and weight overrides live in state_file, written
   atomically (always valid JSON, no temp files left beside it), restored at
