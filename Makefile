@@ -12,7 +12,8 @@ CC ?= cc
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. $(WARN) -g -DMR_VERSION='"$(VERSION)"'
 
 # Two builds share the sources: release (-O2) and sanitized (ASan + UBSan).
@@ -41,7 +42,16 @@ CORE_TESTS := $(filter-out $(ROUTER_TESTS) $(CONTROL_TESTS),$(UNIT_BINS))
 # Test GeoIP databases (written by tools/mkmmdb.pl): rules in geo/testdata.mk.
 include geo/testdata.mk
 
-.PHONY: all build deps check-deps test test-unit test-integration run bench clean fuzz fuzz-build
+.PHONY: all build deps check-deps test test-variant run bench clean fuzz fuzz-build
+
+# Quiet by default (one line per step); V=1 shows whole commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n' '$(1)' '$(2)'
+endif
 all: check-deps geo/data/country.mmdb
 	@$(MAKE) --no-print-directory build VARIANT=release
 	@ln -sf build/release/meridian meridian
@@ -50,58 +60,73 @@ all: check-deps geo/data/country.mmdb
 build: $(B)/meridian $(B)/meridianctl $(B)/origin $(B)/tlsbench $(UNIT_BINS) \
 	$(B)/tests/faildirsync.so
 
-$(B)/%.o: %.c $(wildcard */*.h) Makefile
+# -MMD -MP: each object depends on the headers it includes (build/*/**.d).
+$(B)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) -c $< -o $@
+	$(call say,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libcore.a: $(CORE_SRCS:%.c=$(B)/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 # The dashboard page is compiled in (tools/embed.py).
 $(B)/gen/dashboard_html.c: control/dashboard/index.html tools/embed.py
 	@mkdir -p $(dir $@)
-	python3 tools/embed.py $< $@ mr_dashboard_html
+	$(call say,GEN,$@)
+	$(Q)python3 tools/embed.py $< $@ mr_dashboard_html
 
 $(B)/gen/dashboard_html.o: $(B)/gen/dashboard_html.c
-	$(CC) $(BASE_CFLAGS) $(OPT) -c $< -o $@
+	$(call say,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) -c $< -o $@
 
 $(B)/librouter.a: $(ROUTER_SRCS:%.c=$(B)/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(B)/libcontrol.a: $(CONTROL_SRCS:%.c=$(B)/%.o) $(B)/gen/dashboard_html.o
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(B)/meridian: $(B)/control/main.o $(B)/libcontrol.a $(B)/librouter.a $(B)/libcore.a
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
 $(B)/meridianctl: $(CTL_SRCS:%.c=$(B)/%.o) $(B)/libcore.a
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
 $(B)/origin: $(B)/tools/origin.o
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tlsbench: tools/tlsbench.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $< -lssl -lcrypto
+	$(call say,LD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $< -lssl -lcrypto
 
 # Preloaded by integration tests into meridian (no sanitizer of its own).
 $(B)/tests/faildirsync.so: tests/preload/faildirsync.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -shared -fPIC -o $@ $< -ldl
+	$(call say,LD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -O2 -shared -fPIC -o $@ $< -ldl
 
 $(CORE_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/libcore.a
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 $(ROUTER_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o $(B)/librouter.a \
 		$(B)/libcore.a
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 $(CONTROL_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o \
 		$(B)/libcontrol.a $(B)/librouter.a $(B)/libcore.a
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # Installs the Debian packages the build and the tests need (root, apt).
 deps:
@@ -136,22 +161,27 @@ FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_B)/%)
 
-$(FUZZ_B)/%.o: %.c $(wildcard */*.h) Makefile
+$(FUZZ_B)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c $< -o $@
+	$(call say,CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 $(FUZZ_B)/libcore.a: $(CORE_SRCS:%.c=$(FUZZ_B)/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(FUZZ_B)/librouter.a: $(ROUTER_SRCS:%.c=$(FUZZ_B)/%.o) $(CONTROL_SRCS:%.c=$(FUZZ_B)/%.o) \
 		$(B)/gen/dashboard_html.c
 	@rm -f $@
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $(B)/gen/dashboard_html.c -o $(FUZZ_B)/dashboard_html.o
-	ar rcs $@ $(filter %.o,$^) $(FUZZ_B)/dashboard_html.o
+	$(call say,CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $(B)/gen/dashboard_html.c -o $(FUZZ_B)/dashboard_html.o
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $(filter %.o,$^) $(FUZZ_B)/dashboard_html.o
 
 $(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_B)/tests/fuzz/%.o $(FUZZ_B)/librouter.a $(FUZZ_B)/libcore.a
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -179,3 +209,5 @@ bench: all
 
 clean:
 	rm -rf build meridian meridianctl
+
+-include $(shell find build -name '*.d' 2>/dev/null)
