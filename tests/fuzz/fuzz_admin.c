@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "control/admin.h"
 #include "control/control.h"
 

@@ -32,6 +32,7 @@
 
 #include <event2/buffer.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "router/chunked.h"
 
 enum { REF_BAD = -1, REF_MORE = 0, REF_DONE = 1 };

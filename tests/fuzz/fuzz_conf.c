@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "common/err.h"
 #include "conf/conf.h"
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "router/cookie.h"
 
 static unsigned char secret_a[32] = "0123456789abcdef0123456789abcdef";

@@ -37,6 +37,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "common/err.h"
 #include "conf/conf.h"
 #include "router/proxy.h"

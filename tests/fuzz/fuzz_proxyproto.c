@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "common/proxyproto.h"
 
 static bool same(const struct mr_proxyproto *a, const struct mr_proxyproto *b)

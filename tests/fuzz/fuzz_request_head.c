@@ -20,6 +20,7 @@
 
 #include <event2/buffer.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "router/headers.h"
 #include "router/http1.h"
 
