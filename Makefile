@@ -5,7 +5,8 @@
 DEB_PACKAGES := build-essential pkg-config libevent-dev libssl-dev \
 	libmaxminddb-dev libjansson-dev libcmocka-dev libhttp-parser-dev \
 	python3 curl wrk procps bc libmaxmind-db-writer-perl \
-	chromium chromium-driver python3-selenium clang-14 libfuzzer-14-dev
+	chromium chromium-driver python3-selenium clang-14 libfuzzer-14-dev \
+	clang-format-14
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 
 CC ?= cc
@@ -42,7 +43,8 @@ CORE_TESTS := $(filter-out $(ROUTER_TESTS) $(CONTROL_TESTS),$(UNIT_BINS))
 # Test GeoIP databases (written by tools/mkmmdb.pl): rules in geo/testdata.mk.
 include geo/testdata.mk
 
-.PHONY: all build deps check-deps test test-variant run bench clean fuzz fuzz-build
+.PHONY: all build deps check-deps test test-variant run bench clean fuzz fuzz-build \
+	format format-check need-clang-format
 
 # Quiet by default (one line per step); V=1 shows whole commands.
 ifeq ($(V),1)
@@ -143,6 +145,7 @@ test-variant: build testdata
 	@FUZZ_DIR=$(FUZZ_DIR) bash tests/run.sh $(B)
 
 test: check-deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory fuzz-build
 	@$(MAKE) --no-print-directory test-variant VARIANT=release
@@ -200,6 +203,26 @@ geo/data/country.mmdb:
 		tar xzf *.tgz package/geo-whois-asn-country.mmdb
 	mv geo/data/.fetch/package/geo-whois-asn-country.mmdb $@
 	rm -rf geo/data/.fetch
+
+# The C sources as .clang-format says (not build/, not the fuzz corpora).
+# format-check changes nothing and names each file that differs.
+CLANG_FORMAT := clang-format-14
+FORMAT_SRCS = $(shell find . \( -path ./build -o -path ./tests/fuzz/corpus -o -path ./.git \) \
+	-prune -o \( -name '*.c' -o -name '*.h' \) -print | sed 's|^\./||' | sort)
+
+format: need-clang-format
+	@$(CLANG_FORMAT) -i --style=file $(FORMAT_SRCS)
+
+format-check: need-clang-format
+	@bad=0; for f in $(FORMAT_SRCS); do \
+		if ! $(CLANG_FORMAT) --style=file --dry-run -Werror $$f >/dev/null 2>&1; then \
+			echo "not formatted: $$f"; bad=1; \
+		fi; \
+	done; \
+	if [ $$bad -ne 0 ]; then echo "run 'make format'" >&2; exit 1; fi
+
+need-clang-format:
+	@command -v $(CLANG_FORMAT) >/dev/null || { echo "no $(CLANG_FORMAT): make deps" >&2; exit 1; }
 
 run: all
 	@bash tools/demo.sh
