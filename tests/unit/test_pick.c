@@ -1,9 +1,10 @@
-/* tests/unit/test_pick.c: the cluster decision (regions, weights, drain,
- * failover, stickiness, health, exclusion, GeoIP) and the endpoint choice
- * (round robin, least requests, avoid, down endpoints) over snapshots built
- * from JSON. The GeoIP case reads the database `make testdata` writes: from
- * $MERIDIAN_TESTDATA, else ../testdata beside this binary, else
- * build/release/testdata. */
+/* tests/unit/test_pick.c: the cluster decision as one table of cases (a
+ * snapshot built from JSON, its drains, weights and endpoint health; a
+ * client, cookie and retry exclusion; the reason, region and cluster
+ * expected, over many random draws), the weights' shares, and the endpoint
+ * choice (round robin, least requests, avoid, down endpoints). The GeoIP
+ * cases read the database `make testdata` writes: from $MERIDIAN_TESTDATA,
+ * else ../testdata beside this binary, else build/release/testdata. */
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -29,10 +30,6 @@
 #include "health/health.h"
 #include "health/passive.h"
 #include "router/pick.h"
-
-/* 32 bytes, base64: a valid session secret. */
-
-
 
 /* The snapshot of the running test, freed by its teardown, and the health
  * registry attached to it (NULL when the test attaches none). */
@@ -76,14 +73,14 @@ static struct mr_snapshot *load(const char *regions, const char *routing)
     return load_with("", regions, routing);
 }
 
-/* Clusters are const in a snapshot; drain is a runtime override the tests
- * set by hand. */
-static void set_drain(const char *cluster, int drain)
+/* Clusters are const in a snapshot; weights and drains are runtime
+ * overrides the tests set by hand. */
+static struct mr_cluster *cluster_rw(const char *name)
 {
-    struct mr_cluster *c = (struct mr_cluster *)mr_snap_cluster(snap, cluster);
+    struct mr_cluster *c = (struct mr_cluster *)mr_snap_cluster(snap, name);
 
     assert_non_null(c);
-    c->drain = drain;
+    return c;
 }
 
 /* splitmix64: a small, good enough generator with a fixed seed. */
@@ -110,29 +107,50 @@ static const char *cluster_name(const struct mr_decision *d)
     return d->cluster != NULL ? d->cluster->name : "(null)";
 }
 
-/* Decides and checks reason, region and cluster (NULL: any of the region). */
-static void expect_pick(uint64_t random, enum mr_pick_reason reason, const char *region,
-                        const char *cluster)
-{
-    struct mr_decision d;
+/* ---- health ---- */
 
-    memset(&d, 0x5a, sizeof(d));
-    assert_int_equal(pick(random, &d), reason);
-    assert_int_equal(d.reason, reason);
-    if (region == NULL) {
-        assert_null(d.region);
-        assert_null(d.cluster);
-        return;
+/* A fresh registry attached to snap: every endpoint up. */
+static void attach_health(void)
+{
+    mr_health_free(health);
+    health = mr_health_new();
+    assert_non_null(health);
+    assert_int_equal(mr_health_attach(health, snap), 0);
+    for (size_t i = 0; i < snap->n_endpoints; i++) {
+        assert_non_null(snap->endpoints[i]->health);
+        assert_true(mr_health_endpoint_up(snap->endpoints[i]));
     }
-    assert_non_null(d.region);
-    assert_non_null(d.cluster);
-    assert_string_equal(d.region->name, region);
-    assert_ptr_equal(d.cluster->region, d.region);
-    if (reason == MR_PICK_GEO || reason == MR_PICK_FAILOVER)
-        assert_true(mr_pick_takes_new(snap, d.cluster));
-    if (cluster != NULL && strcmp(cluster_name(&d), cluster) != 0)
-        fail_msg("random %#llx: picked %s, want %s", (unsigned long long)random,
-                 cluster_name(&d), cluster);
+}
+
+static const struct mr_endpoint *endpoint_of(const char *cluster, size_t i)
+{
+    const struct mr_cluster *c = mr_snap_cluster(snap, cluster);
+
+    assert_non_null(c);
+    assert_true(i < c->n_endpoints);
+    return &c->endpoints[i];
+}
+
+/* Fails the endpoint's checks `fall` times: down. */
+static void set_down(const char *cluster, size_t i)
+{
+    const struct mr_endpoint *e = endpoint_of(cluster, i);
+
+    assert_non_null(e->health);
+    assert_int_equal(e->health->fall, snap->health.fall);
+    for (int k = 0; k < snap->health.fall; k++)
+        mr_health_report(e->health, false, "x");
+    assert_false(mr_health_endpoint_up(e));
+}
+
+/* Passes the endpoint's checks `rise` times: up again. */
+static void set_up(const char *cluster, size_t i)
+{
+    const struct mr_endpoint *e = endpoint_of(cluster, i);
+
+    for (int k = 0; k < snap->health.rise; k++)
+        mr_health_report(e->health, true, "HTTP 200");
+    assert_true(mr_health_endpoint_up(e));
 }
 
 /* ---- reasons ---- */
@@ -147,7 +165,7 @@ static void test_reason_names(void **state)
     assert_string_equal(mr_pick_reason_name(MR_PICK_NONE), "none");
 }
 
-/* ---- clusters ---- */
+/* ---- the cluster decision: one table ---- */
 
 #define TWO_REGIONS                                                                         \
     "[{\"name\": \"eu\", \"clusters\": ["                                                   \
@@ -156,20 +174,605 @@ static void test_reason_names(void **state)
     " {\"name\": \"us\", \"clusters\": ["                                                   \
     "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]}]"
 
-static void test_first_default_region_is_geo(void **state)
+#define WEIGHTED_REGION                                                                     \
+    "[{\"name\": \"r\", \"clusters\": ["                                                    \
+    "  {\"name\": \"w1\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"             \
+    "  {\"name\": \"w0a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]},"            \
+    "  {\"name\": \"w3\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9003\"]},"             \
+    "  {\"name\": \"w6\", \"weight\": 6, \"endpoints\": [\"127.0.0.1:9004\"]},"             \
+    "  {\"name\": \"w0b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9005\"]}]}]"
+
+/* eu and ap take no new sessions (every weight 0); us-b does. */
+#define FIRST_REGIONS_NO_WEIGHT                                                             \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
+    "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]},"          \
+    "   {\"name\": \"eu-b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]}]},"        \
+    " {\"name\": \"ap\", \"clusters\": ["                                                   \
+    "   {\"name\": \"ap-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9201\"]}]},"        \
+    " {\"name\": \"us\", \"clusters\": ["                                                   \
+    "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]},"          \
+    "   {\"name\": \"us-b\", \"weight\": 2, \"endpoints\": [\"127.0.0.1:9102\"]}]}]"
+
+/* Only ap takes new sessions, and it is not a candidate of routing.default. */
+#define ONLY_NON_CANDIDATE_WEIGHTED                                                         \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
+    "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]}]},"        \
+    " {\"name\": \"us\", \"clusters\": ["                                                   \
+    "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]}]},"        \
+    " {\"name\": \"ap\", \"clusters\": ["                                                   \
+    "   {\"name\": \"ap-a\", \"weight\": 5, \"endpoints\": [\"127.0.0.1:9201\"]}]}]"
+
+/* eu: eu-a (2 endpoints), eu-b (2); us: us-a (2). */
+#define HEALTH_REGIONS                                                                       \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                    \
+    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"      \
+    "   {\"name\": \"eu-b\", \"endpoints\": [\"127.0.0.1:9011\", \"127.0.0.1:9012\"]}]},"    \
+    " {\"name\": \"us\", \"clusters\": ["                                                    \
+    "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\", \"127.0.0.1:9102\"]}]}]"
+
+#define GEO_REGIONS                                                                         \
+    "[{\"name\": \"uk\", \"lat\": 51.5, \"lon\": -0.1, \"clusters\": ["                     \
+    "   {\"name\": \"uk-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"                       \
+    " {\"name\": \"us-east\", \"lat\": 40, \"lon\": -75, \"clusters\": ["                   \
+    "   {\"name\": \"us-east-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]},"                  \
+    " {\"name\": \"ap\", \"lat\": 1.3, \"lon\": 103.8, \"clusters\": ["                     \
+    "   {\"name\": \"ap-a\", \"endpoints\": [\"127.0.0.1:9201\"]}]}]"
+
+#define EU_US "{\"default\": [\"eu\", \"us\"]}"
+#define US_EU "{\"default\": [\"us\", \"eu\"]}"
+/* GB goes to ap by rule (not the nearest: the rule wins); everyone else by
+ * proximity; routing.default for clients the database does not know. */
+#define GEO_ROUTING                                                                         \
+    "{\"countries\": {\"GB\": [\"ap\"]}, \"proximity\": true, \"default\": [\"uk\"]}"
+
+/* An expectation a case may leave unchecked. */
+enum tri { ANY, NO, YES };
+
+struct pick_case {
+    const char *name;
+    /* The snapshot. */
+    const char *regions, *routing; /* JSON */
+    const char *min_healthy;       /* attach health (fall 1, rise 1) with this; NULL: none */
+    bool geoip;                    /* attach the test GeoIP database */
+    const char *weights;           /* "cluster=weight ...", set in order */
+    const char *drains;            /* "cluster=none|soft|hard[@deadline_s] ...", in order */
+    const char *down, *up;         /* "cluster/i ...": failed `fall` times, then passed `rise` */
+    /* The request, decided for RANDOMS draws (or one, `fixed`). */
+    const char *client;  /* an IP address; NULL: none (routing.default) */
+    const char *cookie;  /* the session cookie's cluster; NULL: no cookie */
+    const char *exclude; /* the cluster a retry excludes */
+    int64_t now;         /* unix seconds, when now_set; else 1000 */
+    bool now_set;
+    bool now_walks;      /* the i-th random draw is at now + i */
+    bool fixed;          /* decide for `random` only */
+    uint64_t random;
+    /* Expected: the reason, the region and cluster (region NULL: none;
+     * cluster NULL: any of the region); the client's location. */
+    enum mr_pick_reason reason;
+    const char *region, *cluster;
+    const char *country, *continent; /* NULL: unchecked; "": not found */
+    enum tri found, has_coords;
+    /* Expected of cluster `of` at now. */
+    const char *of;
+    enum tri takes_new, keeps, healthy;
+    int n_up; /* UP(n): n endpoints up; 0: unchecked */
+};
+
+#define AT(t) .now = (t), .now_set = true
+#define RANDOM(r) .fixed = true, .random = (r)
+#define UP(n) ((n) + 1)
+
+/* Random draws per case besides 0, UINT64_MAX and UINT64_MAX - 1. */
+enum { RANDOMS = 1000 };
+
+static const struct pick_case cases[] = {
+    /* Regions in routing.default's order; weights within a region. */
+    {"first default region", TWO_REGIONS, EU_US, .reason = MR_PICK_GEO, .region = "eu"},
+    {"first default region, random 0", TWO_REGIONS, EU_US, RANDOM(0), .reason = MR_PICK_GEO,
+     .region = "eu"},
+    {"first default region, random max", TWO_REGIONS, EU_US, RANDOM(UINT64_MAX),
+     .reason = MR_PICK_GEO, .region = "eu"},
+    {"routing.default's order decides, not the order of regions", TWO_REGIONS, US_EU,
+     .reason = MR_PICK_GEO, .region = "us", .cluster = "us-a"},
+    /* The ends of the random range land on eligible clusters: the lowest
+     * on the first, the highest never on the trailing weight-0 one. */
+    {"random 0: the first cluster", WEIGHTED_REGION, "{\"default\": [\"r\"]}", RANDOM(0),
+     .reason = MR_PICK_GEO, .region = "r", .cluster = "w1"},
+    {"random max: not the trailing weight 0", WEIGHTED_REGION, "{\"default\": [\"r\"]}",
+     RANDOM(UINT64_MAX), .reason = MR_PICK_GEO, .region = "r", .cluster = "w6"},
+    {"random max - 1: not the trailing weight 0", WEIGHTED_REGION, "{\"default\": [\"r\"]}",
+     RANDOM(UINT64_MAX - 1), .reason = MR_PICK_GEO, .region = "r", .cluster = "w6"},
+    {"first regions without weight: failover", FIRST_REGIONS_NO_WEIGHT,
+     "{\"default\": [\"eu\", \"ap\", \"us\"]}", .reason = MR_PICK_FAILOVER, .region = "us",
+     .cluster = "us-b"},
+    {"first regions without weight: failover, random 0", FIRST_REGIONS_NO_WEIGHT,
+     "{\"default\": [\"eu\", \"ap\", \"us\"]}", RANDOM(0), .reason = MR_PICK_FAILOVER,
+     .region = "us", .cluster = "us-b"},
+    {"first regions without weight: failover, random max", FIRST_REGIONS_NO_WEIGHT,
+     "{\"default\": [\"eu\", \"ap\", \"us\"]}", RANDOM(UINT64_MAX), .reason = MR_PICK_FAILOVER,
+     .region = "us", .cluster = "us-b"},
+    /* No candidate takes new sessions: fail open to the first candidate
+     * cluster with an endpoint up (no health attached: all up), never to
+     * an error. */
+    {"no candidate takes new sessions: fail open", ONLY_NON_CANDIDATE_WEIGHTED, EU_US,
+     .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
+    {"no candidate takes new sessions: fail open, random 0", ONLY_NON_CANDIDATE_WEIGHTED, EU_US,
+     RANDOM(0), .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
+    {"no candidate takes new sessions: fail open, random max", ONLY_NON_CANDIDATE_WEIGHTED,
+     EU_US, RANDOM(UINT64_MAX), .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
+
+    /* Drains and weights. */
+    {"eu-a takes new sessions", TWO_REGIONS, EU_US, .reason = MR_PICK_GEO, .region = "eu",
+     .of = "eu-a", .takes_new = YES},
+    {"eu-b takes new sessions", TWO_REGIONS, EU_US, .reason = MR_PICK_GEO, .region = "eu",
+     .of = "eu-b", .takes_new = YES},
+    {"one drained: the other takes everything, still geo", TWO_REGIONS, EU_US,
+     .drains = "eu-b=soft", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
+     .of = "eu-b", .takes_new = NO},
+    {"one drained: the other takes new sessions", TWO_REGIONS, EU_US, .drains = "eu-b=soft",
+     RANDOM(UINT64_MAX), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
+     .of = "eu-a", .takes_new = YES},
+    {"both drained, softly or hard: the next region", TWO_REGIONS, EU_US,
+     .drains = "eu-b=soft eu-a=hard", .reason = MR_PICK_FAILOVER, .region = "us",
+     .cluster = "us-a", .of = "eu-a", .takes_new = NO},
+    {"everything drained: fail open to a cluster that is up", TWO_REGIONS, EU_US,
+     .drains = "eu-b=soft eu-a=hard us-a=soft", .reason = MR_PICK_FAIL_OPEN, .region = "eu",
+     .cluster = "eu-a"},
+    {"undrained: back to normal", TWO_REGIONS, EU_US,
+     .drains = "eu-b=soft eu-a=hard us-a=soft eu-a=none eu-b=none us-a=none",
+     .reason = MR_PICK_GEO, .region = "eu", .of = "eu-a", .takes_new = YES},
+    {"weight 0 takes no new sessions", TWO_REGIONS, EU_US, .weights = "eu-a=0",
+     .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b", .of = "eu-a", .takes_new = NO},
+    {"any weight above 0 takes new sessions", TWO_REGIONS, EU_US, .weights = "eu-a=0.001",
+     .reason = MR_PICK_GEO, .region = "eu", .of = "eu-a", .takes_new = YES},
+    {"a drained weight takes none", TWO_REGIONS, EU_US, .weights = "eu-a=0.001",
+     .drains = "eu-a=soft", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b",
+     .of = "eu-a", .takes_new = NO},
+
+    /* Sessions: the cookie's cluster. */
+    {"sticky, not the geo choice", TWO_REGIONS, EU_US, .cookie = "us-a",
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a"},
+    {"sticky to eu-a", TWO_REGIONS, EU_US, .cookie = "eu-a", .reason = MR_PICK_STICKY,
+     .region = "eu", .cluster = "eu-a"},
+    {"sticky to eu-b", TWO_REGIONS, EU_US, .cookie = "eu-b", .reason = MR_PICK_STICKY,
+     .region = "eu", .cluster = "eu-b"},
+    {"weight 0 keeps its sessions", TWO_REGIONS, EU_US, .weights = "us-a=0", .cookie = "us-a",
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a",
+     .takes_new = NO, .keeps = YES},
+    {"soft drain without a deadline keeps its sessions", TWO_REGIONS, EU_US,
+     .weights = "us-a=0 us-a=1", .drains = "us-a=soft@0", .cookie = "us-a",
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a",
+     .takes_new = NO, .keeps = YES},
+    {"soft drain without a deadline keeps its sessions for ever", TWO_REGIONS, EU_US,
+     .weights = "us-a=0 us-a=1", .drains = "us-a=soft@0", .cookie = "us-a", AT(INT64_MAX),
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a",
+     .keeps = YES},
+    {"weight 0 and soft drain at once keep sessions", TWO_REGIONS, EU_US,
+     .weights = "us-a=0 us-a=1 us-a=0", .drains = "us-a=soft@0", .cookie = "us-a",
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a"},
+    /* A cookie naming a cluster this snapshot does not have (removed by a
+     * reload, or a prefix of a real name): decided anew. */
+    {"cookie of a cluster gone", TWO_REGIONS, US_EU, .cookie = "gone", .reason = MR_PICK_GEO,
+     .region = "us", .cluster = "us-a"},
+    {"cookie naming a region", TWO_REGIONS, US_EU, .cookie = "eu", .reason = MR_PICK_GEO,
+     .region = "us", .cluster = "us-a"},
+    {"cookie naming a prefix", TWO_REGIONS, US_EU, .cookie = "eu-", .reason = MR_PICK_GEO,
+     .region = "us", .cluster = "us-a"},
+    {"empty cookie", TWO_REGIONS, US_EU, .cookie = "", .reason = MR_PICK_GEO, .region = "us",
+     .cluster = "us-a"},
+    {"no cookie", TWO_REGIONS, US_EU, .reason = MR_PICK_GEO, .region = "us", .cluster = "us-a"},
+    /* Soft drain with a deadline: sticky before it; at and after it a new
+     * decision, which never lands on the drained cluster (eu-a is the only
+     * one of eu taking new sessions). */
+    {"soft drain, at 0: sticky", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
+     .cookie = "eu-b", AT(0), .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b"},
+    {"soft drain, before the deadline: sticky", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
+     .cookie = "eu-b", AT(1999), .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b",
+     .of = "eu-b", .keeps = YES},
+    {"soft drain, at the deadline: anew", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
+     .cookie = "eu-b", AT(2000), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
+     .of = "eu-b", .keeps = NO},
+    {"soft drain, after the deadline: anew", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
+     .cookie = "eu-b", AT(2001), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
+     .of = "eu-b", .keeps = NO},
+    {"soft drain, long after the deadline: anew", TWO_REGIONS, EU_US,
+     .drains = "eu-b=soft@2000", .cookie = "eu-b", AT(INT64_MAX), .reason = MR_PICK_GEO,
+     .region = "eu", .cluster = "eu-a"},
+    {"soft drain, from the deadline on: anew", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
+     .cookie = "eu-b", AT(2000), .now_walks = true, .reason = MR_PICK_GEO, .region = "eu",
+     .cluster = "eu-a"},
+    {"a deadline on a cluster not drained means nothing", TWO_REGIONS, EU_US,
+     .drains = "eu-b=soft@2000 eu-b=none", .cookie = "eu-b", AT(5000),
+     .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b", .of = "eu-b", .keeps = YES},
+    /* Hard drain: sessions move at once, deadline or not. */
+    {"hard drain, at 0: sessions move", TWO_REGIONS, EU_US, .drains = "eu-b=hard",
+     .cookie = "eu-b", AT(0), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
+     .of = "eu-b", .takes_new = NO, .keeps = NO},
+    {"hard drain: sessions move", TWO_REGIONS, EU_US, .drains = "eu-b=hard", .cookie = "eu-b",
+     .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
+    {"hard drain with a deadline: sessions move", TWO_REGIONS, EU_US,
+     .drains = "eu-b=hard@5000", .cookie = "eu-b", .reason = MR_PICK_GEO, .region = "eu",
+     .cluster = "eu-a", .of = "eu-b", .keeps = NO},
+    /* A session on a hard-drained cluster of a later region: the new
+     * decision is the client's first region as usual. */
+    {"hard drain of a later region: first region", TWO_REGIONS, EU_US,
+     .drains = "eu-b=hard@5000 us-a=hard", .cookie = "us-a", .reason = MR_PICK_GEO,
+     .region = "eu", .cluster = "eu-a"},
+    {"everything drained hard: the cookie does not keep it, fail open", TWO_REGIONS, EU_US,
+     .drains = "eu-b=hard@5000 us-a=hard eu-a=hard", .cookie = "eu-b",
+     .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
+    {"a retry after the sticky cluster failed goes elsewhere", TWO_REGIONS, EU_US,
+     .cookie = "eu-b", .exclude = "eu-b", .reason = MR_PICK_GEO, .region = "eu",
+     .cluster = "eu-a"},
+
+    /* Health (fall 1, rise 1: one report flips a slot). */
+    {"health: sticky while up", HEALTH_REGIONS, EU_US, .min_healthy = "0.5", .cookie = "eu-b",
+     .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b"},
+    /* All of eu-b's endpoints down: it neither takes new sessions nor keeps
+     * its own; the cookie's session goes to the other cluster of eu. */
+    {"cluster down: its session moves within the region", HEALTH_REGIONS, EU_US,
+     .min_healthy = "0.5", .down = "eu-b/0 eu-b/1", .cookie = "eu-b", .reason = MR_PICK_GEO,
+     .region = "eu", .cluster = "eu-a", .of = "eu-b", .n_up = UP(0), .healthy = NO,
+     .takes_new = NO, .keeps = NO},
+    {"cluster down: new sessions to the other", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-b/0 eu-b/1", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
+    {"region down: failover, eu-b's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .cookie = "eu-b", .reason = MR_PICK_FAILOVER,
+     .region = "us", .cluster = "us-a", .of = "eu-a", .takes_new = NO},
+    {"region down: failover, eu-a's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .cookie = "eu-a", .reason = MR_PICK_FAILOVER,
+     .region = "us", .cluster = "us-a"},
+    {"region down: failover", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .reason = MR_PICK_FAILOVER, .region = "us",
+     .cluster = "us-a"},
+    /* One endpoint of eu-b back (1 of 2 >= 0.5): eu-b serves again. */
+    {"one endpoint back: sticky again", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .up = "eu-b/1", .cookie = "eu-b",
+     .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b", .of = "eu-b",
+     .takes_new = YES},
+    {"one endpoint back: new sessions again", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .up = "eu-b/1", .reason = MR_PICK_GEO,
+     .region = "eu", .cluster = "eu-b"},
+    {"min_healthy 1.0, all up", HEALTH_REGIONS, EU_US, .min_healthy = "1.0",
+     .reason = MR_PICK_GEO, .region = "eu", .of = "eu-a", .takes_new = YES},
+    /* One of two down under min_healthy 1.0: not eligible either way. */
+    {"min_healthy 1.0, one of two down: its session moves", HEALTH_REGIONS, EU_US,
+     .min_healthy = "1.0", .down = "eu-a/0", .cookie = "eu-a", .reason = MR_PICK_GEO,
+     .region = "eu", .cluster = "eu-b", .of = "eu-a", .n_up = UP(1), .healthy = NO,
+     .takes_new = NO, .keeps = NO},
+    {"min_healthy 1.0, one of two down: new sessions elsewhere", HEALTH_REGIONS, EU_US,
+     .min_healthy = "1.0", .down = "eu-a/0", .reason = MR_PICK_GEO, .region = "eu",
+     .cluster = "eu-b"},
+    {"min_healthy 1.0, both clusters of eu half down: failover", HEALTH_REGIONS, EU_US,
+     .min_healthy = "1.0", .down = "eu-a/0 eu-b/1", .reason = MR_PICK_FAILOVER,
+     .region = "us", .cluster = "us-a"},
+    {"min_healthy 1.0, both clusters of eu half down: the session fails over",
+     HEALTH_REGIONS, EU_US, .min_healthy = "1.0", .down = "eu-a/0 eu-b/1", .cookie = "eu-b",
+     .reason = MR_PICK_FAILOVER, .region = "us", .cluster = "us-a"},
+    /* One of two up under 0.5: eligible, for new sessions and old. */
+    {"min_healthy 0.5, one of two up: sticky", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-b/0 eu-b/1", .cookie = "eu-a", .reason = MR_PICK_STICKY,
+     .region = "eu", .cluster = "eu-a", .of = "eu-a", .healthy = YES, .takes_new = YES,
+     .keeps = YES},
+    {"min_healthy 0.5, one of two up: new sessions", HEALTH_REGIONS, EU_US,
+     .min_healthy = "0.5", .down = "eu-a/0 eu-b/0 eu-b/1", .reason = MR_PICK_GEO,
+     .region = "eu", .cluster = "eu-a"},
+    /* Nothing can serve: none, with no cluster, cookie or not. */
+    {"everything down: none", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .reason = MR_PICK_NONE},
+    {"everything down: none for eu-a's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .cookie = "eu-a",
+     .reason = MR_PICK_NONE},
+    {"everything down: none for us-a's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .cookie = "us-a",
+     .reason = MR_PICK_NONE},
+    {"everything down: none, random 0", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", RANDOM(0), .reason = MR_PICK_NONE},
+    {"everything down: none, random max", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", RANDOM(UINT64_MAX),
+     .reason = MR_PICK_NONE},
+    {"one endpoint back anywhere: served again", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .up = "us-a/1",
+     .reason = MR_PICK_FAILOVER, .region = "us", .cluster = "us-a"},
+    /* min_healthy 1.0 and every cluster one endpoint short: none is
+     * healthy, so fail open to the first candidate cluster with an
+     * endpoint up, in the client's region order. */
+    {"none healthy: fail open in region order", HEALTH_REGIONS, US_EU, .min_healthy = "1.0",
+     .down = "us-a/0 eu-a/1 eu-b/0", .reason = MR_PICK_FAIL_OPEN, .region = "us",
+     .cluster = "us-a"},
+    {"none healthy: the session fails open too", HEALTH_REGIONS, US_EU, .min_healthy = "1.0",
+     .down = "us-a/0 eu-a/1 eu-b/0", .cookie = "eu-b", .reason = MR_PICK_FAIL_OPEN,
+     .region = "us", .cluster = "us-a"},
+    {"none healthy, us-a down: the next region's first cluster up", HEALTH_REGIONS, US_EU,
+     .min_healthy = "1.0", .down = "us-a/0 eu-a/1 eu-b/0 us-a/1", .reason = MR_PICK_FAIL_OPEN,
+     .region = "eu", .cluster = "eu-a"},
+    {"none healthy, eu-a down too: skipped for eu-b", HEALTH_REGIONS, US_EU,
+     .min_healthy = "1.0", .down = "us-a/0 eu-a/1 eu-b/0 us-a/1 eu-a/0",
+     .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-b"},
+    {"none healthy, the last one up excluded: none", HEALTH_REGIONS, US_EU,
+     .min_healthy = "1.0", .down = "us-a/0 eu-a/1 eu-b/0 us-a/1 eu-a/0", .exclude = "eu-b",
+     .reason = MR_PICK_NONE},
+    {"fail open reaches regions outside the client's candidates", HEALTH_REGIONS,
+     "{\"default\": [\"eu\"]}", .min_healthy = "1.0",
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0", .reason = MR_PICK_FAIL_OPEN,
+     .region = "us", .cluster = "us-a"},
+
+    /* Exclusion (a retry's). */
+    {"excluded: the other cluster of the region", TWO_REGIONS, EU_US, .exclude = "eu-b",
+     .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
+    {"excluded: the other cluster of the region, the other way", TWO_REGIONS, EU_US,
+     .exclude = "eu-a", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b"},
+    {"a cluster of another region excluded changes nothing", TWO_REGIONS, EU_US,
+     .cookie = "eu-a", .exclude = "us-a", .reason = MR_PICK_STICKY, .region = "eu",
+     .cluster = "eu-a"},
+    {"excluded nothing", TWO_REGIONS, US_EU, .reason = MR_PICK_GEO, .region = "us",
+     .cluster = "us-a"},
+    {"the only cluster of the first region excluded: failover", TWO_REGIONS, US_EU,
+     .exclude = "us-a", .reason = MR_PICK_FAILOVER, .region = "eu"},
+    {"the excluded sticky cluster: failover", TWO_REGIONS, US_EU, .cookie = "us-a",
+     .exclude = "us-a", .reason = MR_PICK_FAILOVER, .region = "eu"},
+    {"fail open", TWO_REGIONS, US_EU, .weights = "eu-a=0 eu-b=0 us-a=0",
+     .reason = MR_PICK_FAIL_OPEN, .region = "us", .cluster = "us-a"},
+    {"fail open skips the excluded cluster", TWO_REGIONS, US_EU,
+     .weights = "eu-a=0 eu-b=0 us-a=0", .exclude = "us-a", .reason = MR_PICK_FAIL_OPEN,
+     .region = "eu", .cluster = "eu-a"},
+
+    /* GeoIP. */
+    {"GB by its country rule", GEO_REGIONS, GEO_ROUTING, .geoip = true,
+     .client = "81.2.69.142", .reason = MR_PICK_GEO, .region = "ap", .cluster = "ap-a",
+     .found = YES, .country = "GB", .continent = "EU"},
+    {"GB over IPv6", GEO_REGIONS, GEO_ROUTING, .geoip = true, .client = "2a02:c7f::1",
+     .reason = MR_PICK_GEO, .region = "ap", .cluster = "ap-a", .country = "GB"},
+    {"no rule for US: the nearest region", GEO_REGIONS, GEO_ROUTING, .geoip = true,
+     .client = "8.8.8.8", .reason = MR_PICK_GEO, .region = "us-east", .cluster = "us-east-a",
+     .found = YES, .country = "US", .has_coords = YES},
+    {"unknown to the database: routing.default", GEO_REGIONS, GEO_ROUTING, .geoip = true,
+     .client = "10.1.2.3", .reason = MR_PICK_GEO, .region = "uk", .cluster = "uk-a",
+     .found = NO, .country = ""},
+    /* GB's rule region drained: failover along the list, which continues
+     * by proximity (uk is nearest to London). */
+    {"GB's rule region drained: the nearest", GEO_REGIONS, GEO_ROUTING, .geoip = true,
+     .drains = "ap-a=soft", .client = "81.2.69.142", .reason = MR_PICK_FAILOVER,
+     .region = "uk", .cluster = "uk-a", .country = "GB"},
+    {"a sticky decision does not look the client up", GEO_REGIONS, GEO_ROUTING, .geoip = true,
+     .client = "81.2.69.142", .cookie = "us-east-a", .reason = MR_PICK_STICKY,
+     .region = "us-east", .cluster = "us-east-a", .found = NO},
+};
+
+static char testdata[PATH_MAX];
+
+/* $MERIDIAN_TESTDATA, else ../testdata beside this binary when it exists,
+ * else the release build's (as test_geoip does). */
+static void find_testdata(const char *argv0)
+{
+    const char *env = getenv("MERIDIAN_TESTDATA");
+    const char *slash = strrchr(argv0, '/');
+
+    if (env != NULL && env[0] != '\0') {
+        snprintf(testdata, sizeof(testdata), "%s", env);
+        return;
+    }
+    if (slash != NULL) {
+        snprintf(testdata, sizeof(testdata), "%.*s/../testdata", (int)(slash - argv0), argv0);
+        if (access(testdata, F_OK) == 0)
+            return;
+    }
+    snprintf(testdata, sizeof(testdata), "build/release/testdata");
+}
+
+/* Calls each(cluster, value) for every "cluster<sep>value" word of spec. */
+static void for_each_word(const struct pick_case *c, const char *spec, char sep,
+                          void (*each)(const char *cluster, const char *value))
+{
+    char word[64];
+    int n;
+
+    while (spec != NULL && sscanf(spec, "%63s%n", word, &n) == 1) {
+        char *at = strchr(word, sep);
+
+        if (at == NULL)
+            fail_msg("%s: \"%s\" has no '%c'", c->name, word, sep);
+        *at = '\0';
+        each(word, at + 1);
+        spec += n;
+    }
+}
+
+static void set_weight(const char *cluster, const char *value)
+{
+    cluster_rw(cluster)->weight = strtod(value, NULL);
+}
+
+/* "soft", "hard" or "none", then "@deadline_s" if given. */
+static void set_drain(const char *cluster, const char *value)
+{
+    struct mr_cluster *c = cluster_rw(cluster);
+    const char *at = strchr(value, '@');
+    size_t len = at != NULL ? (size_t)(at - value) : strlen(value);
+
+    if (len == 4 && strncmp(value, "soft", 4) == 0)
+        c->drain = MR_DRAIN_SOFT;
+    else if (len == 4 && strncmp(value, "hard", 4) == 0)
+        c->drain = MR_DRAIN_HARD;
+    else if (len == 4 && strncmp(value, "none", 4) == 0)
+        c->drain = MR_DRAIN_NONE;
+    else
+        fail_msg("drain \"%s\": soft, hard or none", value);
+    if (at != NULL)
+        c->drain_deadline_s = strtoll(at + 1, NULL, 10);
+}
+
+static void set_endpoint_down(const char *cluster, const char *i)
+{
+    set_down(cluster, strtoul(i, NULL, 10));
+}
+
+static void set_endpoint_up(const char *cluster, const char *i)
+{
+    set_up(cluster, strtoul(i, NULL, 10));
+}
+
+/* Builds the case's snapshot in snap (and health), as the case says. */
+static void build_snapshot(const struct pick_case *c)
+{
+    char extra[PATH_MAX + 128] = "";
+
+    if (c->min_healthy != NULL)
+        snprintf(extra, sizeof(extra),
+                 "\"health\": {\"fall\": 1, \"rise\": 1, \"min_healthy\": %s},", c->min_healthy);
+    if (c->geoip) {
+        char path[PATH_MAX + 16], db[PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s/geoip2.mmdb", testdata);
+        /* The configuration resolves relative paths against its own
+         * directory: give it an absolute one. */
+        if (realpath(path, db) == NULL)
+            fail_msg("cannot find %s: run `make testdata` or set MERIDIAN_TESTDATA", path);
+        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+                 "\"geoip\": {\"database\": \"%s\"},", db);
+    }
+    load_with(extra, c->regions, c->routing);
+    if (c->min_healthy != NULL) {
+        assert_int_equal(snap->health.fall, 1);
+        assert_true(snap->health.min_healthy == strtod(c->min_healthy, NULL));
+        attach_health();
+    }
+    if (c->geoip) {
+        struct mr_errors errs = {0};
+
+        if (mr_geoip_attach(snap, &errs) != 0) {
+            mr_errors_print(&errs, stderr);
+            mr_errors_clear(&errs);
+            fail_msg("%s: cannot open the GeoIP database", c->name);
+        }
+        assert_int_equal(errs.n_errors, 0);
+        assert_non_null(snap->geo);
+        mr_errors_clear(&errs);
+    }
+    for_each_word(c, c->weights, '=', set_weight);
+    for_each_word(c, c->drains, '=', set_drain);
+    for_each_word(c, c->down, '/', set_endpoint_down);
+    for_each_word(c, c->up, '/', set_endpoint_up);
+}
+
+static void expect_tri(const struct pick_case *c, const char *what, enum tri want, bool got)
+{
+    if (want != ANY && got != (want == YES))
+        fail_msg("%s: %s is %s, want %s", c->name, what, got ? "true" : "false",
+                 want == YES ? "true" : "false");
+}
+
+/* The predicates the case states about cluster `of`, at now. */
+static void check_cluster(const struct pick_case *c, int64_t now)
+{
+    const struct mr_cluster *of;
+
+    if (c->of == NULL)
+        return;
+    of = mr_snap_cluster(snap, c->of);
+    assert_non_null(of);
+    expect_tri(c, "takes_new", c->takes_new, mr_pick_takes_new(snap, of));
+    expect_tri(c, "keeps_sessions", c->keeps, mr_pick_keeps_sessions(snap, of, now));
+    expect_tri(c, "healthy", c->healthy, mr_health_cluster_healthy(snap, of));
+    if (c->n_up != 0 && mr_health_cluster_up(of) != (size_t)(c->n_up - 1))
+        fail_msg("%s: %zu endpoints up, want %d", c->name, (size_t)mr_health_cluster_up(of),
+                 c->n_up - 1);
+}
+
+/* Decides once and checks everything the case expects. */
+static void check_decision(const struct pick_case *c, const struct mr_pick_input *in)
+{
+    struct mr_decision d;
+    enum mr_pick_reason got;
+
+    memset(&d, 0x5a, sizeof(d));
+    got = mr_pick_session(snap, in, &d);
+    if (got != c->reason || d.reason != c->reason)
+        fail_msg("%s: random %#llx, now %lld: reason %s (%s), want %s", c->name,
+                 (unsigned long long)in->random, (long long)in->now,
+                 mr_pick_reason_name(got), cluster_name(&d), mr_pick_reason_name(c->reason));
+    if (c->region == NULL) {
+        if (d.region != NULL || d.cluster != NULL)
+            fail_msg("%s: picked %s, want none", c->name, cluster_name(&d));
+    } else {
+        assert_non_null(d.region);
+        assert_non_null(d.cluster);
+        if (strcmp(d.region->name, c->region) != 0)
+            fail_msg("%s: random %#llx: region %s, want %s", c->name,
+                     (unsigned long long)in->random, d.region->name, c->region);
+        assert_ptr_equal(d.cluster->region, d.region);
+        if (c->cluster != NULL && strcmp(cluster_name(&d), c->cluster) != 0)
+            fail_msg("%s: random %#llx: picked %s, want %s", c->name,
+                     (unsigned long long)in->random, cluster_name(&d), c->cluster);
+        if (c->reason == MR_PICK_GEO || c->reason == MR_PICK_FAILOVER)
+            expect_tri(c, "the pick takes new sessions", YES,
+                       mr_pick_takes_new(snap, d.cluster));
+    }
+    /* Only a new decision looks the client up. */
+    expect_tri(c, "located", c->reason != MR_PICK_STICKY ? YES : NO, d.located);
+    expect_tri(c, "location found", c->found, d.loc.found);
+    expect_tri(c, "location has coordinates", c->has_coords, d.loc.has_coords);
+    if (c->country != NULL && strcmp(d.loc.country, c->country) != 0)
+        fail_msg("%s: country \"%s\", want \"%s\"", c->name, d.loc.country, c->country);
+    if (c->continent != NULL && strcmp(d.loc.continent, c->continent) != 0)
+        fail_msg("%s: continent \"%s\", want \"%s\"", c->name, d.loc.continent, c->continent);
+}
+
+/* An address for mr_pick_input, from its text. */
+static void client_addr(const char *ip, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        in6->sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+        in4->sin_family = AF_INET;
+        assert_int_equal(inet_pton(AF_INET, ip, &in4->sin_addr), 1);
+    }
+}
+
+static void test_decisions(void **state)
 {
     (void)state;
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    expect_pick(0, MR_PICK_GEO, "eu", NULL);
-    expect_pick(UINT64_MAX, MR_PICK_GEO, "eu", NULL);
-    for (int i = 0; i < 1000; i++)
-        expect_pick(next_random(), MR_PICK_GEO, "eu", NULL);
 
-    /* The order of routing.default decides, not the order of regions. */
-    load(TWO_REGIONS, "{\"default\": [\"us\", \"eu\"]}");
-    for (int i = 0; i < 1000; i++)
-        expect_pick(next_random(), MR_PICK_GEO, "us", "us-a");
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct pick_case *c = &cases[k];
+        static const uint64_t ends[] = {0, UINT64_MAX, UINT64_MAX - 1};
+        struct sockaddr_storage ss;
+        struct mr_pick_input in = {.cookie_cluster = c->cookie,
+                                   .now = c->now_set ? c->now : 1000};
+
+        build_snapshot(c);
+        if (c->client != NULL) {
+            client_addr(c->client, &ss);
+            in.addr = (const struct sockaddr *)&ss;
+        }
+        if (c->exclude != NULL)
+            in.exclude = cluster_rw(c->exclude);
+        check_cluster(c, in.now);
+        if (c->fixed) {
+            in.random = c->random;
+            check_decision(c, &in);
+        } else {
+            int64_t start = in.now;
+
+            for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+                in.random = ends[i];
+                check_decision(c, &in);
+            }
+            for (int i = 0; i < RANDOMS; i++) {
+                in.random = next_random();
+                in.now = c->now_walks ? start + i : start;
+                check_decision(c, &in);
+            }
+        }
+        free_snap(NULL);
+    }
 }
+
+/* ---- weights ---- */
 
 static void test_weights_proportional(void **state)
 {
@@ -179,13 +782,7 @@ static void test_weights_proportional(void **state)
     size_t counts[5] = {0};
     (void)state;
 
-    load("[{\"name\": \"r\", \"clusters\": ["
-         "  {\"name\": \"w1\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"
-         "  {\"name\": \"w0a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]},"
-         "  {\"name\": \"w3\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9003\"]},"
-         "  {\"name\": \"w6\", \"weight\": 6, \"endpoints\": [\"127.0.0.1:9004\"]},"
-         "  {\"name\": \"w0b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9005\"]}]}]",
-         "{\"default\": [\"r\"]}");
+    load(WEIGHTED_REGION, "{\"default\": [\"r\"]}");
     for (int i = 0; i < N; i++) {
         struct mr_decision d;
         size_t k;
@@ -204,12 +801,6 @@ static void test_weights_proportional(void **state)
     }
     assert_int_equal(counts[1], 0);
     assert_int_equal(counts[4], 0);
-
-    /* The ends of the random range land on eligible clusters: the lowest on
-     * the first, the highest never on the trailing weight-0 one. */
-    expect_pick(0, MR_PICK_GEO, "r", "w1");
-    expect_pick(UINT64_MAX, MR_PICK_GEO, "r", "w6");
-    expect_pick(UINT64_MAX - 1, MR_PICK_GEO, "r", "w6");
 }
 
 static void test_fractional_weights(void **state)
@@ -228,94 +819,6 @@ static void test_fractional_weights(void **state)
         small += strcmp(cluster_name(&d), "a") == 0;
     }
     assert_true(small > N * 0.23 && small < N * 0.27);
-}
-
-static void test_failover_when_first_region_has_no_weight(void **state)
-{
-    (void)state;
-    load("[{\"name\": \"eu\", \"clusters\": ["
-         "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]},"
-         "   {\"name\": \"eu-b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]}]},"
-         " {\"name\": \"ap\", \"clusters\": ["
-         "   {\"name\": \"ap-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9201\"]}]},"
-         " {\"name\": \"us\", \"clusters\": ["
-         "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]},"
-         "   {\"name\": \"us-b\", \"weight\": 2, \"endpoints\": [\"127.0.0.1:9102\"]}]}]",
-         "{\"default\": [\"eu\", \"ap\", \"us\"]}");
-    expect_pick(0, MR_PICK_FAILOVER, "us", "us-b");
-    expect_pick(UINT64_MAX, MR_PICK_FAILOVER, "us", "us-b");
-    for (int i = 0; i < 1000; i++)
-        expect_pick(next_random(), MR_PICK_FAILOVER, "us", "us-b");
-}
-
-static void test_fail_open_when_nothing_takes_new(void **state)
-{
-    (void)state;
-    load("[{\"name\": \"eu\", \"clusters\": ["
-         "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]}]},"
-         " {\"name\": \"us\", \"clusters\": ["
-         "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]}]},"
-         " {\"name\": \"ap\", \"clusters\": ["
-         "   {\"name\": \"ap-a\", \"weight\": 5, \"endpoints\": [\"127.0.0.1:9201\"]}]}]",
-         "{\"default\": [\"eu\", \"us\"]}");
-    /* No candidate takes new sessions: fail open to the first candidate
-     * cluster with an endpoint up (no health attached: all up), never to
-     * an error. */
-    expect_pick(0, MR_PICK_FAIL_OPEN, "eu", "eu-a");
-    expect_pick(UINT64_MAX, MR_PICK_FAIL_OPEN, "eu", "eu-a");
-    for (int i = 0; i < 100; i++)
-        expect_pick(next_random(), MR_PICK_FAIL_OPEN, "eu", "eu-a");
-}
-
-static void test_drained_clusters(void **state)
-{
-    const struct mr_cluster *eu_a, *eu_b;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    eu_a = mr_snap_cluster(snap, "eu-a");
-    eu_b = mr_snap_cluster(snap, "eu-b");
-    assert_true(mr_pick_takes_new(snap, eu_a));
-    assert_true(mr_pick_takes_new(snap, eu_b));
-
-    /* One drained: the other takes everything, still "geo". */
-    set_drain("eu-b", MR_DRAIN_SOFT);
-    assert_false(mr_pick_takes_new(snap, eu_b));
-    assert_true(mr_pick_takes_new(snap, eu_a));
-    expect_pick(UINT64_MAX, MR_PICK_GEO, "eu", "eu-a");
-    for (int i = 0; i < 1000; i++)
-        expect_pick(next_random(), MR_PICK_GEO, "eu", "eu-a");
-
-    /* Both drained (softly or hard): the next region. */
-    set_drain("eu-a", MR_DRAIN_HARD);
-    assert_false(mr_pick_takes_new(snap, eu_a));
-    for (int i = 0; i < 1000; i++)
-        expect_pick(next_random(), MR_PICK_FAILOVER, "us", "us-a");
-
-    /* And everything drained: fail open to a cluster that is up. */
-    set_drain("us-a", MR_DRAIN_SOFT);
-    expect_pick(next_random(), MR_PICK_FAIL_OPEN, "eu", "eu-a");
-
-    /* Undrained, back to normal. */
-    set_drain("eu-a", MR_DRAIN_NONE);
-    set_drain("eu-b", MR_DRAIN_NONE);
-    set_drain("us-a", MR_DRAIN_NONE);
-    expect_pick(next_random(), MR_PICK_GEO, "eu", NULL);
-}
-
-static void test_takes_new_weight(void **state)
-{
-    struct mr_cluster *c;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    c = (struct mr_cluster *)mr_snap_cluster(snap, "eu-a");
-    c->weight = 0;
-    assert_false(mr_pick_takes_new(snap, c));
-    c->weight = 0.001;
-    assert_true(mr_pick_takes_new(snap, c));
-    c->drain = MR_DRAIN_SOFT;
-    assert_false(mr_pick_takes_new(snap, c));
 }
 
 /* ---- endpoints ---- */
@@ -446,7 +949,6 @@ static void test_stalled_skipped(void **state)
     }
 }
 
-static void attach_health(void);
 
 /* Ejected endpoints are out of picks under both policies, unless nothing
  * else is up. */
@@ -594,311 +1096,11 @@ static void test_no_endpoints(void **state)
     assert_null(mr_pick_endpoint(&empty, MR_POLICY_LEAST_REQUESTS, NULL, NULL, &cursor, NULL));
 }
 
-/* ---- sessions: the cookie's cluster ---- */
 
-/* A decision for a client with a session cookie (or NULL), at time now. */
-static enum mr_pick_reason pick_session(const char *cookie, const struct mr_cluster *exclude,
-                                        int64_t now, uint64_t random, struct mr_decision *d)
-{
-    struct mr_pick_input in = {
-        .addr = NULL, .cookie_cluster = cookie, .exclude = exclude, .now = now,
-        .random = random};
-
-    memset(d, 0x5a, sizeof(*d));
-    return mr_pick_session(snap, &in, d);
-}
-
-/* Checks a decision: reason, region and cluster (NULL region: none). */
-static void check_decision(const struct mr_decision *d, enum mr_pick_reason reason,
-                           const char *region, const char *cluster)
-{
-    if (d->reason != reason)
-        fail_msg("reason %s (%s), want %s", mr_pick_reason_name(d->reason), cluster_name(d),
-                 mr_pick_reason_name(reason));
-    if (region == NULL) {
-        assert_null(d->region);
-        assert_null(d->cluster);
-        return;
-    }
-    assert_non_null(d->region);
-    assert_non_null(d->cluster);
-    assert_string_equal(d->region->name, region);
-    assert_ptr_equal(d->cluster->region, d->region);
-    if (cluster != NULL && strcmp(cluster_name(d), cluster) != 0)
-        fail_msg("picked %s, want %s", cluster_name(d), cluster);
-}
-
-static void expect_session(const char *cookie, const struct mr_cluster *exclude, int64_t now,
-                           enum mr_pick_reason reason, const char *region, const char *cluster)
-{
-    struct mr_decision d;
-    uint64_t randoms[] = {0, UINT64_MAX, next_random(), next_random(), next_random()};
-
-    for (size_t i = 0; i < sizeof(randoms) / sizeof(randoms[0]); i++) {
-        assert_int_equal(pick_session(cookie, exclude, now, randoms[i], &d), reason);
-        check_decision(&d, reason, region, cluster);
-        /* Only a new decision looks the client up. */
-        assert_int_equal(d.located, reason != MR_PICK_STICKY);
-    }
-}
-
-static struct mr_cluster *cluster_rw(const char *name)
-{
-    struct mr_cluster *c = (struct mr_cluster *)mr_snap_cluster(snap, name);
-
-    assert_non_null(c);
-    return c;
-}
-
-static void test_sticky(void **state)
-{
-    struct mr_cluster *us_a;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    us_a = cluster_rw("us-a");
-    /* Not the geo choice (eu), yet the cookie keeps the session in us. */
-    expect_session("us-a", NULL, 1000, MR_PICK_STICKY, "us", "us-a");
-    expect_session("eu-a", NULL, 1000, MR_PICK_STICKY, "eu", "eu-a");
-    expect_session("eu-b", NULL, 1000, MR_PICK_STICKY, "eu", "eu-b");
-
-    /* Weight 0: takes no new sessions, keeps its own. */
-    us_a->weight = 0;
-    assert_false(mr_pick_takes_new(snap, us_a));
-    assert_true(mr_pick_keeps_sessions(snap, us_a, 1000));
-    expect_session("us-a", NULL, 1000, MR_PICK_STICKY, "us", "us-a");
-
-    /* Soft drain without a deadline: keeps its sessions for ever. */
-    us_a->weight = 1;
-    us_a->drain = MR_DRAIN_SOFT;
-    us_a->drain_deadline_s = 0;
-    assert_false(mr_pick_takes_new(snap, us_a));
-    assert_true(mr_pick_keeps_sessions(snap, us_a, 1000));
-    assert_true(mr_pick_keeps_sessions(snap, us_a, INT64_MAX));
-    expect_session("us-a", NULL, 1000, MR_PICK_STICKY, "us", "us-a");
-    expect_session("us-a", NULL, INT64_MAX, MR_PICK_STICKY, "us", "us-a");
-
-    /* Both at once. */
-    us_a->weight = 0;
-    expect_session("us-a", NULL, 1000, MR_PICK_STICKY, "us", "us-a");
-}
-
-static void test_cookie_unknown_cluster(void **state)
-{
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"us\", \"eu\"]}");
-    /* A cookie naming a cluster this snapshot does not have (removed by a
-     * reload, or a prefix of a real name): decided anew. */
-    expect_session("gone", NULL, 1000, MR_PICK_GEO, "us", "us-a");
-    expect_session("eu", NULL, 1000, MR_PICK_GEO, "us", "us-a");
-    expect_session("eu-", NULL, 1000, MR_PICK_GEO, "us", "us-a");
-    expect_session("", NULL, 1000, MR_PICK_GEO, "us", "us-a");
-    expect_session(NULL, NULL, 1000, MR_PICK_GEO, "us", "us-a");
-}
-
-static void test_soft_drain_deadline(void **state)
-{
-    struct mr_cluster *eu_b;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    eu_b = cluster_rw("eu-b");
-    eu_b->drain = MR_DRAIN_SOFT;
-    eu_b->drain_deadline_s = 2000;
-
-    /* Before the deadline: sticky. */
-    assert_true(mr_pick_keeps_sessions(snap, eu_b, 1999));
-    expect_session("eu-b", NULL, 0, MR_PICK_STICKY, "eu", "eu-b");
-    expect_session("eu-b", NULL, 1999, MR_PICK_STICKY, "eu", "eu-b");
-
-    /* At and after it: a new decision, which never lands on the drained
-     * cluster (eu-a is the only one of eu taking new sessions). */
-    assert_false(mr_pick_keeps_sessions(snap, eu_b, 2000));
-    assert_false(mr_pick_keeps_sessions(snap, eu_b, 2001));
-    expect_session("eu-b", NULL, 2000, MR_PICK_GEO, "eu", "eu-a");
-    expect_session("eu-b", NULL, 2001, MR_PICK_GEO, "eu", "eu-a");
-    expect_session("eu-b", NULL, INT64_MAX, MR_PICK_GEO, "eu", "eu-a");
-    for (int i = 0; i < 200; i++) {
-        struct mr_decision d;
-        pick_session("eu-b", NULL, 2000 + i, next_random(), &d);
-        check_decision(&d, MR_PICK_GEO, "eu", "eu-a");
-    }
-
-    /* A deadline on a cluster that is not drained means nothing. */
-    eu_b->drain = MR_DRAIN_NONE;
-    assert_true(mr_pick_keeps_sessions(snap, eu_b, 5000));
-    expect_session("eu-b", NULL, 5000, MR_PICK_STICKY, "eu", "eu-b");
-}
-
-static void test_hard_drain(void **state)
-{
-    struct mr_cluster *eu_b, *us_a;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    eu_b = cluster_rw("eu-b");
-    us_a = cluster_rw("us-a");
-
-    /* Hard: sessions move at once, deadline or not. */
-    eu_b->drain = MR_DRAIN_HARD;
-    assert_false(mr_pick_keeps_sessions(snap, eu_b, 0));
-    assert_false(mr_pick_takes_new(snap, eu_b));
-    expect_session("eu-b", NULL, 1000, MR_PICK_GEO, "eu", "eu-a");
-    eu_b->drain_deadline_s = 5000;
-    assert_false(mr_pick_keeps_sessions(snap, eu_b, 1000));
-    expect_session("eu-b", NULL, 1000, MR_PICK_GEO, "eu", "eu-a");
-
-    /* A session on a hard-drained cluster of a later region: the new
-     * decision is the client's first region as usual. */
-    us_a->drain = MR_DRAIN_HARD;
-    expect_session("us-a", NULL, 1000, MR_PICK_GEO, "eu", "eu-a");
-
-    /* Everything drained hard: the cookie does not keep it, fail open. */
-    cluster_rw("eu-a")->drain = MR_DRAIN_HARD;
-    expect_session("eu-b", NULL, 1000, MR_PICK_FAIL_OPEN, "eu", "eu-a");
-}
-
-static void test_sticky_excluded(void **state)
-{
-    const struct mr_cluster *eu_b;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    eu_b = mr_snap_cluster(snap, "eu-b");
-    /* A retry after the sticky cluster failed goes elsewhere. */
-    expect_session("eu-b", eu_b, 1000, MR_PICK_GEO, "eu", "eu-a");
-}
-
-/* ---- health ---- */
-
-/* fall 1, rise 1: one report flips a slot (the helpers read the snapshot's
- * numbers all the same). */
-#define HEALTH(min) "\"health\": {\"fall\": 1, \"rise\": 1, \"min_healthy\": " min "},"
-
-/* eu: eu-a (2 endpoints), eu-b (2); us: us-a (2). */
-#define HEALTH_REGIONS                                                                       \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                    \
-    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"      \
-    "   {\"name\": \"eu-b\", \"endpoints\": [\"127.0.0.1:9011\", \"127.0.0.1:9012\"]}]},"    \
-    " {\"name\": \"us\", \"clusters\": ["                                                    \
-    "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\", \"127.0.0.1:9102\"]}]}]"
-
-/* A fresh registry attached to snap: every endpoint up. */
-static void attach_health(void)
-{
-    mr_health_free(health);
-    health = mr_health_new();
-    assert_non_null(health);
-    assert_int_equal(mr_health_attach(health, snap), 0);
-    for (size_t i = 0; i < snap->n_endpoints; i++) {
-        assert_non_null(snap->endpoints[i]->health);
-        assert_true(mr_health_endpoint_up(snap->endpoints[i]));
-    }
-}
-
-static void load_health(const char *min_healthy_extra, const char *routing)
-{
-    load_with(min_healthy_extra, HEALTH_REGIONS, routing);
-    assert_int_equal(snap->health.fall, 1);
-    attach_health();
-}
-
-static const struct mr_endpoint *endpoint_of(const char *cluster, size_t i)
-{
-    const struct mr_cluster *c = mr_snap_cluster(snap, cluster);
-
-    assert_non_null(c);
-    assert_true(i < c->n_endpoints);
-    return &c->endpoints[i];
-}
-
-/* Fails the endpoint's checks `fall` times: down. */
-static void set_down(const char *cluster, size_t i)
-{
-    const struct mr_endpoint *e = endpoint_of(cluster, i);
-
-    assert_non_null(e->health);
-    assert_int_equal(e->health->fall, snap->health.fall);
-    for (int k = 0; k < snap->health.fall; k++)
-        mr_health_report(e->health, false, "x");
-    assert_false(mr_health_endpoint_up(e));
-}
-
-/* Passes the endpoint's checks `rise` times: up again. */
-static void set_up(const char *cluster, size_t i)
-{
-    const struct mr_endpoint *e = endpoint_of(cluster, i);
-
-    for (int k = 0; k < snap->health.rise; k++)
-        mr_health_report(e->health, true, "HTTP 200");
-    assert_true(mr_health_endpoint_up(e));
-}
-
-static void test_health_cluster_down(void **state)
-{
-    const struct mr_cluster *eu_a, *eu_b;
-    (void)state;
-
-    load_health(HEALTH("0.5"), "{\"default\": [\"eu\", \"us\"]}");
-    eu_a = mr_snap_cluster(snap, "eu-a");
-    eu_b = mr_snap_cluster(snap, "eu-b");
-    expect_session("eu-b", NULL, 1000, MR_PICK_STICKY, "eu", "eu-b");
-
-    /* All of eu-b's endpoints down: it neither takes new sessions nor keeps
-     * its own; the cookie's session goes to the other cluster of eu. */
-    set_down("eu-b", 0);
-    set_down("eu-b", 1);
-    assert_int_equal(mr_health_cluster_up(eu_b), 0);
-    assert_false(mr_health_cluster_healthy(snap, eu_b));
-    assert_false(mr_pick_takes_new(snap, eu_b));
-    assert_false(mr_pick_keeps_sessions(snap, eu_b, 1000));
-    expect_session("eu-b", NULL, 1000, MR_PICK_GEO, "eu", "eu-a");
-    for (int i = 0; i < 200; i++)
-        expect_pick(next_random(), MR_PICK_GEO, "eu", "eu-a");
-
-    /* And eu-a too: the region is skipped, failover to us. */
-    set_down("eu-a", 0);
-    set_down("eu-a", 1);
-    assert_false(mr_pick_takes_new(snap, eu_a));
-    expect_session("eu-b", NULL, 1000, MR_PICK_FAILOVER, "us", "us-a");
-    expect_session("eu-a", NULL, 1000, MR_PICK_FAILOVER, "us", "us-a");
-    expect_session(NULL, NULL, 1000, MR_PICK_FAILOVER, "us", "us-a");
-
-    /* One endpoint of eu-b back (1 of 2 >= 0.5): eu-b serves again. */
-    set_up("eu-b", 1);
-    assert_true(mr_pick_takes_new(snap, eu_b));
-    expect_session("eu-b", NULL, 1000, MR_PICK_STICKY, "eu", "eu-b");
-    expect_session(NULL, NULL, 1000, MR_PICK_GEO, "eu", "eu-b");
-}
-
-static void test_health_min_healthy_all(void **state)
-{
-    const struct mr_cluster *eu_a;
-    (void)state;
-
-    load_health(HEALTH("1.0"), "{\"default\": [\"eu\", \"us\"]}");
-    assert_true(snap->health.min_healthy == 1.0);
-    eu_a = mr_snap_cluster(snap, "eu-a");
-    assert_true(mr_pick_takes_new(snap, eu_a));
-
-    /* One of two down under min_healthy 1.0: not eligible either way. */
-    set_down("eu-a", 0);
-    assert_int_equal(mr_health_cluster_up(eu_a), 1);
-    assert_false(mr_health_cluster_healthy(snap, eu_a));
-    assert_false(mr_pick_takes_new(snap, eu_a));
-    assert_false(mr_pick_keeps_sessions(snap, eu_a, 1000));
-    expect_session("eu-a", NULL, 1000, MR_PICK_GEO, "eu", "eu-b");
-    for (int i = 0; i < 200; i++)
-        expect_pick(next_random(), MR_PICK_GEO, "eu", "eu-b");
-
-    /* Both clusters of eu half down: failover. */
-    set_down("eu-b", 1);
-    expect_session(NULL, NULL, 1000, MR_PICK_FAILOVER, "us", "us-a");
-    expect_session("eu-b", NULL, 1000, MR_PICK_FAILOVER, "us", "us-a");
-}
-
-static void test_health_min_healthy_half(void **state)
+/* Under min_healthy 0.5, eu-a is eligible with one of its two endpoints
+ * down (the decision table's case): the endpoint choice never returns the
+ * down one, even when it is the least loaded and whatever the cursor. */
+static void test_down_endpoint_never_picked(void **state)
 {
     static const enum mr_endpoint_policy policies[] = {MR_POLICY_ROUND_ROBIN,
                                                        MR_POLICY_LEAST_REQUESTS};
@@ -906,7 +1108,9 @@ static void test_health_min_healthy_half(void **state)
     const struct mr_endpoint *down, *up;
     (void)state;
 
-    load_health(HEALTH("0.5"), "{\"default\": [\"eu\", \"us\"]}");
+    load_with("\"health\": {\"fall\": 1, \"rise\": 1, \"min_healthy\": 0.5},", HEALTH_REGIONS,
+              EU_US);
+    attach_health();
     eu_a = mr_snap_cluster(snap, "eu-a");
     set_down("eu-a", 0);
     set_down("eu-b", 0);
@@ -914,16 +1118,6 @@ static void test_health_min_healthy_half(void **state)
     down = &eu_a->endpoints[0];
     up = &eu_a->endpoints[1];
 
-    /* One of two up under 0.5: eligible, for new sessions and old. */
-    assert_true(mr_health_cluster_healthy(snap, eu_a));
-    assert_true(mr_pick_takes_new(snap, eu_a));
-    assert_true(mr_pick_keeps_sessions(snap, eu_a, 1000));
-    expect_session("eu-a", NULL, 1000, MR_PICK_STICKY, "eu", "eu-a");
-    for (int i = 0; i < 200; i++)
-        expect_pick(next_random(), MR_PICK_GEO, "eu", "eu-a");
-
-    /* The endpoint choice never returns the down one, even when it is the
-     * least loaded and whatever the cursor. */
     for (size_t pi = 0; pi < 2; pi++) {
         uint32_t outstanding[6] = {0};
         outstanding[up->index] = 1000;
@@ -951,242 +1145,13 @@ static void test_health_min_healthy_half(void **state)
     assert_false(mr_health_endpoint_up(down));
 }
 
-static void test_health_everything_down(void **state)
-{
-    static const char *const clusters[] = {"eu-a", "eu-b", "us-a"};
-    (void)state;
-
-    load_health(HEALTH("0.5"), "{\"default\": [\"eu\", \"us\"]}");
-    for (size_t c = 0; c < 3; c++) {
-        set_down(clusters[c], 0);
-        set_down(clusters[c], 1);
-    }
-    /* Nothing can serve: none, with no cluster, cookie or not. */
-    expect_session(NULL, NULL, 1000, MR_PICK_NONE, NULL, NULL);
-    expect_session("eu-a", NULL, 1000, MR_PICK_NONE, NULL, NULL);
-    expect_session("us-a", NULL, 1000, MR_PICK_NONE, NULL, NULL);
-    expect_pick(0, MR_PICK_NONE, NULL, NULL);
-    expect_pick(UINT64_MAX, MR_PICK_NONE, NULL, NULL);
-
-    /* One endpoint back anywhere: served again. */
-    set_up("us-a", 1);
-    expect_session(NULL, NULL, 1000, MR_PICK_FAILOVER, "us", "us-a");
-}
-
-static void test_health_fail_open(void **state)
-{
-    (void)state;
-
-    /* min_healthy 1.0 and every cluster one endpoint short: none is
-     * healthy, so fail open to the first candidate cluster with an
-     * endpoint up, in the client's region order. */
-    load_health(HEALTH("1.0"), "{\"default\": [\"us\", \"eu\"]}");
-    set_down("us-a", 0);
-    set_down("eu-a", 1);
-    set_down("eu-b", 0);
-    expect_session(NULL, NULL, 1000, MR_PICK_FAIL_OPEN, "us", "us-a");
-    expect_session("eu-b", NULL, 1000, MR_PICK_FAIL_OPEN, "us", "us-a");
-
-    /* us-a entirely down: the next candidate region's first cluster up. */
-    set_down("us-a", 1);
-    expect_session(NULL, NULL, 1000, MR_PICK_FAIL_OPEN, "eu", "eu-a");
-    /* eu-a entirely down: skipped for eu-b. */
-    set_down("eu-a", 0);
-    expect_session(NULL, NULL, 1000, MR_PICK_FAIL_OPEN, "eu", "eu-b");
-    /* Excluding that one leaves nothing. */
-    expect_session(NULL, mr_snap_cluster(snap, "eu-b"), 1000, MR_PICK_NONE, NULL, NULL);
-
-    /* Fail open also reaches regions outside the client's candidates. */
-    load_health(HEALTH("1.0"), "{\"default\": [\"eu\"]}");
-    set_down("eu-a", 0);
-    set_down("eu-a", 1);
-    set_down("eu-b", 0);
-    set_down("eu-b", 1);
-    set_down("us-a", 0);
-    expect_session(NULL, NULL, 1000, MR_PICK_FAIL_OPEN, "us", "us-a");
-}
-
-/* ---- exclude ---- */
-
-static void test_exclude(void **state)
-{
-    const struct mr_cluster *eu_a, *eu_b, *us_a;
-    (void)state;
-
-    load(TWO_REGIONS, "{\"default\": [\"eu\", \"us\"]}");
-    eu_a = mr_snap_cluster(snap, "eu-a");
-    eu_b = mr_snap_cluster(snap, "eu-b");
-    us_a = mr_snap_cluster(snap, "us-a");
-
-    /* The other cluster of the region, whatever the random. */
-    for (int i = 0; i < 500; i++) {
-        struct mr_decision d;
-        pick_session(NULL, eu_b, 1000, next_random(), &d);
-        check_decision(&d, MR_PICK_GEO, "eu", "eu-a");
-        pick_session(NULL, eu_a, 1000, next_random(), &d);
-        check_decision(&d, MR_PICK_GEO, "eu", "eu-b");
-    }
-    expect_session(NULL, eu_b, 1000, MR_PICK_GEO, "eu", "eu-a");
-    expect_session(NULL, eu_a, 1000, MR_PICK_GEO, "eu", "eu-b");
-    /* A cluster of another region excluded changes nothing. */
-    expect_session("eu-a", us_a, 1000, MR_PICK_STICKY, "eu", "eu-a");
-
-    /* The only cluster of the first region excluded: failover. */
-    load(TWO_REGIONS, "{\"default\": [\"us\", \"eu\"]}");
-    us_a = mr_snap_cluster(snap, "us-a");
-    expect_session(NULL, NULL, 1000, MR_PICK_GEO, "us", "us-a");
-    expect_session(NULL, us_a, 1000, MR_PICK_FAILOVER, "eu", NULL);
-    expect_session("us-a", us_a, 1000, MR_PICK_FAILOVER, "eu", NULL);
-
-    /* Fail open skips it too. */
-    load(TWO_REGIONS, "{\"default\": [\"us\", \"eu\"]}");
-    cluster_rw("eu-a")->weight = 0;
-    cluster_rw("eu-b")->weight = 0;
-    cluster_rw("us-a")->weight = 0;
-    expect_session(NULL, NULL, 1000, MR_PICK_FAIL_OPEN, "us", "us-a");
-    expect_session(NULL, mr_snap_cluster(snap, "us-a"), 1000, MR_PICK_FAIL_OPEN, "eu", "eu-a");
-}
-
-/* ---- GeoIP ---- */
-
-static char testdata[PATH_MAX];
-
-/* $MERIDIAN_TESTDATA, else ../testdata beside this binary when it exists,
- * else the release build's (as test_geoip does). */
-static void find_testdata(const char *argv0)
-{
-    const char *env = getenv("MERIDIAN_TESTDATA");
-    const char *slash = strrchr(argv0, '/');
-
-    if (env != NULL && env[0] != '\0') {
-        snprintf(testdata, sizeof(testdata), "%s", env);
-        return;
-    }
-    if (slash != NULL) {
-        snprintf(testdata, sizeof(testdata), "%.*s/../testdata", (int)(slash - argv0), argv0);
-        if (access(testdata, F_OK) == 0)
-            return;
-    }
-    snprintf(testdata, sizeof(testdata), "build/release/testdata");
-}
-
-#define GEO_REGIONS                                                                         \
-    "[{\"name\": \"uk\", \"lat\": 51.5, \"lon\": -0.1, \"clusters\": ["                     \
-    "   {\"name\": \"uk-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"                       \
-    " {\"name\": \"us-east\", \"lat\": 40, \"lon\": -75, \"clusters\": ["                   \
-    "   {\"name\": \"us-east-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]},"                  \
-    " {\"name\": \"ap\", \"lat\": 1.3, \"lon\": 103.8, \"clusters\": ["                     \
-    "   {\"name\": \"ap-a\", \"endpoints\": [\"127.0.0.1:9201\"]}]}]"
-
-static void pick_addr(const char *ip, struct mr_decision *d)
-{
-    struct sockaddr_storage ss;
-    struct mr_pick_input in = {.addr = (const struct sockaddr *)&ss, .now = 1000,
-                               .random = next_random()};
-
-    memset(&ss, 0, sizeof(ss));
-    if (strchr(ip, ':') != NULL) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-        in6->sin6_family = AF_INET6;
-        assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-        in4->sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, ip, &in4->sin_addr), 1);
-    }
-    memset(d, 0x5a, sizeof(*d));
-    mr_pick_session(snap, &in, d);
-}
-
-static void test_geoip_routing(void **state)
-{
-    char db[PATH_MAX], extra[PATH_MAX + 64];
-    struct mr_errors errs = {0};
-    struct mr_decision d;
-    (void)state;
-
-    snprintf(extra, sizeof(extra), "%s/geoip2.mmdb", testdata);
-    /* The configuration resolves relative paths against its own directory:
-     * give it an absolute one. */
-    if (realpath(extra, db) == NULL)
-        fail_msg("cannot find %s: run `make testdata` or set MERIDIAN_TESTDATA", extra);
-    snprintf(extra, sizeof(extra), "\"geoip\": {\"database\": \"%s\"},", db);
-    /* GB goes to ap by rule (not the nearest: the rule wins); everyone
-     * else by proximity; routing.default for clients the database does not
-     * know. */
-    load_with(extra, GEO_REGIONS,
-              "{\"countries\": {\"GB\": [\"ap\"]}, \"proximity\": true,"
-              " \"default\": [\"uk\"]}");
-    if (mr_geoip_attach(snap, &errs) != 0) {
-        mr_errors_print(&errs, stderr);
-        mr_errors_clear(&errs);
-        fail_msg("cannot open %s", db);
-    }
-    assert_int_equal(errs.n_errors, 0);
-    assert_non_null(snap->geo);
-
-    pick_addr("81.2.69.142", &d);
-    check_decision(&d, MR_PICK_GEO, "ap", "ap-a");
-    assert_true(d.located);
-    assert_true(d.loc.found);
-    assert_string_equal(d.loc.country, "GB");
-    assert_string_equal(d.loc.continent, "EU");
-
-    /* The same over IPv6. */
-    pick_addr("2a02:c7f::1", &d);
-    check_decision(&d, MR_PICK_GEO, "ap", "ap-a");
-    assert_string_equal(d.loc.country, "GB");
-
-    /* No rule for US: the nearest region. */
-    pick_addr("8.8.8.8", &d);
-    check_decision(&d, MR_PICK_GEO, "us-east", "us-east-a");
-    assert_true(d.located);
-    assert_true(d.loc.found);
-    assert_string_equal(d.loc.country, "US");
-    assert_true(d.loc.has_coords);
-
-    /* Unknown to the database: routing.default. */
-    pick_addr("10.1.2.3", &d);
-    check_decision(&d, MR_PICK_GEO, "uk", "uk-a");
-    assert_true(d.located);
-    assert_false(d.loc.found);
-    assert_string_equal(d.loc.country, "");
-
-    /* GB's rule region drained: failover along the list, which continues
-     * by proximity (uk is nearest to London). */
-    cluster_rw("ap-a")->drain = MR_DRAIN_SOFT;
-    pick_addr("81.2.69.142", &d);
-    check_decision(&d, MR_PICK_FAILOVER, "uk", "uk-a");
-    assert_string_equal(d.loc.country, "GB");
-    cluster_rw("ap-a")->drain = MR_DRAIN_NONE;
-
-    /* A sticky decision does not look the client up. */
-    {
-        struct sockaddr_in sin;
-        struct mr_pick_input in = {.addr = (const struct sockaddr *)&sin,
-                                   .cookie_cluster = "us-east-a", .now = 1000};
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, "81.2.69.142", &sin.sin_addr), 1);
-        assert_int_equal(mr_pick_session(snap, &in, &d), MR_PICK_STICKY);
-        check_decision(&d, MR_PICK_STICKY, "us-east", "us-east-a");
-        assert_false(d.located);
-        assert_false(d.loc.found);
-    }
-    mr_errors_clear(&errs);
-}
-
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reason_names),
-        cmocka_unit_test_teardown(test_first_default_region_is_geo, free_snap),
+        cmocka_unit_test_teardown(test_decisions, free_snap),
         cmocka_unit_test_teardown(test_weights_proportional, free_snap),
         cmocka_unit_test_teardown(test_fractional_weights, free_snap),
-        cmocka_unit_test_teardown(test_failover_when_first_region_has_no_weight, free_snap),
-        cmocka_unit_test_teardown(test_fail_open_when_nothing_takes_new, free_snap),
-        cmocka_unit_test_teardown(test_drained_clusters, free_snap),
-        cmocka_unit_test(test_takes_new_weight),
         cmocka_unit_test_teardown(test_round_robin_cycles, free_snap),
         cmocka_unit_test_teardown(test_round_robin_skips_piled_up, free_snap),
         cmocka_unit_test_teardown(test_ejected_skipped, free_snap),
@@ -1195,18 +1160,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_least_requests_ties_rotate, free_snap),
         cmocka_unit_test_teardown(test_avoid, free_snap),
         cmocka_unit_test(test_no_endpoints),
-        cmocka_unit_test_teardown(test_sticky, free_snap),
-        cmocka_unit_test_teardown(test_cookie_unknown_cluster, free_snap),
-        cmocka_unit_test_teardown(test_soft_drain_deadline, free_snap),
-        cmocka_unit_test_teardown(test_hard_drain, free_snap),
-        cmocka_unit_test_teardown(test_sticky_excluded, free_snap),
-        cmocka_unit_test_teardown(test_health_cluster_down, free_snap),
-        cmocka_unit_test_teardown(test_health_min_healthy_all, free_snap),
-        cmocka_unit_test_teardown(test_health_min_healthy_half, free_snap),
-        cmocka_unit_test_teardown(test_health_everything_down, free_snap),
-        cmocka_unit_test_teardown(test_health_fail_open, free_snap),
-        cmocka_unit_test_teardown(test_exclude, free_snap),
-        cmocka_unit_test_teardown(test_geoip_routing, free_snap),
+        cmocka_unit_test_teardown(test_down_endpoint_never_picked, free_snap),
     };
 
     find_testdata(argc > 0 ? argv[0] : "");
