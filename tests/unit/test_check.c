@@ -254,19 +254,14 @@ static int teardown(void **state)
 /* Loads snaps[k] with one region; clusters is the JSON array of clusters. */
 static struct mr_snapshot *load(size_t k, const char *clusters, int interval_ms, int timeout_ms)
 {
-    char json[4096];
-
-    snprintf(json, sizeof(json),
-             "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
-             " \"session\": {\"keys_file\": \"session.keys\"},"
-             " \"health\": {\"path\": \"/hc\", \"interval_ms\": %d, \"timeout_ms\": %d,"
-             "              \"rise\": 2, \"fall\": 2},"
-             " \"regions\": [{\"name\": \"eu\", \"clusters\": %s}],"
-             " \"routing\": {\"default\": [\"eu\"]}}",
-             interval_ms, timeout_ms, clusters);
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_test_load(json);
+    snaps[k] = mr_test_loadf(
+        "\"health\": {\"path\": \"/hc\", \"interval_ms\": %d, \"timeout_ms\": %d,"
+        "              \"rise\": 2, \"fall\": 2},"
+        " \"regions\": [{\"name\": \"eu\", \"clusters\": %s}],"
+        " \"routing\": {\"default\": [\"eu\"]}",
+        interval_ms, timeout_ms, clusters);
     return snaps[k];
 }
 

@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "tests/unit/testutil.h"
+
 #include "common/err.h"
 #include "conf/conf.h"
 #include "conf/secrets.h"
@@ -40,23 +42,18 @@ static const char base_config[] =
     "\"routing\": {\"default\": [\"eu\", \"us\"]}"
     "}";
 
-/* 32 bytes: a valid secret. */
-#define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 /* 16 bytes: too short. */
 #define SECRET16 "MDEyMzQ1Njc4OWFiY2RlZg=="
 
 static char tmpdir[64]; /* "/tmp/meridian-test-conf-XXXXXX" */
 
-static const struct {
-    const char *name;
-    const char *content;
-} fixture_files[] = {
-    {"session.keys", "# test keys\n\ntest1:" SECRET32 "\n"},
+static const struct mr_test_file fixture_files[] = {
+    {"session.keys", "# test keys\n\ntest1:" MR_TEST_SECRET32 "\n"},
     {"short.keys", "# comment\ntest1:" SECRET16 "\n"},
     {"badb64.keys", "test1:not*base64!\n"},
-    {"dup.keys", "a:" SECRET32 "\nb:" SECRET32 "\na:" SECRET32 "\n"},
-    {"badkid.keys", "bad.kid:" SECRET32 "\n"},
-    {"nocolon.keys", SECRET32 "\n"},
+    {"dup.keys", "a:" MR_TEST_SECRET32 "\nb:" MR_TEST_SECRET32 "\na:" MR_TEST_SECRET32 "\n"},
+    {"badkid.keys", "bad.kid:" MR_TEST_SECRET32 "\n"},
+    {"nocolon.keys", MR_TEST_SECRET32 "\n"},
     {"empty.keys", "# only a comment\n\n   \n"},
     {"admin.token", "  s3cret-token-0123456789\n"},
     {"empty.token", "\n\n"},
@@ -70,13 +67,9 @@ static const struct {
 static void write_file(const char *dir, const char *name, const char *content)
 {
     char path[PATH_MAX];
-    FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(fputs(content, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
+    mr_test_write_text(path, content);
     /* Secrets readable by others are a warning: fixtures are private. */
     assert_int_equal(chmod(path, 0600), 0);
 }
@@ -92,18 +85,14 @@ static void remove_file(const char *dir, const char *name)
 static int setup_files(void **state)
 {
     strcpy(tmpdir, "/tmp/meridian-test-conf-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    for (size_t i = 0; i < sizeof(fixture_files) / sizeof(fixture_files[0]); i++)
-        write_file(tmpdir, fixture_files[i].name, fixture_files[i].content);
-    return 0;
+    return mr_test_files_setup(tmpdir, fixture_files,
+                               sizeof(fixture_files) / sizeof(fixture_files[0]));
 }
 
 static int teardown_files(void **state)
 {
-    for (size_t i = 0; i < sizeof(fixture_files) / sizeof(fixture_files[0]); i++)
-        remove_file(tmpdir, fixture_files[i].name);
-    return rmdir(tmpdir);
+    return mr_test_files_teardown(tmpdir, fixture_files,
+                                  sizeof(fixture_files) / sizeof(fixture_files[0]));
 }
 
 /* ---- helpers ---- */
@@ -174,28 +163,11 @@ static void expand(char *out, size_t len, const char *pattern)
     snprintf(out, len, "%.*s%s%s", (int)(at - pattern), pattern, tmpdir, at + 5);
 }
 
-static void print_errors(const struct mr_errors *errs)
-{
-    for (size_t i = 0; i < errs->n_errors; i++)
-        fprintf(stderr, "    error: %s\n", errs->errors[i]);
-    for (size_t i = 0; i < errs->n_warnings; i++)
-        fprintf(stderr, "    warning: %s\n", errs->warnings[i]);
-}
-
-static bool has_line(char *const *lines, size_t n, const char *line)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(lines[i], line) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void expect_error(const struct mr_errors *errs, const char *line)
 {
-    if (!has_line(errs->errors, errs->n_errors, line)) {
+    if (!mr_test_has_line(errs->errors, errs->n_errors, line)) {
         fprintf(stderr, "  missing error: %s\n  got:\n", line);
-        print_errors(errs);
+        mr_test_print_errors(errs);
         fail();
     }
 }
@@ -234,7 +206,7 @@ static void test_example_loads(void **state)
     assert_int_equal(chmod("conf/examples/session.keys", 0600), 0);
     assert_int_equal(chmod("conf/examples/admin.token", 0600), 0);
     snap = mr_conf_load(EXAMPLE, &errs);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors, 0);
     assert_int_equal(errs.n_warnings, 0);
@@ -352,7 +324,7 @@ static void test_defaults(void **state)
     struct mr_snapshot *snap = mr_conf_load_string(base_config, tmpdir, &errs);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors + errs.n_warnings, 0);
     assert_null(snap->path);
@@ -682,10 +654,10 @@ static void test_bad_inputs(void **state)
         struct mr_snapshot *snap = load_patched(bad_cases[i].p, 2, &errs);
 
         expand(expected, sizeof(expected), bad_cases[i].expected);
-        if (snap != NULL || !has_line(errs.errors, errs.n_errors, expected)) {
+        if (snap != NULL || !mr_test_has_line(errs.errors, errs.n_errors, expected)) {
             fprintf(stderr, "  case %zu (%s): missing error: %s\n  got:\n", i,
                     bad_cases[i].p[0].path, expected);
-            print_errors(&errs);
+            mr_test_print_errors(&errs);
             failures++;
         }
         mr_snap_free(snap);
@@ -744,15 +716,15 @@ static void test_unknown_keys_warn(void **state)
     snap = mr_conf_load_string(text, tmpdir, &errs);
     free(text);
     if (snap == NULL || errs.n_warnings != 3)
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors, 0);
     assert_int_equal(errs.n_warnings, 3);
-    assert_true(has_line(errs.warnings, errs.n_warnings, "colour: unknown key, ignored"));
-    assert_true(
-        has_line(errs.warnings, errs.n_warnings, "session.cookie_name: unknown key, ignored"));
-    assert_true(has_line(errs.warnings, errs.n_warnings,
-                         "regions[1].clusters[1].wieght: unknown key, ignored"));
+    assert_true(mr_test_has_line(errs.warnings, errs.n_warnings, "colour: unknown key, ignored"));
+    assert_true(mr_test_has_line(errs.warnings, errs.n_warnings,
+                                 "session.cookie_name: unknown key, ignored"));
+    assert_true(mr_test_has_line(errs.warnings, errs.n_warnings,
+                                 "regions[1].clusters[1].wieght: unknown key, ignored"));
     mr_snap_free(snap);
     mr_errors_clear(&errs);
 }
@@ -837,7 +809,7 @@ static void test_relative_paths(void **state)
     text = json_dumps(root, JSON_COMPACT);
 
     snap = mr_conf_load_string(text, tmpdir, &errs);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     snprintf(expected, sizeof(expected), "%s/session.keys", tmpdir);
     assert_string_equal(snap->session.keys_file, expected);
@@ -885,7 +857,7 @@ static void test_load_file_resolves_against_its_dir(void **state)
     snprintf(path, sizeof(path), "%s/edge.json", tmpdir);
     write_file(tmpdir, "edge.json", base_config);
     snap = mr_conf_load(path, &errs);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_string_equal(snap->path, path);
     snprintf(expected, sizeof(expected), "%s/session.keys", tmpdir);
@@ -906,7 +878,7 @@ static void test_read_keys(void **state)
         "new-key_2: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYw\r\n"
         "\n"
         "  old1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMQ==   # retiring\n"
-        "k3:" SECRET32 "\n"
+        "k3:" MR_TEST_SECRET32 "\n"
         "k4:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTI";
     struct mr_errors errs = {0};
     struct mr_session_key *keys = NULL;
@@ -916,7 +888,7 @@ static void test_read_keys(void **state)
     snprintf(path, sizeof(path), "%s/multi.keys", tmpdir);
     write_file(tmpdir, "multi.keys", content);
     assert_int_equal(mr_secrets_read_keys(path, "session.keys_file", &keys, &n, &errs), 0);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_int_equal(errs.n_errors, 0);
     assert_int_equal(n, 4);
     assert_string_equal(keys[0].kid, "new-key_2");
@@ -934,8 +906,8 @@ static void test_read_keys(void **state)
 
     /* Every bad line is reported, not just the first. */
     write_file(tmpdir, "multi.keys",
-               "a:" SECRET16 "\nb:" SECRET32 "=\nthis-kid-is-far-too-long-for-a-cookie-x:" SECRET32
-               "\n");
+               "a:" SECRET16 "\nb:" MR_TEST_SECRET32
+               "=\nthis-kid-is-far-too-long-for-a-cookie-x:" MR_TEST_SECRET32 "\n");
     assert_int_equal(mr_secrets_read_keys(path, "p", &keys, &n, &errs), -1);
     assert_null(keys);
     assert_int_equal(n, 0);
@@ -1008,7 +980,7 @@ static void test_metrics_token(void **state)
     struct mr_snapshot *snap = load_patched(patches, 1, &errs);
     char expected[PATH_MAX + 64];
 
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors + errs.n_warnings, 0);
     assert_string_equal(snap->admin.token, "s3cret-token-0123456789");
@@ -1183,9 +1155,9 @@ static void expect_name_error(const char *region, const char *cluster, const cha
     }
     snap = load_names(region, cluster != NULL ? "name" : NULL, value, &errs);
     free(value);
-    if (snap != NULL || !has_line(errs.errors, errs.n_errors, line)) {
+    if (snap != NULL || !mr_test_has_line(errs.errors, errs.n_errors, line)) {
         fprintf(stderr, "  missing error: %s\n  got:\n", line);
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
         mr_snap_free(snap);
         mr_errors_clear(&errs);
         fail();
@@ -1207,7 +1179,7 @@ static void expect_name_ok(const char *region, const char *cluster)
     snap = load_names(region, cluster != NULL ? "name" : NULL, value, &errs);
     free(value);
     if (snap == NULL || errs.n_errors + errs.n_warnings != 0) {
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
         fail_msg("region %s, cluster %s: did not load cleanly", region ? region : "-",
                  cluster ? cluster : "-");
     }
@@ -1305,9 +1277,9 @@ static void expect_drain_error(const char *drain, const char *line)
     struct mr_errors errs = {0};
     struct mr_snapshot *snap = load_drain(drain, &errs);
 
-    if (snap != NULL || !has_line(errs.errors, errs.n_errors, line)) {
+    if (snap != NULL || !mr_test_has_line(errs.errors, errs.n_errors, line)) {
         fprintf(stderr, "  drain %s: missing error: %s\n  got:\n", drain, line);
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
         mr_snap_free(snap);
         mr_errors_clear(&errs);
         fail();
@@ -1330,7 +1302,7 @@ static void test_drain_modes(void **state)
     mr_snap_free(snap);
 
     snap = load_drain("{\"mode\": \"soft\"}", &errs);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors + errs.n_warnings, 0);
     assert_int_equal(snap->regions[0].clusters[0].drain, MR_DRAIN_SOFT);
@@ -1383,7 +1355,7 @@ static void test_drain_deadline(void **state)
         const struct mr_cluster *c;
 
         after = (int64_t)time(NULL);
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
         assert_non_null(snap);
         assert_int_equal(errs.n_errors + errs.n_warnings, 0);
         c = &snap->regions[0].clusters[0];
@@ -1426,7 +1398,7 @@ static void test_edge_keys(void **state)
     (void)state;
 
     if (snap == NULL)
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
     assert_non_null(snap);
     l = &snap->listeners[0];
     assert_true(l->proxy_protocol);
@@ -1484,7 +1456,7 @@ static void test_proxy_protocol_from_default(void **state)
 
     snap = load_patched(by_default, 2, &errs);
     if (snap == NULL || errs.n_warnings != 0)
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_warnings, 0);
     assert_true(snap->listeners[0].proxy_protocol);
@@ -1562,7 +1534,7 @@ static void test_drain_unknown_key_warns(void **state)
 
     snap = load_drain("{\"mode\": \"soft\", \"deadline\": 60}", &errs);
     if (snap == NULL || errs.n_warnings != 1)
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors, 0);
     assert_int_equal(errs.n_warnings, 1);

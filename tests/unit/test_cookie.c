@@ -12,10 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+
+#include "tests/unit/testutil.h"
 
 #include "common/err.h"
 #include "conf/conf.h"
@@ -32,10 +33,7 @@
 
 static char tmpdir[64];
 
-static const struct {
-    const char *name;
-    const char *content;
-} key_files[] = {
+static const struct mr_test_file key_files[] = {
     {"one.keys", "# before rotation\nk1:" SECRET_A "\n"},
     {"two.keys",
      "# after rotation: k2 signs, k1 still verifies\nk2:" SECRET_B "\nk1:" SECRET_A "\n"},
@@ -50,33 +48,14 @@ setup_files(void **state)
 {
     (void)state;
     strcpy(tmpdir, "/tmp/meridian-test-cookie-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
-        char path[128];
-        FILE *f;
-
-        snprintf(path, sizeof(path), "%s/%s", tmpdir, key_files[i].name);
-        f = fopen(path, "w");
-        if (f == NULL || fputs(key_files[i].content, f) < 0 || fclose(f) != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return mr_test_files_setup(tmpdir, key_files, sizeof(key_files) / sizeof(key_files[0]));
 }
 
 static int
 teardown_files(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
-        char path[128];
-
-        snprintf(path, sizeof(path), "%s/%s", tmpdir, key_files[i].name);
-        unlink(path);
-    }
-    return rmdir(tmpdir);
+    return mr_test_files_teardown(tmpdir, key_files, sizeof(key_files) / sizeof(key_files[0]));
 }
 
 /* ---- helpers ---- */

@@ -21,13 +21,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tests/unit/testutil.h"
+
 #include "common/err.h"
 #include "conf/snapshot.h"
 #include "geo/geoip.h"
 
 #define REAL_DB "geo/data/country.mmdb"
 
-static char testdata[PATH_MAX];
 
 static const char *const geoip2_country[] = {"country", "iso_code", NULL};
 static const char *const flat_country[] = {"country_code", NULL};
@@ -76,7 +77,7 @@ static const char *testdata_path(const char *name)
 {
     static char path[PATH_MAX + 32];
 
-    snprintf(path, sizeof(path), "%s/%s", testdata, name);
+    snprintf(path, sizeof(path), "%s/%s", mr_test_testdata, name);
     return path;
 }
 
@@ -335,15 +336,6 @@ static void expect_open_error(const char *path, const char *reason)
     mr_snap_free(snap);
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void test_open_errors(void **state)
 {
     char dir[] = "/tmp/meridian-test-geoip-XXXXXX";
@@ -354,7 +346,7 @@ static void test_open_errors(void **state)
 
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/empty.mmdb", dir);
-    write_file(path, "", 0);
+    mr_test_write_file(path, "", 0);
     expect_open_error(path, "empty file");
     assert_int_equal(unlink(path), 0);
 
@@ -362,7 +354,7 @@ static void test_open_errors(void **state)
         junk[i] = (char)(i * 7 + 3);
     }
     snprintf(path, sizeof(path), "%s/junk.mmdb", dir);
-    write_file(path, junk, sizeof(junk));
+    mr_test_write_file(path, junk, sizeof(junk));
     expect_open_error(path, "invalid metadata");
     assert_int_equal(unlink(path), 0);
 
@@ -483,27 +475,6 @@ static void test_real_database(void **state)
     mr_snap_free(snap);
 }
 
-/* $MERIDIAN_TESTDATA, else ../testdata beside this binary when it exists
- * (so build/asan's test finds build/asan's databases), else the release
- * build's. */
-static void find_testdata(const char *argv0)
-{
-    const char *env = getenv("MERIDIAN_TESTDATA");
-    const char *slash = strrchr(argv0, '/');
-
-    if (env != NULL && env[0] != '\0') {
-        snprintf(testdata, sizeof(testdata), "%s", env);
-        return;
-    }
-    if (slash != NULL) {
-        snprintf(testdata, sizeof(testdata), "%.*s/../testdata", (int)(slash - argv0), argv0);
-        if (access(testdata, F_OK) == 0) {
-            return;
-        }
-    }
-    snprintf(testdata, sizeof(testdata), "build/release/testdata");
-}
-
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +490,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_real_database),
     };
 
-    find_testdata(argc > 0 ? argv[0] : "");
+    mr_test_find_testdata(argc > 0 ? argv[0] : "");
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

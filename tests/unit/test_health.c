@@ -55,16 +55,10 @@ static int teardown_reg(void **state)
  * snaps[k] (refs = 1, unpublished). */
 static struct mr_snapshot *load(size_t k, const char *regions, const char *health)
 {
-    char json[4096];
-
-    snprintf(json, sizeof(json),
-             "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
-             " \"session\": {\"keys_file\": \"session.keys\"},"
-             " \"health\": %s, \"regions\": %s, \"routing\": {\"default\": [\"eu\"]}}",
-             health, regions);
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_test_load(json);
+    snaps[k] = mr_test_loadf(
+        "\"health\": %s, \"regions\": %s, \"routing\": {\"default\": [\"eu\"]}", health, regions);
     return snaps[k];
 }
 

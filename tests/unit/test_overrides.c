@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/unit/testutil.h"
+
 #include "common/err.h"
 #include "conf/conf.h"
 #include "conf/overrides.h"
@@ -39,9 +41,6 @@ static const char base_config[] =
     "],"
     "\"routing\": {\"default\": [\"eu\", \"us\"]}"
     "}";
-
-/* 32 bytes: a valid session secret. */
-#define SECRET32 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 #define NOW 1795760000
 #define DEADLINE 1795767254
@@ -90,15 +89,6 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* The whole file as a malloc'd string, or NULL when it cannot be read. */
 static char *read_text(const char *path)
 {
@@ -137,31 +127,14 @@ static void list_dir(const char *dir, char *out, size_t len)
     free(names);
 }
 
-static void print_errors(const struct mr_errors *errs)
-{
-    for (size_t i = 0; i < errs->n_errors; i++)
-        fprintf(stderr, "    error: %s\n", errs->errors[i]);
-    for (size_t i = 0; i < errs->n_warnings; i++)
-        fprintf(stderr, "    warning: %s\n", errs->warnings[i]);
-}
-
-static bool has_line(char *const *lines, size_t n, const char *line)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(lines[i], line) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void expect_line(const struct mr_errors *errs, bool warning, const char *line)
 {
-    bool found = warning ? has_line(errs->warnings, errs->n_warnings, line)
-                         : has_line(errs->errors, errs->n_errors, line);
+    bool found = warning ? mr_test_has_line(errs->warnings, errs->n_warnings, line)
+                         : mr_test_has_line(errs->errors, errs->n_errors, line);
 
     if (!found) {
         fprintf(stderr, "  missing %s: %s\n  got:\n", warning ? "warning" : "error", line);
-        print_errors(errs);
+        mr_test_print_errors(errs);
         fail();
     }
 }
@@ -327,7 +300,7 @@ static void test_round_trip(void **state)
 
     assert_int_equal(mr_overrides_set_weight(&back, "stale", 1), 0);
     assert_int_equal(mr_overrides_load(&back, fx->path, &errs), 0);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_int_equal(errs.n_errors + errs.n_warnings, 0);
     expect_sample(&back);
 
@@ -356,7 +329,7 @@ static void test_save_overwrites_and_leaves_no_temp(void **state)
     struct mr_errors errs = {0};
     char err[256] = "", names[512];
 
-    write_text(fx->path, "old contents\n");
+    mr_test_write_text(fx->path, "old contents\n");
     fill_sample(&ov);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(mr_overrides_save(&ov, fx->path, err, sizeof(err)), 0);
@@ -403,7 +376,7 @@ static void test_save_rename_failure_keeps_old(void **state)
     fill_sample(&ov);
     assert_int_equal(mkdir(fx->path, 0755), 0);
     snprintf(inner, sizeof(inner), "%s/keep", fx->path);
-    write_text(inner, "old\n");
+    mr_test_write_text(inner, "old\n");
 
     assert_int_equal(mr_overrides_save(&ov, fx->path, err, sizeof(err)), -1);
     snprintf(expected, sizeof(expected), "cannot write %s: %s", fx->path, strerror(EISDIR));
@@ -428,7 +401,7 @@ static void test_save_write_failure_keeps_old(void **state)
     char *text;
     int rc;
 
-    write_text(fx->path, "{\"version\": 1, \"clusters\": {}}\n");
+    mr_test_write_text(fx->path, "{\"version\": 1, \"clusters\": {}}\n");
     fill_sample(&ov);
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
     small = saved;
@@ -460,7 +433,7 @@ static void test_save_read_only_directory_fails(void **state)
 
     if (geteuid() == 0)
         skip();
-    write_text(fx->path, "old\n");
+    mr_test_write_text(fx->path, "old\n");
     fill_sample(&ov);
     assert_int_equal(chmod(fx->dir, 0555), 0);
     assert_int_equal(mr_overrides_save(&ov, fx->path, err, sizeof(err)), -1);
@@ -511,14 +484,14 @@ static void test_load_corrupt_json(void **state)
     struct mr_errors errs = {0};
     char prefix[PATH_MAX + 64];
 
-    write_text(fx->path, "{\"version\": 1,\n \"clusters\": {\"a\": {\"weight\": 2}},\n}\n");
+    mr_test_write_text(fx->path, "{\"version\": 1,\n \"clusters\": {\"a\": {\"weight\": 2}},\n}\n");
     assert_int_equal(mr_overrides_set_weight(&ov, "stale", 1), 0);
     assert_int_equal(mr_overrides_load(&ov, fx->path, &errs), -1);
     assert_int_equal(ov.n, 0);
     assert_int_equal(errs.n_errors, 1);
     snprintf(prefix, sizeof(prefix), "state_file: %s: line 3, column ", fx->path);
     if (strncmp(errs.errors[0], prefix, strlen(prefix)) != 0) {
-        print_errors(&errs);
+        mr_test_print_errors(&errs);
         fail();
     }
     mr_errors_clear(&errs);
@@ -537,7 +510,7 @@ static void test_load_wrong_version(void **state)
         struct mr_overrides ov = {0};
         struct mr_errors errs = {0};
 
-        write_text(fx->path, docs[i]);
+        mr_test_write_text(fx->path, docs[i]);
         assert_int_equal(mr_overrides_load(&ov, fx->path, &errs), -1);
         assert_int_equal(ov.n, 0);
         assert_int_equal(errs.n_errors, 1);
@@ -555,7 +528,7 @@ static void test_load_good_and_bad(void **state)
     struct mr_errors errs = {0};
     const struct mr_override *o;
 
-    write_text(fx->path,
+    mr_test_write_text(fx->path,
                "{\"version\": 1, \"saved\": \"2026-11-27T08:00:00Z\", \"colour\": 1,\n"
                " \"clusters\": {\n"
                "  \"eu-west-a\": {\"drain\": {\"mode\": \"soft\", \"deadline\": 1795767254,"
@@ -627,12 +600,12 @@ static void test_load_messages(void **state)
         int rc;
 
         snprintf(doc, sizeof(doc), "{\"version\": 1, \"clusters\": %s}", cases[i].clusters);
-        write_text(fx->path, doc);
+        mr_test_write_text(fx->path, doc);
         rc = mr_overrides_load(&ov, fx->path, &errs);
         if (rc != (cases[i].warning ? 0 : -1) ||
             errs.n_errors + errs.n_warnings < 1) {
             fprintf(stderr, "  case %zu: %s: rc %d\n", i, doc, rc);
-            print_errors(&errs);
+            mr_test_print_errors(&errs);
             fail();
         }
         expect_line(&errs, cases[i].warning, cases[i].line);
@@ -653,10 +626,10 @@ static void test_apply(void **state)
     char keys[PATH_MAX + 16];
 
     snprintf(keys, sizeof(keys), "%s/session.keys", fx->dir);
-    write_text(keys, "test1:" SECRET32 "\n");
+    mr_test_write_text(keys, "test1:" MR_TEST_SECRET32 "\n");
     assert_int_equal(chmod(keys, 0600), 0); /* a keys file others may read warns */
     snap = mr_conf_load_string(base_config, fx->dir, &errs);
-    print_errors(&errs);
+    mr_test_print_errors(&errs);
     assert_non_null(snap);
     assert_int_equal(errs.n_errors + errs.n_warnings, 0);
 

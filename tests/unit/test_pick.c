@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -24,7 +23,6 @@
 
 #include "common/err.h"
 #include "common/log.h"
-#include "conf/conf.h"
 #include "conf/snapshot.h"
 #include "geo/geoip.h"
 #include "health/health.h"
@@ -51,20 +49,8 @@ static int free_snap(void **state)
 static struct mr_snapshot *load_with(const char *extra, const char *regions,
                                      const char *routing)
 {
-    char *json;
-    int n;
-
-    n = snprintf(NULL, 0, "x%sx%sx%sx", extra, regions, routing);
-    json = malloc((size_t)n + 256);
-    assert_non_null(json);
-    sprintf(json,
-            "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
-            " \"session\": {\"keys_file\": \"session.keys\"}, %s"
-            " \"regions\": %s, \"routing\": %s}",
-            extra, regions, routing);
     mr_snap_free(snap);
-    snap = mr_test_load(json);
-    free(json);
+    snap = mr_test_loadf("%s \"regions\": %s, \"routing\": %s", extra, regions, routing);
     return snap;
 }
 
@@ -539,27 +525,6 @@ static const struct pick_case cases[] = {
      .region = "us-east", .cluster = "us-east-a", .found = NO},
 };
 
-static char testdata[PATH_MAX];
-
-/* $MERIDIAN_TESTDATA, else ../testdata beside this binary when it exists,
- * else the release build's (as test_geoip does). */
-static void find_testdata(const char *argv0)
-{
-    const char *env = getenv("MERIDIAN_TESTDATA");
-    const char *slash = strrchr(argv0, '/');
-
-    if (env != NULL && env[0] != '\0') {
-        snprintf(testdata, sizeof(testdata), "%s", env);
-        return;
-    }
-    if (slash != NULL) {
-        snprintf(testdata, sizeof(testdata), "%.*s/../testdata", (int)(slash - argv0), argv0);
-        if (access(testdata, F_OK) == 0)
-            return;
-    }
-    snprintf(testdata, sizeof(testdata), "build/release/testdata");
-}
-
 /* Calls each(cluster, value) for every "cluster<sep>value" word of spec. */
 static void for_each_word(const struct pick_case *c, const char *spec, char sep,
                           void (*each)(const char *cluster, const char *value))
@@ -623,7 +588,7 @@ static void build_snapshot(const struct pick_case *c)
     if (c->geoip) {
         char path[PATH_MAX + 16], db[PATH_MAX];
 
-        snprintf(path, sizeof(path), "%s/geoip2.mmdb", testdata);
+        snprintf(path, sizeof(path), "%s/geoip2.mmdb", mr_test_testdata);
         /* The configuration resolves relative paths against its own
          * directory: give it an absolute one. */
         if (realpath(path, db) == NULL)
@@ -1163,7 +1128,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_down_endpoint_never_picked, free_snap),
     };
 
-    find_testdata(argc > 0 ? argv[0] : "");
+    mr_test_find_testdata(argc > 0 ? argv[0] : "");
     /* Health transitions log at WARN: keep the test output to cmocka's. */
     mr_log_set_level(MR_LOG_ERROR);
     return cmocka_run_group_tests(tests, mr_test_keys_setup, mr_test_keys_teardown);
