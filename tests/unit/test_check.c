@@ -24,9 +24,7 @@
 
 #include <event2/event.h>
 
-#include "common/err.h"
 #include "common/log.h"
-#include "conf/conf.h"
 #include "conf/snapshot.h"
 #include "health/check.h"
 #include "health/health.h"

@@ -16,9 +16,7 @@
 
 #include "tests/unit/testutil.h"
 
-#include "common/err.h"
 #include "common/log.h"
-#include "conf/conf.h"
 #include "conf/snapshot.h"
 #include "health/health.h"
 #include "health/passive.h"
