@@ -72,6 +72,16 @@ def free_port(host="127.0.0.1"):
     raise RuntimeError("no free port found")
 
 
+def ipv6_loopback():
+    """Whether this machine can bind ::1 (some containers have no IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def split_addr(addr):
     """'127.0.0.1:80' or '[::1]:80' -> (host, port)."""
     host, _, port = addr.rpartition(":")
@@ -294,23 +304,65 @@ class OriginTestCase(unittest.TestCase):
 
     ENDPOINTS maps each cluster to how many endpoints it has; setUpClass
     gives each a free loopback address (cls.eps: cluster -> ["HOST:PORT",
-    ...]), starts an Origin serving them all and makes cls.tmp."""
+    ...]), starts an Origin serving them all and makes cls.tmp;
+    tearDownClass stops and removes both."""
 
     ENDPOINTS = {}
     TMP_PREFIX = "mr-test-"
+    ORIGIN_LOG = True  # keep the origin's per-request log
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix=cls.TMP_PREFIX)
+        cls.origin = Origin(cls.origin_clusters(), log=cls.ORIGIN_LOG).start()
+
+    @classmethod
+    def origin_clusters(cls):
+        """The clusters the origin serves ({name: ["HOST:PORT", ...]}); a
+        class that names its endpoints otherwise overrides this."""
         cls.eps = {name: ["127.0.0.1:%d" % free_port() for _ in range(count)]
                    for name, count in cls.ENDPOINTS.items()}
-        cls.origin = Origin(cls.eps).start()
+        return cls.eps
 
     @classmethod
     def tearDownClass(cls):
         cls.origin.stop()
         cls.origin.remove_files()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+def all_clusters(st):
+    """The clusters of a GET /api/v1/status answer, by name."""
+    return {c["name"]: c for r in st["regions"] for c in r["clusters"]}
+
+
+class AdminStatus:
+    """Status reads through the admin API, for a TestCase (a mixin).
+    CLUSTERS names the clusters wait_healthy() waits for by default."""
+
+    CLUSTERS = ()
+
+    def wait_healthy(self, m, names=None):
+        names = self.CLUSTERS if names is None else names
+
+        def healthy():
+            try:
+                cl = all_clusters(m.admin("GET", "/api/v1/status").json())
+            except (OSError, ValueError, KeyError):
+                return False
+            return all(cl.get(n, {}).get("healthy") for n in names)
+        wait_for(healthy, timeout=8, message="clusters %r healthy" % (names,))
+
+    def status(self, m):
+        resp = m.admin("GET", "/api/v1/status")
+        self.assertEqual(resp.status, 200, "GET /api/v1/status: %r" % resp.body[:300])
+        return resp.json()
+
+    def cluster(self, m, name):
+        return all_clusters(self.status(m))[name]
+
+    def gen(self, m):
+        return self.status(m)["generation"]
 
 
 def write_config(directory, overrides=None):
@@ -524,18 +576,9 @@ class IncompleteResponse(Exception):
         self.partial = partial
 
 
-class Response:
-    def __init__(self, version, status, reason, headers):
-        self.version = version
-        self.status = status
-        self.reason = reason
-        self.headers = headers  # [(name, value), ...] in arrival order
-        self.body = b""
-        self.trailers = []
-        self.length = 0       # body bytes received
-        self.sha256 = None    # set by hashed reads
-        self.framing = None   # "length", "chunked", "close" or "none"
-        self.informational = []  # 1xx responses skipped before this one
+class Headers:
+    """Lookups over self.headers, [(name, value), ...] in arrival order;
+    names compare without case (a mixin for requests and responses)."""
 
     def get(self, name, default=None):
         name = name.lower()
@@ -547,6 +590,20 @@ class Response:
     def get_all(self, name):
         name = name.lower()
         return [v for k, v in self.headers if k.lower() == name]
+
+
+class Response(Headers):
+    def __init__(self, version, status, reason, headers):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # [(name, value), ...] in arrival order
+        self.body = b""
+        self.trailers = []
+        self.length = 0       # body bytes received
+        self.sha256 = None    # set by hashed reads
+        self.framing = None   # "length", "chunked", "close" or "none"
+        self.informational = []  # 1xx responses skipped before this one
 
     def has(self, name):
         return self.get(name) is not None

@@ -12,7 +12,6 @@ file is written.
 import json
 import os
 import re
-import shutil
 import socket
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, Origin, RawConn, deep_merge, request, wait_for, write_config  # noqa: E402
+from harness import Meridian, OriginTestCase, RawConn, deep_merge, request, wait_for, write_config  # noqa: E402
 from routing_helpers import (IP, AccessLog, addr, cookie_fields, db, reload,  # noqa: E402
                              set_cookie, sign_cookie, write_keys)
 
@@ -44,18 +43,13 @@ def raw_exchange(port, data, timeout=5):
         return out
 
 
-class AccessLogTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-alog-")
-        cls.eu, cls.us = addr(), addr()
-        cls.origin = Origin({"eu-a": [cls.eu], "us-a": [cls.us]}).start()
+class AccessLogTest(OriginTestCase):
+    TMP_PREFIX = "mr-alog-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def origin_clusters(cls):
+        cls.eu, cls.us = addr(), addr()
+        return {"eu-a": [cls.eu], "us-a": [cls.us]}
 
     def write(self, overrides=None):
         cfg = {

@@ -47,8 +47,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (MERIDIAN_BIN, IncompleteResponse, Meridian, Origin,  # noqa: E402
-                     OriginTestCase, RawConn, free_port, pattern_sha256, region, request, wait_for, write_config)
+from harness import (MERIDIAN_BIN, AdminStatus, IncompleteResponse, Meridian, Origin,  # noqa: E402
+                     OriginTestCase, RawConn, all_clusters, free_port, pattern_sha256, region,
+                     request, wait_for, write_config)
 from routing_helpers import (IP, addr, db, get, set_cookie, sign_cookie,  # noqa: E402
                              write_keys)
 
@@ -79,10 +80,6 @@ def edge_overrides(eps, extra_regions=(), health=None, routing=None):
     return cfg
 
 
-def all_clusters(st):
-    return {c["name"]: c for r in st["regions"] for c in r["clusters"]}
-
-
 def ctl_state(st):
     """What a refused call must not change: generation and every cluster's
     state, weight and drain."""
@@ -96,10 +93,11 @@ def iso8601(text):
     return bool(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$", text))
 
 
-class EdgeCase(OriginTestCase):
+class EdgeCase(AdminStatus, OriginTestCase):
     """One Origin for the class (eu-west-a, eu-west-b, us-east-a); a fresh
     meridian per test via self.edge()."""
 
+    CLUSTERS = CLUSTERS
     ENDPOINTS = {name: 1 for name in CLUSTERS}
     TMP_PREFIX = "mr-admin-"
 
@@ -150,26 +148,6 @@ class EdgeCase(OriginTestCase):
         report = m.sanitizer_report()
         if report:
             self.fail("sanitizer report:\n" + report)
-
-    def wait_healthy(self, m, names=CLUSTERS):
-        def healthy():
-            try:
-                cl = all_clusters(m.admin("GET", "/api/v1/status").json())
-            except (OSError, ValueError, KeyError):
-                return False
-            return all(cl.get(n, {}).get("healthy") for n in names)
-        wait_for(healthy, timeout=8, message="clusters %r healthy" % (names,))
-
-    def status(self, m):
-        resp = m.admin("GET", "/api/v1/status")
-        self.assertEqual(resp.status, 200, "GET /api/v1/status: %r" % resp.body[:300])
-        return resp.json()
-
-    def cluster(self, m, name):
-        return all_clusters(self.status(m))[name]
-
-    def gen(self, m):
-        return self.status(m)["generation"]
 
     def change(self, m, method, path, body=None):
         """A change that must succeed: 200, generation moves by one, the

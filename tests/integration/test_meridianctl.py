@@ -30,7 +30,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (MERIDIAN_BIN, MERIDIANCTL_BIN, Meridian, OriginTestCase, RawConn,  # noqa: E402
-                     free_port, region, wait_for, write_config)
+                     free_port, ipv6_loopback, region, wait_for, write_config)
 
 GB_CLIENT = "81.2.69.142"  # GB in the geoip2 test database (tools/mkmmdb.pl)
 TESTDATA = os.environ.get("MERIDIAN_TESTDATA") or os.path.join(
@@ -51,15 +51,6 @@ def ctl(*args, env=None, timeout=30.0):
 
 def show(res):
     return "exit %d\nstdout:\n%s\nstderr:\n%s" % (res.returncode, res.stdout, res.stderr)
-
-
-def ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 # ------------------------------------------------------------- stub admin

@@ -8,7 +8,6 @@ ways, framing of special statuses, and the misbehaving routes.
 
 import hashlib
 import os
-import socket
 import sys
 import time
 import unittest
@@ -16,17 +15,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (IncompleteResponse, Origin, RawConn, free_port, pattern_chunks,  # noqa: E402
-                     instrumented, pattern_sha256, request, rss_kib, split_addr,
+                     instrumented, ipv6_loopback, pattern_sha256, request, rss_kib, split_addr,
                      wait_for)
-
-
-def has_ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 class OriginTest(unittest.TestCase):
@@ -271,7 +261,7 @@ class OriginTest(unittest.TestCase):
 
 
 class OriginProcessTest(unittest.TestCase):
-    @unittest.skipUnless(has_ipv6_loopback(), "no IPv6 loopback")
+    @unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_endpoint(self):
         addr = "[::1]:%d" % free_port("::1")
         with Origin({"v6": [addr]}, log=False) as o:

@@ -8,14 +8,13 @@ policies. Every check is what a client or the origin sees on the wire.
 
 import collections
 import os
-import shutil
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Meridian, Origin, RawConn, deep_merge, free_port, pattern_sha256,  # noqa: E402
+from harness import (Meridian, OriginTestCase, RawConn, deep_merge, free_port, pattern_sha256,  # noqa: E402
                      region, request, wait_for, write_config)
 
 # The harness default has health.timeout_ms 200 > interval_ms 100, which
@@ -34,24 +33,19 @@ def addr():
     return "127.0.0.1:%d" % free_port()
 
 
-class ProxyTest(unittest.TestCase):
+class ProxyTest(OriginTestCase):
     """One origin for the class: cluster "main" (one endpoint), "pair" (two
     endpoints), "heavy"/"light"/"zero" for weights."""
 
+    TMP_PREFIX = "mr-basic-"
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-basic-")
+    def origin_clusters(cls):
         cls.main = [addr()]
         cls.pair = [addr(), addr()]
         cls.heavy, cls.light, cls.zero = [addr()], [addr()], [addr()]
-        cls.origin = Origin({"main": cls.main, "pair": cls.pair, "heavy": cls.heavy,
-                             "light": cls.light, "zero": cls.zero}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        return {"main": cls.main, "pair": cls.pair, "heavy": cls.heavy, "light": cls.light,
+                "zero": cls.zero}
 
     def meridian(self, clusters, overrides=None):
         """A Meridian (not started) whose default region holds clusters."""

@@ -8,7 +8,6 @@ method: nothing was sent), and a cluster with no live endpoint gives 502.
 """
 
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -16,8 +15,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (IncompleteResponse, Meridian, Origin, RawConn, deep_merge, free_port, region,  # noqa: E402
-                     request, wait_for, write_config)
+from harness import (IncompleteResponse, Meridian, Origin, OriginTestCase, RawConn, deep_merge,  # noqa: E402
+                     free_port, region, request, wait_for, write_config)
 
 HEADER_MS = 400
 IDLE_MS = 600
@@ -83,18 +82,13 @@ def addr():
     return "127.0.0.1:%d" % free_port()
 
 
-class ErrorsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-errors-")
-        cls.live = addr()
-        cls.origin = Origin({"main": [cls.live]}).start()
+class ErrorsTest(OriginTestCase):
+    TMP_PREFIX = "mr-errors-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def origin_clusters(cls):
+        cls.live = addr()
+        return {"main": [cls.live]}
 
     def meridian(self, endpoints, overrides=None):
         cfg = deep_merge(BASE, {"regions": [region("r1", {"main": endpoints})],

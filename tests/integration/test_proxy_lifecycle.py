@@ -10,7 +10,6 @@ only idle connections it exits 0 promptly.
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (IncompleteResponse, Meridian, Origin, RawConn, deep_merge,  # noqa: E402
+from harness import (IncompleteResponse, Meridian, OriginTestCase, RawConn, deep_merge,  # noqa: E402
                      free_port, pattern_sha256, region, request, wait_for, write_config)
 
 BASE = {
@@ -81,18 +80,13 @@ def buffered(conn):
     return len(conn.buf)
 
 
-class LifecycleTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-life-")
-        cls.a, cls.b, cls.c = addr(), addr(), addr()
-        cls.origin = Origin({"alpha": [cls.a], "beta": [cls.b], "gamma": [cls.c]}).start()
+class LifecycleTest(OriginTestCase):
+    TMP_PREFIX = "mr-life-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def origin_clusters(cls):
+        cls.a, cls.b, cls.c = addr(), addr(), addr()
+        return {"alpha": [cls.a], "beta": [cls.b], "gamma": [cls.c]}
 
     def meridian(self, overrides=None):
         cfg = deep_merge(BASE, {

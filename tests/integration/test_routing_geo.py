@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import MERIDIAN_BIN, Meridian, Origin, deep_merge, region, wait_for, write_config  # noqa: E402
+from harness import MERIDIAN_BIN, Meridian, OriginTestCase, deep_merge, region, wait_for, write_config  # noqa: E402
 from routing_helpers import IP, AccessLog, addr, db, get, reload, rewrite_config  # noqa: E402
 
 # Region coordinates: Frankfurt, Ashburn, Singapore, Sao Paulo.
@@ -59,18 +59,13 @@ def nearest(coords):
     return ranked[0][1], ranked[1][0] - ranked[0][0]
 
 
-class GeoTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-geo-")
-        cls.eps = {name: addr() for name in REGIONS}
-        cls.origin = Origin({name + "-a": [ep] for name, ep in cls.eps.items()}).start()
+class GeoTest(OriginTestCase):
+    TMP_PREFIX = "mr-geo-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def origin_clusters(cls):
+        cls.eps = {name: addr() for name in REGIONS}
+        return {name + "-a": [ep] for name, ep in cls.eps.items()}
 
     def config(self, geoip, overrides=None):
         regions = [region(name, {name + "-a": [self.eps[name]]}, lat, lon)

@@ -21,7 +21,6 @@ Real meridian and origins on loopback; stdlib only; every wait bounded.
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -29,8 +28,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, Origin, region, wait_for, write_config  # noqa: E402
-from routing_helpers import IP, addr, db, get, reload, sign_cookie, write_keys  # noqa: E402
+from harness import AdminStatus, Meridian, OriginTestCase, all_clusters, region, write_config  # noqa: E402
+from routing_helpers import IP, db, get, reload, sign_cookie, write_keys  # noqa: E402
 
 KEY = ("k1", bytes(range(3, 35)))
 CLUSTERS = ("eu-west-a", "eu-west-b", "us-east-a")
@@ -38,31 +37,20 @@ AUDIT_KEYS = ("time", "change", "cluster", "value", "previous", "generation_befo
               "generation_after")
 
 
-def all_clusters(st):
-    return {c["name"]: c for r in st["regions"] for c in r["clusters"]}
-
-
 def iso8601(text):
     return isinstance(text, str) and bool(
         re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$", text))
 
 
-class StateCase(unittest.TestCase):
+class StateCase(AdminStatus, OriginTestCase):
     """eu-west {eu-west-a 50, eu-west-b 50}, us-east {us-east-a 100}; GB and
     the default route go to eu-west then us-east. The state file lives alone
     in DIR/st/ (with the default audit log beside it)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="mr-state-")
-        cls.eps = {name: [addr()] for name in CLUSTERS}
-        cls.origin = Origin(cls.eps, log=False).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.origin.stop()
-        cls.origin.remove_files()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    CLUSTERS = CLUSTERS
+    ENDPOINTS = {name: 1 for name in CLUSTERS}
+    TMP_PREFIX = "mr-state-"
+    ORIGIN_LOG = False
 
     def config(self, extra=None):
         cfg = {
@@ -106,26 +94,6 @@ class StateCase(unittest.TestCase):
         if report:
             self.fail("sanitizer report:\n" + report)
         return code
-
-    def wait_healthy(self, m):
-        def healthy():
-            try:
-                cl = all_clusters(m.admin("GET", "/api/v1/status").json())
-            except (OSError, ValueError, KeyError):
-                return False
-            return all(cl.get(n, {}).get("healthy") for n in CLUSTERS)
-        wait_for(healthy, timeout=8, message="every cluster healthy")
-
-    def status(self, m):
-        resp = m.admin("GET", "/api/v1/status")
-        self.assertEqual(resp.status, 200)
-        return resp.json()
-
-    def cluster(self, m, name):
-        return all_clusters(self.status(m))[name]
-
-    def gen(self, m):
-        return self.status(m)["generation"]
 
     def change(self, m, method, path, body=None):
         before = self.gen(m)

@@ -33,7 +33,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from harness import NET_TIMEOUT, RawConn
+from harness import NET_TIMEOUT, Headers, RawConn
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -171,7 +171,7 @@ class Stream:
         self.sock.sendall(data)
 
 
-class Request:
+class Request(Headers):
     """A request head as an origin received it."""
 
     def __init__(self, method, target, version, headers, conn_id, index, peer):
@@ -188,17 +188,6 @@ class Request:
         self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         self.body = b""
         self.extra = {}         # what a subclass wants to note (e.g. the PROXY header)
-
-    def get(self, name, default=None):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
-
-    def get_all(self, name):
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def tokens(self, name):
         """The comma-separated tokens of every name header, lower case."""
