@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -70,6 +71,11 @@ def free_port(host="127.0.0.1"):
             _handed_out.add(port)
             return port
     raise RuntimeError("no free port found")
+
+
+def addr():
+    """A free loopback endpoint, "127.0.0.1:PORT"."""
+    return "127.0.0.1:%d" % free_port()
 
 
 def ipv6_loopback():
@@ -329,6 +335,33 @@ class OriginTestCase(unittest.TestCase):
         cls.origin.stop()
         cls.origin.remove_files()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+def iso8601(text):
+    """Whether text is an ISO 8601 UTC or offset timestamp, as the admin API writes them."""
+    return isinstance(text, str) and bool(
+        re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$", text))
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric(m, name, **labels):
+    """The sum of meridian m's /metrics samples of name whose labels include
+    labels (0 when there is none)."""
+    resp = m.admin("GET", "/metrics")
+    if resp.status != 200:
+        raise AssertionError("GET /metrics: %d %r" % (resp.status, resp.body[:200]))
+    total = 0.0
+    for line in resp.text.splitlines():
+        s = _SAMPLE.match(line)
+        if not s or s.group(1) != name:
+            continue
+        have = dict(_LABEL.findall(s.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(s.group(3))
+    return total
 
 
 def all_clusters(st):

@@ -20,9 +20,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, OriginTestCase, RawConn, deep_merge, request, wait_for, write_config  # noqa: E402
-from routing_helpers import (IP, AccessLog, addr, cookie_fields, db, reload,  # noqa: E402
-                             set_cookie, sign_cookie, write_keys)
+from harness import (Meridian, OriginTestCase, RawConn, addr, deep_merge, request,  # noqa: E402
+                     wait_for, write_config)
+from routing_helpers import (IP, AccessLog, cookie_fields, db, reload, set_cookie,  # noqa: E402
+                             sign_cookie, write_keys)
 
 KEY = ("k1", bytes(range(50, 82)))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")

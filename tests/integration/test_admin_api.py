@@ -48,10 +48,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (MERIDIAN_BIN, AdminStatus, IncompleteResponse, Meridian, Origin,  # noqa: E402
-                     OriginTestCase, RawConn, all_clusters, free_port, pattern_sha256, region,
-                     request, wait_for, write_config)
-from routing_helpers import (IP, addr, db, get, set_cookie, sign_cookie,  # noqa: E402
-                             write_keys)
+                     OriginTestCase, RawConn, addr, all_clusters, free_port, iso8601,
+                     pattern_sha256, region, request, wait_for, write_config)
+from routing_helpers import IP, db, get, set_cookie, sign_cookie, write_keys  # noqa: E402
 
 KEY = ("k1", bytes(range(7, 39)))
 CLUSTERS = ("eu-west-a", "eu-west-b", "us-east-a")
@@ -87,10 +86,6 @@ def ctl_state(st):
             {n: (c["state"], c["weight"], json.dumps(c["drain"], sort_keys=True),
                  c["takes_new_sessions"], c["keeps_sessions"])
              for n, c in all_clusters(st).items()})
-
-
-def iso8601(text):
-    return bool(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$", text))
 
 
 class EdgeCase(AdminStatus, OriginTestCase):

@@ -90,16 +90,12 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, Origin, free_port, region, request, write_config  # noqa: E402
+from harness import Meridian, Origin, addr, region, request, write_config  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 USE_FIXTURE = os.environ.get("DASHBOARD_FIXTURE") == "1"
 WAIT_S = 10          # every browser wait is bounded by this
 WIDTH, HEIGHT = 1440, 900
-
-
-def addr():
-    return "127.0.0.1:%d" % free_port()
 
 
 class DashboardTest(unittest.TestCase):

@@ -27,16 +27,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Meridian, Origin, RawConn, free_port, region, request,  # noqa: E402
-                     wait_for, write_config)
+from harness import (Meridian, Origin, RawConn, addr, region, request, wait_for,  # noqa: E402
+                     write_config)
 
 # The active checker sees the endpoints once at start, then once a minute,
 # and needs 5 failures: what takes an endpoint out here is passive health.
 QUIET_CHECKS = {"interval_ms": 60000, "timeout_ms": 1000, "fall": 5}
-
-
-def addr():
-    return "127.0.0.1:%d" % free_port()
 
 
 def metric(text, name, **labels):

@@ -14,8 +14,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Meridian, OriginTestCase, RawConn, deep_merge, free_port, pattern_sha256,  # noqa: E402
-                     region, request, wait_for, write_config)
+from harness import (Meridian, OriginTestCase, RawConn, addr, deep_merge,  # noqa: E402
+                     pattern_sha256, region, request, wait_for, write_config)
 
 # The harness default has health.timeout_ms 200 > interval_ms 100, which
 # meridian refuses; every config here starts from a valid health section.
@@ -27,10 +27,6 @@ BASE = {
 
 HOP_BY_HOP = ("connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection",
               "x-secret")
-
-
-def addr():
-    return "127.0.0.1:%d" % free_port()
 
 
 class ProxyTest(OriginTestCase):

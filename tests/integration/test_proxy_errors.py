@@ -15,8 +15,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (IncompleteResponse, Meridian, Origin, OriginTestCase, RawConn, deep_merge,  # noqa: E402
-                     free_port, region, request, wait_for, write_config)
+from harness import (IncompleteResponse, Meridian, Origin, OriginTestCase, RawConn,  # noqa: E402
+                     addr, deep_merge, region, request, wait_for, write_config)
 
 HEADER_MS = 400
 IDLE_MS = 600
@@ -76,10 +76,6 @@ MALFORMED = [
     ("head too large",
      b"GET /m HTTP/1.1\r\n" + H + b"X-Big: " + b"b" * (MAX_HEAD + 500) + b"\r\n\r\n", 431),
 ]
-
-
-def addr():
-    return "127.0.0.1:%d" % free_port()
 
 
 class ErrorsTest(OriginTestCase):

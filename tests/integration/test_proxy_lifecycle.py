@@ -20,8 +20,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (IncompleteResponse, Meridian, OriginTestCase, RawConn, deep_merge,  # noqa: E402
-                     free_port, pattern_sha256, region, request, wait_for, write_config)
+from harness import (IncompleteResponse, Meridian, OriginTestCase, RawConn, addr,  # noqa: E402
+                     deep_merge, pattern_sha256, region, request, wait_for, write_config)
 
 BASE = {
     # The harness default health.timeout_ms 200 > interval_ms 100 is refused.
@@ -34,10 +34,6 @@ BASE = {
 # A /slow download of SLOW_N bytes in 40 steps, 50 ms apart: about 2 s.
 SLOW_N = 40 * 2500
 SLOW_PATH = "/slow?n=%d&every_ms=50&step=2500" % SLOW_N
-
-
-def addr():
-    return "127.0.0.1:%d" % free_port()
 
 
 def rewrite(path, mutate):

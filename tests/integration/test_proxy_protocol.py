@@ -21,7 +21,6 @@ Standalone unittest script; stdlib only; every wait bounded.
 """
 
 import os
-import re
 import shutil
 import socket
 import struct
@@ -33,10 +32,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Meridian, OriginTestCase, RawConn, build_request, deep_merge, split_addr,  # noqa: E402
-                     wait_for, write_config)
-from routing_helpers import (IP, AccessLog, addr, cookie_cluster, db, sign_cookie,  # noqa: E402
-                             write_keys)
+from harness import (Meridian, OriginTestCase, RawConn, addr, build_request,  # noqa: E402
+                     deep_merge, metric, split_addr, wait_for, write_config)
+from routing_helpers import IP, AccessLog, cookie_cluster, db, sign_cookie, write_keys  # noqa: E402
 from wsutil import MiniOrigin  # noqa: E402
 
 KEY = ("k1", bytes(range(21, 53)))
@@ -224,26 +222,6 @@ def read_until_eof(conn, timeout):
         if not data:
             return bytes(got), True
         got += data
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def metric(m, name, **labels):
-    """Sum of the samples of name whose labels include labels (0 when none)."""
-    resp = m.admin("GET", "/metrics")
-    if resp.status != 200:
-        raise AssertionError("GET /metrics: %d" % resp.status)
-    total = 0.0
-    for line in resp.text.splitlines():
-        mt = _SAMPLE.match(line)
-        if not mt or mt.group(1) != name:
-            continue
-        got = dict(_LABEL.findall(mt.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(mt.group(3))
-    return total
 
 
 def request_bytes(path, headers=None, host="edge.meridian.test"):

@@ -26,8 +26,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import MERIDIAN_BIN, Meridian, OriginTestCase, RawConn, wait_for, write_config  # noqa: E402
-from routing_helpers import (IP, addr, cookie_cluster, cookie_fields, db, set_cookie,  # noqa: E402
+from harness import (MERIDIAN_BIN, Meridian, OriginTestCase, RawConn, addr, wait_for,  # noqa: E402
+                     write_config)
+from routing_helpers import (IP, cookie_cluster, cookie_fields, db, set_cookie,  # noqa: E402
                              set_cookies, sign_cookie, write_keys, xff)
 
 KEY = ("k1", bytes(range(31, 63)))

@@ -22,8 +22,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import MERIDIAN_BIN, Meridian, OriginTestCase, deep_merge, region, wait_for, write_config  # noqa: E402
-from routing_helpers import IP, AccessLog, addr, db, get, reload, rewrite_config  # noqa: E402
+from harness import (MERIDIAN_BIN, Meridian, OriginTestCase, addr, deep_merge, region,  # noqa: E402
+                     wait_for, write_config)
+from routing_helpers import IP, AccessLog, db, get, reload, rewrite_config  # noqa: E402
 
 # Region coordinates: Frankfurt, Ashburn, Singapore, Sao Paulo.
 REGIONS = {"eu": (50.11, 8.68), "us": (39.04, -77.49), "ap": (1.35, 103.82),

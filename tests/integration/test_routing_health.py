@@ -22,8 +22,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Meridian, OriginTestCase, RawConn, deep_merge, wait_for, write_config  # noqa: E402
-from routing_helpers import (IP, AccessLog, addr, cookie_fields, db, get, set_cookie,  # noqa: E402
+from harness import (Meridian, OriginTestCase, RawConn, addr, deep_merge, wait_for,  # noqa: E402
+                     write_config)
+from routing_helpers import (IP, AccessLog, cookie_fields, db, get, set_cookie,  # noqa: E402
                              set_cookies, sign_cookie, write_keys)
 
 KEY = ("k1", bytes(range(7, 39)))

@@ -20,7 +20,6 @@ Real meridian and origins on loopback; stdlib only; every wait bounded.
 
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -28,18 +27,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import AdminStatus, Meridian, OriginTestCase, all_clusters, region, write_config  # noqa: E402
+from harness import (AdminStatus, Meridian, OriginTestCase, all_clusters, iso8601,  # noqa: E402
+                     region, write_config)
 from routing_helpers import IP, db, get, reload, sign_cookie, write_keys  # noqa: E402
 
 KEY = ("k1", bytes(range(3, 35)))
 CLUSTERS = ("eu-west-a", "eu-west-b", "us-east-a")
 AUDIT_KEYS = ("time", "change", "cluster", "value", "previous", "generation_before",
               "generation_after")
-
-
-def iso8601(text):
-    return isinstance(text, str) and bool(
-        re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$", text))
 
 
 class StateCase(AdminStatus, OriginTestCase):

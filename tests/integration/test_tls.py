@@ -37,8 +37,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (MERIDIAN_BIN, Meridian, Origin, RawConn, deep_merge, free_port,  # noqa: E402
-                     pattern_bytes, pattern_sha256, region, request, wait_for, write_config)
+from harness import (MERIDIAN_BIN, Meridian, Origin, RawConn, addr, deep_merge,  # noqa: E402
+                     free_port, metric, pattern_bytes, pattern_sha256, region, request, wait_for,
+                     write_config)
 from routing_helpers import reload as sighup_reload  # noqa: E402
 from routing_helpers import rewrite_config, set_cookie  # noqa: E402
 from tlscerts import OPENSSL, shared_pki  # noqa: E402
@@ -59,10 +60,6 @@ CLIENT_SIDE_REFUSALS = ("no protocols available", "legacy sigalg disallowed",
 
 A, B = "a.meridian.test", "b.meridian.test"
 HTTP_CLOSE = b"GET /s_client HTTP/1.1\r\nHost: a.meridian.test\r\nConnection: close\r\n\r\n"
-
-
-def addr():
-    return "127.0.0.1:%d" % free_port()
 
 
 # ------------------------------------------------------------ TLS clients
@@ -206,30 +203,6 @@ def closed_soon(sock, timeout):
 
 def header(headers, name):
     return [v for n, v in headers if n.lower() == name.lower()]
-
-
-# ---------------------------------------------------------------- metrics
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def metric(m, name, **labels):
-    """Sum of name's samples whose labels include labels (0 when there is none)."""
-    resp = m.admin("GET", "/metrics")
-    if resp.status != 200:
-        raise AssertionError("GET /metrics: %d %r" % (resp.status, resp.body[:200]))
-    total = 0.0
-    for line in resp.text.splitlines():
-        if line.startswith("#"):
-            continue
-        s = _SAMPLE.match(line)
-        if not s or s.group(1) != name:
-            continue
-        have = dict(_LABEL.findall(s.group(2) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(s.group(3))
-    return total
 
 
 # ------------------------------------------------------------------ edge
