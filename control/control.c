@@ -27,6 +27,8 @@
 #include "health/passive.h"
 #include "router/accesslog.h"
 #include "control/admin.h"
+#include "control/history.h"
+#include "control/whatif.h"
 #include "router/cookie.h"
 #include "router/pick.h"
 #include "router/stats.h"
@@ -222,154 +224,6 @@ int mr_control_check(const char *path)
     return 0;
 }
 
-/* ---- history and audit ------------------------------------------------ */
-
-static struct mr_change *history_at(struct mr_control *ctl, size_t age)
-{
-    size_t i = (ctl->history_head + MR_CONTROL_HISTORY - 1 - age) % MR_CONTROL_HISTORY;
-    return age < ctl->history_len ? &ctl->history[i] : NULL;
-}
-
-static void change_clear(struct mr_change *c)
-{
-    json_decref(c->value);
-    json_decref(c->previous);
-    free(c->previous_text);
-    memset(c, 0, sizeof(*c));
-}
-
-static json_t *change_json(const struct mr_change *c)
-{
-    char stamp[40];
-    time_t secs = (time_t)(c->time_ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&secs, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%03dZ",
-             (int)(c->time_ms % 1000));
-    return json_pack("{s:I, s:s, s:s, s:s?, s:O?, s:O?, s:I, s:I, s:b}", "seq", (json_int_t)c->seq,
-                     "time", stamp, "change", c->kind, "cluster",
-                     c->cluster[0] != '\0' ? c->cluster : NULL, "value", c->value, "previous",
-                     c->previous, "generation_before", (json_int_t)c->generation_before,
-                     "generation_after", (json_int_t)c->generation_after, "undone", c->undone);
-}
-
-/* Appends one line to the audit log (O_APPEND: one write per line). */
-static void audit(struct mr_control *ctl, const struct mr_change *c)
-{
-    const struct mr_snapshot *snap = mr_snap_peek();
-    json_t *line;
-    char *text;
-    int fd;
-
-    if (snap == NULL || snap->audit_log == NULL)
-        return;
-    line = change_json(c);
-    text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
-    json_decref(line);
-    if (text == NULL)
-        return;
-    fd = open(snap->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (fd >= 0) {
-        size_t len = strlen(text);
-        text[len] = '\n';
-        if (write(fd, text, len + 1) != (ssize_t)(len + 1))
-            mr_log(MR_LOG_ERROR, "audit_log: cannot write %s: %m", snap->audit_log);
-        close(fd);
-    } else {
-        mr_log(MR_LOG_ERROR, "audit_log: cannot open %s: %m", snap->audit_log);
-    }
-    free(text);
-    (void)ctl;
-}
-
-static struct mr_change *record(struct mr_control *ctl, const char *kind, const char *cluster,
-                                json_t *value, json_t *previous, uint64_t before, uint64_t after)
-{
-    struct mr_change *c = &ctl->history[ctl->history_head];
-
-    change_clear(c);
-    ctl->history_head = (ctl->history_head + 1) % MR_CONTROL_HISTORY;
-    if (ctl->history_len < MR_CONTROL_HISTORY)
-        ctl->history_len++;
-    c->seq = ++ctl->next_seq;
-    c->time_ms = now_ms();
-    snprintf(c->kind, sizeof(c->kind), "%s", kind);
-    snprintf(c->cluster, sizeof(c->cluster), "%s", cluster != NULL ? cluster : "");
-    c->value = value;
-    c->previous = previous;
-    c->generation_before = before;
-    c->generation_after = after;
-    return c;
-}
-
-/* Parses "2026-11-27T08:24:35.982Z" back to unix ms; 0 when it does not. */
-static int64_t parse_iso_ms(const char *text)
-{
-    struct tm tm;
-    int ms = 0;
-    const char *rest;
-
-    memset(&tm, 0, sizeof(tm));
-    if (text == NULL || (rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
-        return 0;
-    if (rest[0] == '.')
-        ms = atoi(rest + 1);
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
-/* Reads the newest changes of earlier runs back from the audit log, so
- * history and undo survive a restart. */
-static void load_history(struct mr_control *ctl, const char *audit_log)
-{
-    FILE *f = audit_log != NULL ? fopen(audit_log, "r") : NULL;
-    char line[16384];
-
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        json_t *entry = json_loads(line, 0, NULL);
-        const char *kind = json_string_value(json_object_get(entry, "change"));
-        const char *cluster = json_string_value(json_object_get(entry, "cluster"));
-        struct mr_change *c;
-        uint64_t seq = (uint64_t)json_integer_value(json_object_get(entry, "seq"));
-
-        if (kind == NULL) {
-            json_decref(entry);
-            continue;
-        }
-        if (strcmp(kind, "undo") == 0) {
-            /* An undo marks what it undid. */
-            uint64_t undid = (uint64_t)json_integer_value(
-                json_object_get(json_object_get(entry, "value"), "undid"));
-            for (size_t age = 0; age < ctl->history_len; age++)
-                if (history_at(ctl, age)->seq == undid)
-                    history_at(ctl, age)->undone = true;
-        }
-        c = record(ctl, kind, cluster, json_incref(json_object_get(entry, "value")),
-                   json_incref(json_object_get(entry, "previous")),
-                   (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
-                   (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
-        c->seq = seq;
-        c->time_ms = parse_iso_ms(json_string_value(json_object_get(entry, "time")));
-        c->undone = c->undone || json_is_true(json_object_get(entry, "undone"));
-        if (seq > ctl->next_seq)
-            ctl->next_seq = seq;
-        json_decref(entry);
-    }
-    fclose(f);
-}
-
-json_t *mr_control_history(struct mr_control *ctl)
-{
-    json_t *list = json_array();
-
-    for (size_t age = 0; age < ctl->history_len; age++)
-        json_array_append_new(list, change_json(history_at(ctl, age)));
-    return json_pack("{s:o}", "changes", list);
-}
-
 /* ---- overrides as JSON (the "value" and "previous" of a change) -------- */
 
 static json_t *override_json(const struct mr_overrides *ov, const struct mr_snapshot *snap,
@@ -413,66 +267,6 @@ static int restore_override(struct mr_overrides *ov, const struct mr_snapshot *s
             rc = mr_overrides_set_weight(ov, cluster, weight);
     }
     return rc;
-}
-
-/* ---- guardrail: who would be stranded ---------------------------------- */
-
-/* A synthetic client of one routing class. */
-static void class_location(const char *country, const char *continent, struct mr_location *loc)
-{
-    memset(loc, 0, sizeof(*loc));
-    if (country != NULL) {
-        loc->found = true;
-        memcpy(loc->country, country, 2);
-        mr_countries_continent(country, loc->continent);
-        loc->has_coords = mr_countries_centroid(country, &loc->lat, &loc->lon);
-    } else if (continent != NULL) {
-        loc->found = true;
-        memcpy(loc->continent, continent, 2);
-    }
-}
-
-/* True when a client at loc has a cluster taking new sessions. */
-static bool class_served(const struct mr_snapshot *snap, const struct mr_location *loc)
-{
-    size_t regions[snap->n_regions + 1];
-    size_t n = mr_policy_regions(snap, loc, regions, NULL, snap->n_regions);
-
-    for (size_t i = 0; i < n; i++) {
-        const struct mr_region *r = &snap->regions[regions[i]];
-        for (size_t k = 0; k < r->n_clusters; k++)
-            if (mr_pick_takes_new(snap, &r->clusters[k]))
-                return true;
-    }
-    return false;
-}
-
-/* Routing classes served by before and not by after: "countries.GB",
- * "continents.EU", "default". */
-static json_t *stranded(const struct mr_snapshot *before, const struct mr_snapshot *after)
-{
-    json_t *out = json_array();
-    struct mr_location loc;
-    char name[32];
-
-    for (size_t i = 0; i < after->routing.n_countries; i++) {
-        class_location(after->routing.countries[i].code, NULL, &loc);
-        if (class_served(before, &loc) && !class_served(after, &loc)) {
-            snprintf(name, sizeof(name), "countries.%s", after->routing.countries[i].code);
-            json_array_append_new(out, json_string(name));
-        }
-    }
-    for (size_t i = 0; i < after->routing.n_continents; i++) {
-        class_location(NULL, after->routing.continents[i].code, &loc);
-        if (class_served(before, &loc) && !class_served(after, &loc)) {
-            snprintf(name, sizeof(name), "continents.%s", after->routing.continents[i].code);
-            json_array_append_new(out, json_string(name));
-        }
-    }
-    class_location(NULL, NULL, &loc);
-    if (class_served(before, &loc) && !class_served(after, &loc))
-        json_array_append_new(out, json_string("default"));
-    return out;
 }
 
 /* ---- dry run: where the new sessions would go -------------------------- */
@@ -549,37 +343,6 @@ static void sample_mix(struct mr_control *ctl)
     ctl->mix_head = (ctl->mix_head + 1) % MR_CONTROL_MIX_SAMPLES;
     if (ctl->mix_len < MR_CONTROL_MIX_SAMPLES)
         ctl->mix_len++;
-}
-
-/* Adds, for n sessions of a client at loc, the clusters they would go to
- * under snap (split by weight within the first region that takes them). */
-static void spread(const struct mr_snapshot *snap, const struct mr_location *loc, double n,
-                   json_t *shares)
-{
-    size_t regions[snap->n_regions + 1];
-    size_t count = mr_policy_regions(snap, loc, regions, NULL, snap->n_regions);
-    const char *where = "fail_open";
-
-    for (size_t i = 0; i < count; i++) {
-        const struct mr_region *r = &snap->regions[regions[i]];
-        double total = 0;
-        for (size_t k = 0; k < r->n_clusters; k++)
-            if (mr_pick_takes_new(snap, &r->clusters[k]))
-                total += r->clusters[k].weight;
-        if (total <= 0)
-            continue;
-        for (size_t k = 0; k < r->n_clusters; k++) {
-            const struct mr_cluster *c = &r->clusters[k];
-            if (!mr_pick_takes_new(snap, c))
-                continue;
-            json_object_set_new(shares, c->name,
-                                json_real(json_number_value(json_object_get(shares, c->name)) +
-                                          n * c->weight / total));
-        }
-        return;
-    }
-    json_object_set_new(shares, where,
-                        json_real(json_number_value(json_object_get(shares, where)) + n));
 }
 
 /* Where the new sessions that cluster took lately would go under after. */
@@ -1121,17 +884,6 @@ json_t *mr_control_status(struct mr_control *ctl)
                     regions, "health_transitions", transitions);
     mr_snap_release(snap);
     return out;
-}
-
-static const char *skip_reason(const struct mr_snapshot *snap, const struct mr_cluster *c)
-{
-    if (!mr_health_cluster_healthy(snap, c))
-        return "down";
-    if (c->drain != MR_DRAIN_NONE)
-        return "drained";
-    if (c->weight <= 0)
-        return "weight 0";
-    return NULL;
 }
 
 json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie,
