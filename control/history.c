@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "control/control.h"
 
 static int64_t now_ms(void)
 {
@@ -18,13 +17,23 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct mr_change *history_at(struct mr_control *ctl, size_t age)
+struct mr_change *mr_history_at(struct mr_history *h, size_t age)
 {
-    size_t i = (ctl->history_head + MR_CONTROL_HISTORY - 1 - age) % MR_CONTROL_HISTORY;
-    return age < ctl->history_len ? &ctl->history[i] : NULL;
+    size_t i = (h->head + MR_HISTORY_SIZE - 1 - age) % MR_HISTORY_SIZE;
+    return age < h->len ? &h->ring[i] : NULL;
 }
 
-void change_clear(struct mr_change *c)
+struct mr_change *mr_history_undo_target(struct mr_history *h)
+{
+    for (size_t age = 0; age < h->len; age++) {
+        struct mr_change *c = mr_history_at(h, age);
+        if (!c->undone && strcmp(c->kind, "undo") != 0)
+            return c;
+    }
+    return NULL;
+}
+
+static void change_clear(struct mr_change *c)
 {
     json_decref(c->value);
     json_decref(c->previous);
@@ -32,7 +41,7 @@ void change_clear(struct mr_change *c)
     memset(c, 0, sizeof(*c));
 }
 
-json_t *change_json(const struct mr_change *c)
+json_t *mr_history_change_json(const struct mr_change *c)
 {
     char stamp[40];
     time_t secs = (time_t)(c->time_ms / 1000);
@@ -49,45 +58,44 @@ json_t *change_json(const struct mr_change *c)
                      "generation_after", (json_int_t)c->generation_after, "undone", c->undone);
 }
 
-/* Appends one line to the audit log (O_APPEND: one write per line). */
-void audit(struct mr_control *ctl, const struct mr_change *c)
+/* O_APPEND: one write per line. */
+void mr_history_append(const char *path, const struct mr_change *c)
 {
-    const struct mr_snapshot *snap = mr_snap_peek();
     json_t *line;
     char *text;
     int fd;
 
-    if (snap == NULL || snap->audit_log == NULL)
+    if (path == NULL)
         return;
-    line = change_json(c);
+    line = mr_history_change_json(c);
     text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
     json_decref(line);
     if (text == NULL)
         return;
-    fd = open(snap->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd >= 0) {
         size_t len = strlen(text);
         text[len] = '\n';
         if (write(fd, text, len + 1) != (ssize_t)(len + 1))
-            mr_log(MR_LOG_ERROR, "audit_log: cannot write %s: %m", snap->audit_log);
+            mr_log(MR_LOG_ERROR, "audit_log: cannot write %s: %m", path);
         close(fd);
     } else {
-        mr_log(MR_LOG_ERROR, "audit_log: cannot open %s: %m", snap->audit_log);
+        mr_log(MR_LOG_ERROR, "audit_log: cannot open %s: %m", path);
     }
     free(text);
-    (void)ctl;
 }
 
-struct mr_change *record(struct mr_control *ctl, const char *kind, const char *cluster,
-                         json_t *value, json_t *previous, uint64_t before, uint64_t after)
+struct mr_change *mr_history_record(struct mr_history *h, const char *kind, const char *cluster,
+                                    json_t *value, json_t *previous, uint64_t before,
+                                    uint64_t after)
 {
-    struct mr_change *c = &ctl->history[ctl->history_head];
+    struct mr_change *c = &h->ring[h->head];
 
     change_clear(c);
-    ctl->history_head = (ctl->history_head + 1) % MR_CONTROL_HISTORY;
-    if (ctl->history_len < MR_CONTROL_HISTORY)
-        ctl->history_len++;
-    c->seq = ++ctl->next_seq;
+    h->head = (h->head + 1) % MR_HISTORY_SIZE;
+    if (h->len < MR_HISTORY_SIZE)
+        h->len++;
+    c->seq = ++h->next_seq;
     c->time_ms = now_ms();
     snprintf(c->kind, sizeof(c->kind), "%s", kind);
     snprintf(c->cluster, sizeof(c->cluster), "%s", cluster != NULL ? cluster : "");
@@ -113,11 +121,11 @@ static int64_t parse_iso_ms(const char *text)
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-/* Reads the newest changes of earlier runs back from the audit log, so
- * history and undo survive a restart. */
-void load_history(struct mr_control *ctl, const char *audit_log)
+/* Reads the newest changes of earlier runs back, so history and undo
+ * survive a restart. */
+void mr_history_load(struct mr_history *h, const char *path)
 {
-    FILE *f = audit_log != NULL ? fopen(audit_log, "r") : NULL;
+    FILE *f = path != NULL ? fopen(path, "r") : NULL;
     char line[16384];
 
     if (f == NULL)
@@ -137,29 +145,37 @@ void load_history(struct mr_control *ctl, const char *audit_log)
             /* An undo marks what it undid. */
             uint64_t undid = (uint64_t)json_integer_value(
                 json_object_get(json_object_get(entry, "value"), "undid"));
-            for (size_t age = 0; age < ctl->history_len; age++)
-                if (history_at(ctl, age)->seq == undid)
-                    history_at(ctl, age)->undone = true;
+            for (size_t age = 0; age < h->len; age++)
+                if (mr_history_at(h, age)->seq == undid)
+                    mr_history_at(h, age)->undone = true;
         }
-        c = record(ctl, kind, cluster, json_incref(json_object_get(entry, "value")),
+        c = mr_history_record(h, kind, cluster, json_incref(json_object_get(entry, "value")),
                    json_incref(json_object_get(entry, "previous")),
                    (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
                    (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
         c->seq = seq;
         c->time_ms = parse_iso_ms(json_string_value(json_object_get(entry, "time")));
         c->undone = c->undone || json_is_true(json_object_get(entry, "undone"));
-        if (seq > ctl->next_seq)
-            ctl->next_seq = seq;
+        if (seq > h->next_seq)
+            h->next_seq = seq;
         json_decref(entry);
     }
     fclose(f);
 }
 
-json_t *mr_control_history(struct mr_control *ctl)
+json_t *mr_history_json(struct mr_history *h)
 {
     json_t *list = json_array();
 
-    for (size_t age = 0; age < ctl->history_len; age++)
-        json_array_append_new(list, change_json(history_at(ctl, age)));
+    for (size_t age = 0; age < h->len; age++)
+        json_array_append_new(list, mr_history_change_json(mr_history_at(h, age)));
     return json_pack("{s:o}", "changes", list);
+}
+
+void mr_history_clear(struct mr_history *h)
+{
+    for (size_t i = 0; i < MR_HISTORY_SIZE; i++)
+        change_clear(&h->ring[i]);
+    h->len = h->head = 0;
+    h->next_seq = 0;
 }
