@@ -444,8 +444,8 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
         json_object_set_new(value, "undid", json_integer((json_int_t)undid));
     if (force && undid == 0)
         json_object_set_new(value, "forced", json_true());
-    *done = mr_history_record(&ctl->history, kind, cluster, value, previous, before->generation,
-                              after->generation);
+    *done = mr_history_record(&ctl->history, now_ms(), kind, cluster, value, previous,
+                              before->generation, after->generation);
     audit(*done);
     mr_log(MR_LOG_INFO, "%s %s: %s (generation %llu -> %llu)", kind, cluster, what,
            (unsigned long long)before->generation, (unsigned long long)after->generation);
@@ -594,7 +594,7 @@ int mr_control_reload(struct mr_control *ctl, struct mr_errors *errs)
         free(text);
         return -1;
     }
-    done = mr_history_record(&ctl->history, "reload", NULL,
+    done = mr_history_record(&ctl->history, now_ms(), "reload", NULL,
                              json_pack("{s:s}", "file", ctl->conf_path), NULL, before, after);
     done->previous_text = ctl->conf_text;
     ctl->conf_text = text;
@@ -629,7 +629,7 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         target->previous_text = ctl->conf_text;
         ctl->conf_text = text;
         target->undone = true;
-        done = mr_history_record(&ctl->history, "undo", NULL,
+        done = mr_history_record(&ctl->history, now_ms(), "undo", NULL,
                                  json_pack("{s:I, s:s}", "undid", (json_int_t)target->seq,
                                            "change", "reload"),
                                  NULL, before, after);
@@ -669,6 +669,22 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         *answer = undo_answer;
         return 200;
     }
+}
+
+json_t *mr_control_status(struct mr_control *ctl)
+{
+    struct mr_snapshot *snap = mr_snap_acquire();
+    struct mr_status_source src = {
+        .health = ctl->health,
+        .stats = ctl->stats,
+        .n_stats = (size_t)ctl->n_workers,
+        .started_s = ctl->started_s,
+        .stopping = ctl->stopping,
+    };
+    json_t *out = mr_status_json(snap, &src);
+
+    mr_snap_release(snap);
+    return out;
 }
 
 json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie,

@@ -10,13 +10,6 @@
 
 #include "common/log.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct mr_change *mr_history_at(struct mr_history *h, size_t age)
 {
     size_t i = (h->head + MR_HISTORY_SIZE - 1 - age) % MR_HISTORY_SIZE;
@@ -85,9 +78,9 @@ void mr_history_append(const char *path, const struct mr_change *c)
     free(text);
 }
 
-struct mr_change *mr_history_record(struct mr_history *h, const char *kind, const char *cluster,
-                                    json_t *value, json_t *previous, uint64_t before,
-                                    uint64_t after)
+struct mr_change *mr_history_record(struct mr_history *h, int64_t time_ms, const char *kind,
+                                    const char *cluster, json_t *value, json_t *previous,
+                                    uint64_t before, uint64_t after)
 {
     struct mr_change *c = &h->ring[h->head];
 
@@ -96,7 +89,7 @@ struct mr_change *mr_history_record(struct mr_history *h, const char *kind, cons
     if (h->len < MR_HISTORY_SIZE)
         h->len++;
     c->seq = ++h->next_seq;
-    c->time_ms = now_ms();
+    c->time_ms = time_ms;
     snprintf(c->kind, sizeof(c->kind), "%s", kind);
     snprintf(c->cluster, sizeof(c->cluster), "%s", cluster != NULL ? cluster : "");
     c->value = value;
@@ -149,12 +142,13 @@ void mr_history_load(struct mr_history *h, const char *path)
                 if (mr_history_at(h, age)->seq == undid)
                     mr_history_at(h, age)->undone = true;
         }
-        c = mr_history_record(h, kind, cluster, json_incref(json_object_get(entry, "value")),
-                   json_incref(json_object_get(entry, "previous")),
-                   (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
-                   (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
+        c = mr_history_record(
+            h, parse_iso_ms(json_string_value(json_object_get(entry, "time"))), kind, cluster,
+            json_incref(json_object_get(entry, "value")),
+            json_incref(json_object_get(entry, "previous")),
+            (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
+            (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
         c->seq = seq;
-        c->time_ms = parse_iso_ms(json_string_value(json_object_get(entry, "time")));
         c->undone = c->undone || json_is_true(json_object_get(entry, "undone"));
         if (seq > h->next_seq)
             h->next_seq = seq;

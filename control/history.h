@@ -41,12 +41,13 @@ struct mr_history {
     uint64_t next_seq;        /* the last sequence number given */
 };
 
-/* Records a change made now with the next sequence number, overwriting the
- * oldest entry when the ring is full; takes ownership of value and previous.
- * The entry stays valid until MR_HISTORY_SIZE more are recorded. */
-struct mr_change *mr_history_record(struct mr_history *h, const char *kind, const char *cluster,
-                                    json_t *value, json_t *previous, uint64_t before,
-                                    uint64_t after);
+/* Records a change made at time_ms (unix ms) with the next sequence number,
+ * overwriting the oldest entry when the ring is full; takes ownership of
+ * value and previous. The entry stays valid until MR_HISTORY_SIZE more are
+ * recorded. */
+struct mr_change *mr_history_record(struct mr_history *h, int64_t time_ms, const char *kind,
+                                    const char *cluster, json_t *value, json_t *previous,
+                                    uint64_t before, uint64_t after);
 
 /* The entry age changes back (0: the newest); NULL past the oldest kept. */
 struct mr_change *mr_history_at(struct mr_history *h, size_t age);

@@ -1,10 +1,10 @@
 /* control/status.c: see status.h. */
 #include "control/status.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
-#include "control/control.h"
 #include "control/whatif.h"
 #include "health/health.h"
 #include "health/passive.h"
@@ -17,8 +17,6 @@ static int64_t now_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
-/* ---- views --------------------------------------------------------------- */
 
 static void iso_time(int64_t ms, char *buf, size_t len)
 {
@@ -56,11 +54,10 @@ static json_t *drain_json(const struct mr_cluster *c, int64_t now)
                      (json_int_t)(c->drain_deadline_s > now ? c->drain_deadline_s - now : 0));
 }
 
-json_t *mr_control_status(struct mr_control *ctl)
+json_t *mr_status_json(const struct mr_snapshot *snap, const struct mr_status_source *src)
 {
-    struct mr_snapshot *snap = mr_snap_acquire();
     struct mr_health_transition tr[64];
-    size_t n_tr = mr_health_transitions(ctl->health, tr, 64);
+    size_t n_tr = mr_health_transitions(src->health, tr, 64);
     json_t *regions = json_array(), *transitions = json_array(), *out;
     int64_t now = time(NULL);
     char stamp[40];
@@ -76,9 +73,8 @@ json_t *mr_control_status(struct mr_control *ctl)
                 const struct mr_endpoint *ep = &c->endpoints[e];
                 const struct mr_health_slot *slot = ep->health;
                 struct mr_stats_endpoint_sum es;
-                mr_stats_sum_endpoint(ctl->stats, (size_t)ctl->n_workers, c->name, ep->address,
-                                      &es);
-                iso_time(slot != NULL ? slot->changed_ms : ctl->started_s * 1000, stamp,
+                mr_stats_sum_endpoint(src->stats, src->n_stats, c->name, ep->address, &es);
+                iso_time(slot != NULL ? slot->changed_ms : src->started_s * 1000, stamp,
                          sizeof(stamp));
                 json_array_append_new(
                     endpoints,
@@ -94,7 +90,7 @@ json_t *mr_control_status(struct mr_control *ctl)
                               (json_int_t)(slot != NULL ? atomic_load(&slot->ejections_total)
                                                         : 0)));
             }
-            mr_stats_sum_cluster(ctl->stats, (size_t)ctl->n_workers, c->name, &sum);
+            mr_stats_sum_cluster(src->stats, src->n_stats, c->name, &sum);
             json_array_append_new(
                 clusters,
                 json_pack("{s:s, s:s, s:b, s:I, s:I, s:f, s:f, s:o, s:b, s:b, "
@@ -122,10 +118,9 @@ json_t *mr_control_status(struct mr_control *ctl)
                                         tr[i].cluster, "address", tr[i].address, "health",
                                         tr[i].up ? "up" : "down", "reason", tr[i].reason));
     }
-    iso_time(ctl->started_s * 1000, stamp, sizeof(stamp));
+    iso_time(src->started_s * 1000, stamp, sizeof(stamp));
     out = json_pack("{s:I, s:s?, s:s, s:b, s:o, s:o}", "generation", (json_int_t)snap->generation,
-                    "config", snap->path, "started", stamp, "stopping", ctl->stopping, "regions",
+                    "config", snap->path, "started", stamp, "stopping", src->stopping, "regions",
                     regions, "health_transitions", transitions);
-    mr_snap_release(snap);
     return out;
 }

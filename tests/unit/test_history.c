@@ -16,6 +16,9 @@
 
 #include "control/history.h"
 
+/* 2026-11-18T...: a time with ms to keep. */
+#define T0 1795000000123
+
 /* The history of the running test and its audit log, removed by teardown. */
 static struct mr_history history;
 static char audit_path[64];
@@ -45,7 +48,7 @@ static int teardown(void **state)
 static struct mr_change *record_weight(struct mr_history *h, const char *cluster, double weight,
                                        double was, uint64_t generation)
 {
-    return mr_history_record(h, "weight", cluster,
+    return mr_history_record(h, T0 + (int64_t)generation, "weight", cluster,
                              json_pack("{s:n, s:f}", "drain", "weight", weight),
                              json_pack("{s:n, s:f}", "drain", "weight", was), generation,
                              generation + 1);
@@ -84,13 +87,13 @@ static void test_undo_finds_the_newest_change_not_undone(void **state)
     (void)state;
     assert_null(mr_history_undo_target(&history));
     first = record_weight(&history, "eu-a", 2, 1, 1);
-    second = mr_history_record(&history, "drain", "us-a",
+    second = mr_history_record(&history, T0, "drain", "us-a",
                                json_pack("{s:{s:s, s:i}, s:f}", "drain", "mode", "soft",
                                          "deadline", 0, "weight", 1.0),
                                json_pack("{s:n, s:f}", "drain", "weight", 1.0), 2, 3);
     assert_ptr_equal(mr_history_undo_target(&history), second);
     second->undone = true;
-    undo = mr_history_record(&history, "undo", "us-a", json_pack("{s:I}", "undid", 2), NULL, 3,
+    undo = mr_history_record(&history, T0, "undo", "us-a", json_pack("{s:I}", "undid", 2), NULL, 3,
                              4);
     assert_ptr_not_equal(mr_history_undo_target(&history), undo);
     assert_ptr_equal(mr_history_undo_target(&history), first);
@@ -109,9 +112,8 @@ static void test_audit_log_round_trip(void **state)
 
     (void)state;
     c = record_weight(&history, "eu-a", 3, 1, 1);
-    c->time_ms = 1795000000123; /* 2026-11-18T...: a time with ms to keep */
     mr_history_append(audit_path, c);
-    c = mr_history_record(&history, "reload", NULL, json_pack("{s:s}", "file", "edge.json"),
+    c = mr_history_record(&history, T0, "reload", NULL, json_pack("{s:s}", "file", "edge.json"),
                           NULL, 2, 3);
     mr_history_append(audit_path, c);
     c = record_weight(&history, "us-a", 0.5, 1, 3);
@@ -119,7 +121,7 @@ static void test_audit_log_round_trip(void **state)
     /* Undo of seq 3: the change's own line stays "undone": false. */
     c->undone = true;
     mr_history_append(audit_path,
-                      mr_history_record(&history, "undo", "us-a",
+                      mr_history_record(&history, T0, "undo", "us-a",
                                         json_pack("{s:I, s:f}", "undid", 3, "weight", 1.0),
                                         json_pack("{s:n, s:f}", "drain", "weight", 0.5), 4, 5));
 
@@ -134,7 +136,7 @@ static void test_audit_log_round_trip(void **state)
         fail();
     }
     assert_int_equal(loaded.len, 4);
-    assert_int_equal(mr_history_at(&loaded, 3)->time_ms, 1795000000123);
+    assert_int_equal(mr_history_at(&loaded, 3)->time_ms, T0 + 1);
     assert_true(mr_history_at(&loaded, 1)->undone);
     /* Numbering goes on after the newest loaded. */
     assert_int_equal(record_weight(&loaded, "eu-a", 1, 3, 5)->seq, 5);
