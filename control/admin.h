@@ -12,10 +12,9 @@
  *
  * The answers come from the control thread through struct mr_admin_ops,
  * which control.c fills when it starts the listener: admin.c knows HTTP and
- * the routes, not the control thread. Dependencies in control/ point one
- * way: main -> control -> {admin, metrics, history, whatif}; metrics and
- * control -> router/stats (sums over workers); admin includes no other
- * control/ header but dashboard.h.
+ * the routes, not the control thread, and includes no control/ header but
+ * dashboard.h, so the arrows point one way: control -> admin (control.h
+ * draws the whole picture).
  */
 #ifndef MR_CONTROL_ADMIN_H
 #define MR_CONTROL_ADMIN_H

@@ -11,9 +11,13 @@
  *
  * control.c keeps the thread (start, signals, tick, stop), the snapshot
  * build and publish, reload, and applying changes; the rest is in modules
- * it calls, and none of them calls back: main -> control -> {admin (which
- * it serves through struct mr_admin_ops), metrics, history, whatif}, and
- * control and metrics read counters through router/stats.h's sums.
+ * it calls, and none of them calls back or includes this header:
+ *
+ *   main -> control -> admin     (served through struct mr_admin_ops)
+ *                   -> metrics   -> router/stats (sums over workers)
+ *                   -> status    -> whatif, router/stats
+ *                   -> history
+ *                   -> whatif    -> geo/policy, router/pick, router/cookie
  */
 #ifndef MR_CONTROL_CONTROL_H
 #define MR_CONTROL_CONTROL_H
