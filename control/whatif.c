@@ -107,7 +107,7 @@ static void spread(const struct mr_snapshot *snap, const struct mr_location *loc
 
 /* Where the new sessions that cluster took lately would go under after. */
 json_t *mr_whatif_shares(const struct mr_snapshot *before, const struct mr_snapshot *after,
-                         const char *cluster, json_t *per, const char **basis)
+                         const char *cluster, json_t *recent, const char **basis)
 {
     json_t *shares = json_object(), *list = json_array();
     struct mr_location loc;
@@ -116,10 +116,10 @@ json_t *mr_whatif_shares(const struct mr_snapshot *before, const struct mr_snaps
     json_t *value;
 
     *basis = "new sessions of the last minutes";
-    if (per != NULL && json_object_size(per) > 0) {
+    if (recent != NULL && json_object_size(recent) > 0) {
         const char *cc;
         json_t *n;
-        json_object_foreach(per, cc, n)
+        json_object_foreach(recent, cc, n)
         {
             class_location(strcmp(cc, "unknown") == 0 ? NULL : cc, NULL, &loc);
             spread(after, &loc, (double)json_integer_value(n), shares);

@@ -1,8 +1,8 @@
 /* tests/unit/test_whatif.c: the guardrail (which routing classes a change
  * strands, and none that the pick already fails open for), the dry run's
  * shares (by weight, to the next region, fail_open, the one-client-per-class
- * basis) and explain's candidates and reasons, over snapshots built from
- * JSON with the configuration loader. */
+ * basis), ejections and explain's candidates and reasons, over snapshots
+ * built from JSON with the configuration loader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +20,7 @@
 #include "conf/snapshot.h"
 #include "control/whatif.h"
 #include "health/health.h"
+#include "health/passive.h"
 
 /* Before and after of the running test, freed by teardown. */
 static struct mr_snapshot *before, *after;
@@ -352,6 +353,48 @@ static void test_explain_refuses_what_is_not_an_address(void **state)
     json_decref(out);
 }
 
+/* An ejected endpoint: its reason, when it comes back on the wall clock,
+ * and explain lists it under its cluster. */
+static void test_ejection_and_explain_list_ejected_endpoints(void **state)
+{
+    struct mr_health_slot *slot;
+    json_t *ej, *out, *eu_a;
+    int status = 0;
+
+    (void)state;
+    before = load(EXPLAINED, "{\"default\": [\"eu\"]}");
+    health = mr_health_new();
+    assert_non_null(health);
+    assert_int_equal(mr_health_attach(health, before), 0);
+    slot = cluster(before, "eu-a")->endpoints[0].health;
+    assert_true(json_is_null(
+        mr_whatif_ejection(&cluster(before, "eu-a")->endpoints[0], clock.mono_ms, clock.wall_ms)));
+
+    atomic_store(&slot->ejected_until, clock.mono_ms + 1500);
+    atomic_store(&slot->eject_reason, MR_PASSIVE_TIMEOUT);
+    atomic_store(&slot->ejections, 2);
+    ej = mr_whatif_ejection(&cluster(before, "eu-a")->endpoints[0], clock.mono_ms, clock.wall_ms);
+    assert_string_equal(json_string_value(json_object_get(ej, "reason")), "timeout");
+    /* 1795767875000 + 1500 ms, to the second. */
+    assert_string_equal(json_string_value(json_object_get(ej, "until")), "2026-11-27T08:24:36Z");
+    assert_int_equal(json_integer_value(json_object_get(ej, "remaining_ms")), 1500);
+    assert_int_equal(json_integer_value(json_object_get(ej, "ejections")), 2);
+    json_decref(ej);
+    /* Over at ejected_until. */
+    assert_true(json_is_null(mr_whatif_ejection(&cluster(before, "eu-a")->endpoints[0],
+                                                clock.mono_ms + 1500, clock.wall_ms)));
+
+    out = explain("192.0.2.7", &status);
+    eu_a = json_array_get(
+        json_object_get(json_array_get(json_object_get(out, "candidates"), 0), "clusters"), 0);
+    assert_string_equal(json_string_value(json_object_get(eu_a, "name")), "eu-a");
+    ej = json_array_get(json_object_get(eu_a, "ejected_endpoints"), 0);
+    assert_non_null(ej);
+    assert_string_equal(json_string_value(json_object_get(ej, "address")), "127.0.0.1:9001");
+    assert_string_equal(json_string_value(json_object_get(ej, "reason")), "timeout");
+    json_decref(out);
+}
+
 /* The skip reasons, in their order: down before drained before weight 0. */
 static void test_skip_reason_order(void **state)
 {
@@ -384,6 +427,7 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(test_explain_lists_candidates_and_reasons, teardown),
         cmocka_unit_test_teardown(test_explain_refuses_what_is_not_an_address, teardown),
+        cmocka_unit_test_teardown(test_ejection_and_explain_list_ejected_endpoints, teardown),
         cmocka_unit_test_teardown(test_skip_reason_order, teardown),
     };
 
