@@ -1,0 +1,185 @@
+/* conf/jpath.c: see jpath.h. */
+#include "conf/jpath.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- JSON paths ---- */
+
+/* Marks a path cut short by MR_JPATH_MAX with a visible "...". */
+static void mark_truncated(char *out, int n)
+{
+    if (n < 0 || n >= MR_JPATH_MAX)
+        memcpy(out + MR_JPATH_MAX - 4, "...", 4);
+}
+
+void mr_jpath_key(char *out, const char *parent, const char *key)
+{
+    mark_truncated(out, snprintf(out, MR_JPATH_MAX, "%s%s%s", parent,
+                                 parent[0] != '\0' ? "." : "", key));
+}
+
+void mr_jpath_index(char *out, const char *parent, size_t i)
+{
+    mark_truncated(out, snprintf(out, MR_JPATH_MAX, "%s[%zu]", parent, i));
+}
+
+/* ---- typed readers: each reports its own error and returns false ---- */
+
+/* Warns about every key of obj not in known (NULL-terminated). */
+void mr_jpath_check_keys(struct mr_jpath *jp, json_t *obj, const char *path,
+                         const char *const *known)
+{
+    char p[MR_JPATH_MAX];
+
+    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        bool found = false;
+
+        for (const char *const *k = known; *k != NULL && !found; k++)
+            found = strcmp(*k, key) == 0;
+        if (!found) {
+            mr_jpath_key(p, path, key);
+            mr_errors_warn(jp->errs, "%s: unknown key, ignored", p);
+        }
+    }
+}
+
+/* Returns obj.key, or NULL when absent (JSON null counts as absent), with
+ * "PATH: required" added when it must be there. */
+json_t *mr_jpath_member(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                        bool required)
+{
+    json_t *v = obj != NULL ? json_object_get(obj, key) : NULL;
+    char p[MR_JPATH_MAX];
+
+    if (v != NULL && json_is_null(v))
+        v = NULL;
+    if (v == NULL && required) {
+        mr_jpath_key(p, parent, key);
+        mr_errors_add(jp->errs, "%s: required", p);
+    }
+    return v;
+}
+
+bool mr_jpath_read_object(struct mr_jpath *jp, json_t *v, const char *path)
+{
+    if (json_is_object(v))
+        return true;
+    mr_errors_add(jp->errs, "%s: expected an object", path);
+    return false;
+}
+
+/* Returns the array's size, or 0 with an error (an empty one is refused). */
+size_t mr_jpath_read_array(struct mr_jpath *jp, json_t *v, const char *path)
+{
+    if (!json_is_array(v)) {
+        mr_errors_add(jp->errs, "%s: expected an array", path);
+        return 0;
+    }
+    if (json_array_size(v) == 0)
+        mr_errors_add(jp->errs, "%s: expected a non-empty array", path);
+    return json_array_size(v);
+}
+
+bool mr_jpath_read_string(struct mr_jpath *jp, json_t *v, const char *path, bool nonempty,
+                          const char **out)
+{
+    if (!json_is_string(v)) {
+        mr_errors_add(jp->errs, "%s: expected a string", path);
+        return false;
+    }
+    if (nonempty && json_string_length(v) == 0) {
+        mr_errors_add(jp->errs, "%s: expected a non-empty string", path);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+bool mr_jpath_read_bool(struct mr_jpath *jp, json_t *v, const char *path, bool *out)
+{
+    if (!json_is_boolean(v)) {
+        mr_errors_add(jp->errs, "%s: expected a boolean", path);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* Integers in [min, max]; max == INT_MAX means "no stated maximum". */
+bool mr_jpath_read_int(struct mr_jpath *jp, json_t *v, const char *path, int64_t min, int64_t max,
+                       int64_t *out)
+{
+    json_int_t x = 0;
+
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+        if (x >= min && x <= max) {
+            *out = x;
+            return true;
+        }
+    }
+    if (max == INT_MAX && !(json_is_integer(v) && x > max))
+        mr_errors_add(jp->errs, "%s: expected an integer >= %lld", path, (long long)min);
+    else
+        mr_errors_add(jp->errs, "%s: expected an integer between %lld and %lld", path,
+                      (long long)min, (long long)max);
+    return false;
+}
+
+/* Numbers (integer or real) in [min, max], or (min, max] when min_exclusive;
+ * expect states that range in the message. */
+bool mr_jpath_read_number(struct mr_jpath *jp, json_t *v, const char *path, double min, double max,
+                          bool min_exclusive, const char *expect, double *out)
+{
+    if (json_is_number(v)) {
+        double x = json_number_value(v);
+
+        if ((min_exclusive ? x > min : x >= min) && x <= max) {
+            *out = x;
+            return true;
+        }
+    }
+    mr_errors_add(jp->errs, "%s: expected a number %s", path, expect);
+    return false;
+}
+
+/* obj.key as an integer; *val keeps its default when absent or invalid. */
+bool mr_jpath_member_int(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                         int64_t min, int64_t max, int64_t *val)
+{
+    json_t *v = mr_jpath_member(jp, obj, parent, key, false);
+    char p[MR_JPATH_MAX];
+
+    if (v == NULL)
+        return true;
+    mr_jpath_key(p, parent, key);
+    return mr_jpath_read_int(jp, v, p, min, max, val);
+}
+
+void mr_jpath_member_bool(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                          bool *val)
+{
+    json_t *v = mr_jpath_member(jp, obj, parent, key, false);
+    char p[MR_JPATH_MAX];
+
+    if (v == NULL)
+        return;
+    mr_jpath_key(p, parent, key);
+    mr_jpath_read_bool(jp, v, p, val);
+}
+
+/* Replaces *val (an owned string) with obj.key when present and valid. */
+bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                            bool required, bool nonempty, const char **val)
+{
+    json_t *v = mr_jpath_member(jp, obj, parent, key, required);
+    char p[MR_JPATH_MAX];
+
+    if (v == NULL)
+        return !required;
+    mr_jpath_key(p, parent, key);
+    return mr_jpath_read_string(jp, v, p, nonempty, val);
+}
