@@ -2,7 +2,9 @@
 #include "conf/jpath.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- JSON paths ---- */
@@ -25,6 +27,42 @@ void mr_jpath_index(char *out, const char *parent, size_t i)
     mark_truncated(out, snprintf(out, MR_JPATH_MAX, "%s[%zu]", parent, i));
 }
 
+/* ---- messages ---- */
+
+__attribute__((format(printf, 4, 0)))
+static void report(struct mr_jpath *jp, bool warning, const char *path, const char *fmt,
+                   va_list ap)
+{
+    const char *prefix = jp->prefix != NULL ? jp->prefix : "";
+    char *message = NULL;
+
+    if (vasprintf(&message, fmt, ap) < 0)
+        return;
+    if (warning)
+        mr_errors_warn(jp->errs, "%s%s: %s", prefix, path, message);
+    else
+        mr_errors_add(jp->errs, "%s%s: %s", prefix, path, message);
+    free(message);
+}
+
+void mr_jpath_error(struct mr_jpath *jp, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(jp, false, path, fmt, ap);
+    va_end(ap);
+}
+
+void mr_jpath_warn(struct mr_jpath *jp, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(jp, true, path, fmt, ap);
+    va_end(ap);
+}
+
 /* ---- typed readers: each reports its own error and returns false ---- */
 
 /* Warns about every key of obj not in known (NULL-terminated). */
@@ -41,7 +79,7 @@ void mr_jpath_check_keys(struct mr_jpath *jp, json_t *obj, const char *path,
             found = strcmp(*k, key) == 0;
         if (!found) {
             mr_jpath_key(p, path, key);
-            mr_errors_warn(jp->errs, "%s: unknown key, ignored", p);
+            mr_jpath_warn(jp, p, "unknown key, ignored");
         }
     }
 }
@@ -58,7 +96,7 @@ json_t *mr_jpath_member(struct mr_jpath *jp, json_t *obj, const char *parent, co
         v = NULL;
     if (v == NULL && required) {
         mr_jpath_key(p, parent, key);
-        mr_errors_add(jp->errs, "%s: required", p);
+        mr_jpath_error(jp, p, "required");
     }
     return v;
 }
@@ -67,7 +105,7 @@ bool mr_jpath_read_object(struct mr_jpath *jp, json_t *v, const char *path)
 {
     if (json_is_object(v))
         return true;
-    mr_errors_add(jp->errs, "%s: expected an object", path);
+    mr_jpath_error(jp, path, "expected an object");
     return false;
 }
 
@@ -75,11 +113,11 @@ bool mr_jpath_read_object(struct mr_jpath *jp, json_t *v, const char *path)
 size_t mr_jpath_read_array(struct mr_jpath *jp, json_t *v, const char *path)
 {
     if (!json_is_array(v)) {
-        mr_errors_add(jp->errs, "%s: expected an array", path);
+        mr_jpath_error(jp, path, "expected an array");
         return 0;
     }
     if (json_array_size(v) == 0)
-        mr_errors_add(jp->errs, "%s: expected a non-empty array", path);
+        mr_jpath_error(jp, path, "expected a non-empty array");
     return json_array_size(v);
 }
 
@@ -87,11 +125,11 @@ bool mr_jpath_read_string(struct mr_jpath *jp, json_t *v, const char *path, bool
                           const char **out)
 {
     if (!json_is_string(v)) {
-        mr_errors_add(jp->errs, "%s: expected a string", path);
+        mr_jpath_error(jp, path, "expected a string");
         return false;
     }
     if (nonempty && json_string_length(v) == 0) {
-        mr_errors_add(jp->errs, "%s: expected a non-empty string", path);
+        mr_jpath_error(jp, path, "expected a non-empty string");
         return false;
     }
     *out = json_string_value(v);
@@ -101,7 +139,7 @@ bool mr_jpath_read_string(struct mr_jpath *jp, json_t *v, const char *path, bool
 bool mr_jpath_read_bool(struct mr_jpath *jp, json_t *v, const char *path, bool *out)
 {
     if (!json_is_boolean(v)) {
-        mr_errors_add(jp->errs, "%s: expected a boolean", path);
+        mr_jpath_error(jp, path, "expected a boolean");
         return false;
     }
     *out = json_is_true(v);
@@ -122,10 +160,10 @@ bool mr_jpath_read_int(struct mr_jpath *jp, json_t *v, const char *path, int64_t
         }
     }
     if (max == INT_MAX && !(json_is_integer(v) && x > max))
-        mr_errors_add(jp->errs, "%s: expected an integer >= %lld", path, (long long)min);
+        mr_jpath_error(jp, path, "expected an integer >= %lld", (long long)min);
     else
-        mr_errors_add(jp->errs, "%s: expected an integer between %lld and %lld", path,
-                      (long long)min, (long long)max);
+        mr_jpath_error(jp, path, "expected an integer between %lld and %lld", (long long)min,
+                       (long long)max);
     return false;
 }
 
@@ -142,7 +180,7 @@ bool mr_jpath_read_number(struct mr_jpath *jp, json_t *v, const char *path, doub
             return true;
         }
     }
-    mr_errors_add(jp->errs, "%s: expected a number %s", path, expect);
+    mr_jpath_error(jp, path, "expected a number %s", expect);
     return false;
 }
 

@@ -31,6 +31,7 @@
 /* One reading of a JSON document. */
 struct mr_jpath {
     struct mr_errors *errs; /* every problem goes here */
+    const char *prefix;     /* before every message ("state_file: "), or NULL */
 };
 
 /* out = parent.key ("key" at the top level, where parent is ""). */
@@ -38,6 +39,12 @@ void mr_jpath_key(char *out, const char *parent, const char *key);
 
 /* out = parent[i]. */
 void mr_jpath_index(char *out, const char *parent, size_t i);
+
+/* Adds "PATH: message" to jp's errors (mr_jpath_error) or warnings. */
+void mr_jpath_error(struct mr_jpath *jp, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mr_jpath_warn(struct mr_jpath *jp, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Warns "PATH.KEY: unknown key, ignored" for every key of obj, the object
  * at path, not in known (NULL-terminated). */
