@@ -103,8 +103,8 @@ static char **make_strv(struct loader *ld, const char *const *items)
 /* A non-empty array of non-empty strings, as a NULL-terminated vector. */
 static char **read_strv(struct loader *ld, json_t *v, const char *path)
 {
-    size_t n = mr_jpath_read_array(&ld->jp, v, path);
-    char p[MR_JPATH_MAX];
+    struct mr_jpath_iter it;
+    size_t n = mr_jpath_iter_array(&ld->jp, v, path, true, &it);
     char **out;
     bool ok = true;
 
@@ -113,12 +113,11 @@ static char **read_strv(struct loader *ld, json_t *v, const char *path)
     out = zalloc(ld, n + 1, sizeof(*out));
     if (out == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
+    while (mr_jpath_next(&it)) {
         const char *s;
 
-        mr_jpath_index(p, path, i);
-        if (mr_jpath_read_string(&ld->jp, json_array_get(v, i), p, true, &s))
-            out[i] = copy_string(ld, s);
+        if (mr_jpath_read_string(&ld->jp, it.item, it.path, true, &s))
+            out[it.i] = copy_string(ld, s);
         else
             ok = false;
     }
@@ -175,25 +174,21 @@ static void load_certificates(struct loader *ld, json_t *tls, const char *tpath,
                               struct mr_tls_conf *conf)
 {
     static const char *const keys[] = {"cert", "key", "ocsp", NULL};
-    json_t *arr = mr_jpath_member(&ld->jp, tls, tpath, "certificates", true);
-    char p[MR_JPATH_MAX], q[MR_JPATH_MAX];
-    size_t n;
+    struct mr_jpath_iter it;
+    size_t n = mr_jpath_member_array(&ld->jp, tls, tpath, "certificates", &it);
 
-    mr_jpath_key(q, tpath, "certificates");
-    if (arr == NULL || (n = mr_jpath_read_array(&ld->jp, arr, q)) == 0)
+    if (n == 0)
         return;
     conf->certificates = zalloc(ld, n, sizeof(*conf->certificates));
     if (conf->certificates == NULL)
         return;
     conf->n_certificates = n;
-    for (size_t i = 0; i < n; i++) {
-        struct mr_tls_certificate *c = &conf->certificates[i];
-        json_t *item = json_array_get(arr, i);
+    while (mr_jpath_next_object(&ld->jp, &it)) {
+        struct mr_tls_certificate *c = &conf->certificates[it.i];
+        const char *p = it.path;
+        json_t *item = it.item;
         const char *s;
 
-        mr_jpath_index(p, q, i);
-        if (!mr_jpath_read_object(&ld->jp, item, p))
-            continue;
         mr_jpath_check_keys(&ld->jp, item, p, keys);
         s = NULL;
         if (mr_jpath_member_string(&ld->jp, item, p, "cert", true, true, &s) && s != NULL)
@@ -270,26 +265,20 @@ static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct 
 static void read_cidr_set(struct loader *ld, json_t *arr, const char *path,
                           struct mr_cidr_set *set)
 {
-    char p[MR_JPATH_MAX];
-    size_t n;
+    struct mr_jpath_iter it;
+    size_t n = mr_jpath_iter_array(&ld->jp, arr, path, false, &it);
 
-    if (!json_is_array(arr)) {
-        mr_errors_add(ld->errs, "%s: expected an array", path);
-        return;
-    }
-    n = json_array_size(arr);
     set->items = zalloc(ld, n, sizeof(*set->items));
     if (set->items == NULL)
         return;
-    for (size_t i = 0; i < n; i++) {
+    while (mr_jpath_next(&it)) {
         const char *s;
 
-        mr_jpath_index(p, path, i);
-        if (!mr_jpath_read_string(&ld->jp, json_array_get(arr, i), p, false, &s))
+        if (!mr_jpath_read_string(&ld->jp, it.item, it.path, false, &s))
             continue;
         if (mr_cidr_parse(s, &set->items[set->n]) < 0) {
-            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix", p,
-                          s);
+            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix",
+                          it.path, s);
             continue;
         }
         set->n++;
@@ -301,11 +290,11 @@ static void load_listeners(struct loader *ld, json_t *root)
     static const char *const keys[] = {"name", "address", "tls", "proxy_protocol", "mode",
                                        "redirect_https", "https_port", "proxy_protocol_from", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *arr = mr_jpath_member(&ld->jp, root, "", "listeners", true);
-    char p[MR_JPATH_MAX], q[MR_JPATH_MAX];
-    size_t n;
+    struct mr_jpath_iter it;
+    size_t n = mr_jpath_member_array(&ld->jp, root, "", "listeners", &it);
+    char q[MR_JPATH_MAX];
 
-    if (arr == NULL || (n = mr_jpath_read_array(&ld->jp, arr, "listeners")) == 0)
+    if (n == 0)
         return;
     if (n > LISTENERS_MAX) {
         mr_errors_add(ld->errs, "listeners: at most %d listeners", LISTENERS_MAX);
@@ -315,16 +304,15 @@ static void load_listeners(struct loader *ld, json_t *root)
     if (snap->listeners == NULL)
         return;
     snap->n_listeners = n;
-    for (size_t i = 0; i < n; i++) {
+    while (mr_jpath_next_object(&ld->jp, &it)) {
+        size_t i = it.i;
         struct mr_listener *l = &snap->listeners[i];
-        json_t *item = json_array_get(arr, i), *v;
+        const char *p = it.path;
+        json_t *item = it.item, *v;
         const char *s = NULL;
         int64_t https_port = 443;
 
-        mr_jpath_index(p, "listeners", i);
         l->https_port = 443;
-        if (!mr_jpath_read_object(&ld->jp, item, p))
-            continue;
         mr_jpath_check_keys(&ld->jp, item, p, keys);
         if (mr_jpath_member_string(&ld->jp, item, p, "name", true, true, &s) && s != NULL) {
             mr_jpath_key(q, p, "name");
@@ -621,31 +609,30 @@ static void load_health(struct loader *ld, json_t *root)
 /* Fills c->endpoints from the cluster's "endpoints" array. */
 static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
 {
-    json_t *arr = mr_jpath_member(&ld->jp, obj, cpath, "endpoints", true);
-    char apath[MR_JPATH_MAX], p[MR_JPATH_MAX], q[MR_JPATH_MAX];
-    size_t n;
+    struct mr_jpath_iter it;
+    size_t n = mr_jpath_member_array(&ld->jp, obj, cpath, "endpoints", &it);
+    char q[MR_JPATH_MAX];
 
-    mr_jpath_key(apath, cpath, "endpoints");
-    if (arr == NULL || (n = mr_jpath_read_array(&ld->jp, arr, apath)) == 0)
+    if (n == 0)
         return;
     c->endpoints = zalloc(ld, n, sizeof(*c->endpoints));
     if (c->endpoints == NULL)
         return;
     c->n_endpoints = n;
-    for (size_t i = 0; i < n; i++) {
-        struct mr_endpoint *e = &c->endpoints[i];
+    while (mr_jpath_next(&it)) {
+        struct mr_endpoint *e = &c->endpoints[it.i];
         const char *s;
 
         e->cluster = c;
-        mr_jpath_index(p, apath, i);
-        if (!mr_jpath_read_string(&ld->jp, json_array_get(arr, i), p, false, &s) ||
-            !read_hostport(ld, s, p, &e->addr))
+        if (!mr_jpath_read_string(&ld->jp, it.item, it.path, false, &s) ||
+            !read_hostport(ld, s, it.path, &e->addr))
             continue;
-        for (size_t j = 0; j < i; j++) {
+        for (size_t j = 0; j < it.i; j++) {
             if (c->endpoints[j].address != NULL &&
                 mr_netaddr_equal(&c->endpoints[j].addr, &e->addr)) {
-                mr_jpath_index(q, apath, j);
-                mr_errors_add(ld->errs, "%s: duplicate endpoint \"%s\" (first at %s)", p, s, q);
+                mr_jpath_index(q, it.array_path, j);
+                mr_errors_add(ld->errs, "%s: duplicate endpoint \"%s\" (first at %s)", it.path,
+                              s, q);
                 break;
             }
         }
@@ -757,6 +744,7 @@ static void load_public_url(struct loader *ld, const char *cpath, const char *s,
         ld->oom = true;
 }
 
+/* regions[r].clusters[i] from obj, the object at cpath. */
 static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
 {
     static const char *const keys[] = {"name",  "weight",     "endpoints", "public_url",
@@ -769,8 +757,6 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
 
     c->region = region;
     c->weight = 1;
-    if (!mr_jpath_read_object(&ld->jp, obj, cpath))
-        return;
     mr_jpath_check_keys(&ld->jp, obj, cpath, keys);
     if (mr_jpath_member_string(&ld->jp, obj, cpath, "name", true, true, &s) && s != NULL) {
         if (find_cluster(ld->snap, r, i, s, where)) {
@@ -824,26 +810,25 @@ static void load_regions(struct loader *ld, json_t *root)
 {
     static const char *const keys[] = {"name", "lat", "lon", "clusters", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *arr = mr_jpath_member(&ld->jp, root, "", "regions", true);
-    char p[MR_JPATH_MAX], q[MR_JPATH_MAX], cpath[MR_JPATH_MAX];
-    size_t n;
+    struct mr_jpath_iter it, cit;
+    size_t n = mr_jpath_member_array(&ld->jp, root, "", "regions", &it);
+    char q[MR_JPATH_MAX];
 
-    if (arr == NULL || (n = mr_jpath_read_array(&ld->jp, arr, "regions")) == 0)
+    if (n == 0)
         return;
     snap->regions = zalloc(ld, n, sizeof(*snap->regions));
     if (snap->regions == NULL)
         return;
     snap->n_regions = n;
-    for (size_t i = 0; i < n; i++) {
+    while (mr_jpath_next_object(&ld->jp, &it)) {
+        size_t i = it.i;
         struct mr_region *region = &snap->regions[i];
-        json_t *item = json_array_get(arr, i), *clusters;
+        const char *p = it.path;
+        json_t *item = it.item;
         const char *s = NULL;
         size_t nc;
 
         region->index = i;
-        mr_jpath_index(p, "regions", i);
-        if (!mr_jpath_read_object(&ld->jp, item, p))
-            continue;
         mr_jpath_check_keys(&ld->jp, item, p, keys);
         if (mr_jpath_member_string(&ld->jp, item, p, "name", true, true, &s) && s != NULL) {
             mr_jpath_key(q, p, "name");
@@ -861,18 +846,15 @@ static void load_regions(struct loader *ld, json_t *root)
         load_coordinate(ld, item, p, "lat", 90, &region->lat);
         load_coordinate(ld, item, p, "lon", 180, &region->lon);
 
-        clusters = mr_jpath_member(&ld->jp, item, p, "clusters", true);
-        mr_jpath_key(q, p, "clusters");
-        if (clusters == NULL || (nc = mr_jpath_read_array(&ld->jp, clusters, q)) == 0)
+        nc = mr_jpath_member_array(&ld->jp, item, p, "clusters", &cit);
+        if (nc == 0)
             continue;
         region->clusters = zalloc(ld, nc, sizeof(*region->clusters));
         if (region->clusters == NULL)
             continue;
         region->n_clusters = nc;
-        for (size_t c = 0; c < nc; c++) {
-            mr_jpath_index(cpath, q, c);
-            load_cluster(ld, json_array_get(clusters, c), cpath, i, c);
-        }
+        while (mr_jpath_next_object(&ld->jp, &cit))
+            load_cluster(ld, cit.item, cit.path, i, cit.i);
     }
 }
 
@@ -915,22 +897,22 @@ static void read_region_list(struct loader *ld, json_t *arr, const char *path,
                              struct mr_region_list *out)
 {
     const struct mr_snapshot *snap = ld->snap;
-    size_t n = mr_jpath_read_array(&ld->jp, arr, path);
-    char p[MR_JPATH_MAX], q[MR_JPATH_MAX];
+    struct mr_jpath_iter it;
+    size_t n = mr_jpath_iter_array(&ld->jp, arr, path, true, &it);
+    char q[MR_JPATH_MAX];
 
     if (n == 0)
         return;
     out->regions = zalloc(ld, n, sizeof(*out->regions));
     if (out->regions == NULL)
         return;
-    for (size_t i = 0; i < n; i++) {
-        json_t *item = json_array_get(arr, i);
+    while (mr_jpath_next(&it)) {
+        const char *p = it.path;
         const struct mr_region *region;
         const char *s;
         bool dup = false;
 
-        mr_jpath_index(p, path, i);
-        if (!mr_jpath_read_string(&ld->jp, item, p, false, &s))
+        if (!mr_jpath_read_string(&ld->jp, it.item, p, false, &s))
             continue;
         region = mr_snap_region(snap, s);
         if (region == NULL) {
@@ -939,7 +921,7 @@ static void read_region_list(struct loader *ld, json_t *arr, const char *path,
                 mr_errors_add(ld->errs, "%s: unknown region \"%s\"", p, s);
             continue;
         }
-        for (size_t j = 0; j < i && !dup; j++) {
+        for (size_t j = 0; j < it.i && !dup; j++) {
             json_t *earlier = json_array_get(arr, j);
 
             if (json_is_string(earlier) && strcmp(json_string_value(earlier), s) == 0) {

@@ -109,18 +109,6 @@ bool mr_jpath_read_object(struct mr_jpath *jp, json_t *v, const char *path)
     return false;
 }
 
-/* Returns the array's size, or 0 with an error (an empty one is refused). */
-size_t mr_jpath_read_array(struct mr_jpath *jp, json_t *v, const char *path)
-{
-    if (!json_is_array(v)) {
-        mr_jpath_error(jp, path, "expected an array");
-        return 0;
-    }
-    if (json_array_size(v) == 0)
-        mr_jpath_error(jp, path, "expected a non-empty array");
-    return json_array_size(v);
-}
-
 bool mr_jpath_read_string(struct mr_jpath *jp, json_t *v, const char *path, bool nonempty,
                           const char **out)
 {
@@ -220,4 +208,67 @@ bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent
         return !required;
     mr_jpath_key(p, parent, key);
     return mr_jpath_read_string(jp, v, p, nonempty, val);
+}
+
+/* ---- arrays, element by element ---- */
+
+/* it on the array at path, yielding nothing until an array is given. */
+static void start(struct mr_jpath_iter *it, const char *path)
+{
+    it->array = NULL;
+    it->n = it->i = it->_next = 0;
+    it->item = NULL;
+    snprintf(it->array_path, sizeof(it->array_path), "%s", path);
+    it->path[0] = '\0';
+}
+
+size_t mr_jpath_iter_array(struct mr_jpath *jp, json_t *v, const char *path, bool nonempty,
+                           struct mr_jpath_iter *it)
+{
+    start(it, path);
+    if (!json_is_array(v)) {
+        mr_jpath_error(jp, path, "expected an array");
+        return 0;
+    }
+    if (json_array_size(v) == 0) {
+        if (nonempty)
+            mr_jpath_error(jp, path, "expected a non-empty array");
+        return 0;
+    }
+    it->array = v;
+    it->n = json_array_size(v);
+    return it->n;
+}
+
+size_t mr_jpath_member_array(struct mr_jpath *jp, json_t *obj, const char *parent,
+                             const char *key, struct mr_jpath_iter *it)
+{
+    json_t *v = mr_jpath_member(jp, obj, parent, key, true);
+    char p[MR_JPATH_MAX];
+
+    mr_jpath_key(p, parent, key);
+    if (v == NULL) {
+        start(it, p);
+        return 0;
+    }
+    return mr_jpath_iter_array(jp, v, p, true, it);
+}
+
+bool mr_jpath_next(struct mr_jpath_iter *it)
+{
+    if (it->array == NULL || it->_next >= it->n)
+        return false;
+    it->i = it->_next++;
+    it->item = json_array_get(it->array, it->i);
+    mr_jpath_index(it->path, it->array_path, it->i);
+    return true;
+}
+
+bool mr_jpath_next_object(struct mr_jpath *jp, struct mr_jpath_iter *it)
+{
+    while (mr_jpath_next(it)) {
+        if (mr_jpath_read_object(jp, it->item, it->path))
+            return true;
+    }
+    return false;
 }

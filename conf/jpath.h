@@ -59,9 +59,6 @@ json_t *mr_jpath_member(struct mr_jpath *jp, json_t *obj, const char *parent, co
 /* true when v, the value at path, is an object; else "expected an object". */
 bool mr_jpath_read_object(struct mr_jpath *jp, json_t *v, const char *path);
 
-/* Returns the array's size, or 0 with an error (an empty one is refused). */
-size_t mr_jpath_read_array(struct mr_jpath *jp, json_t *v, const char *path);
-
 /* A string (non-empty when nonempty) into *out, which points into v. */
 bool mr_jpath_read_string(struct mr_jpath *jp, json_t *v, const char *path, bool nonempty,
                           const char **out);
@@ -89,5 +86,47 @@ void mr_jpath_member_bool(struct mr_jpath *jp, json_t *obj, const char *parent, 
  * false when refused, or absent and required. */
 bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent,
                             const char *key, bool required, bool nonempty, const char **val);
+
+/*
+ * An array walked element by element, each with its path, so a loop over
+ * "regions" or "regions[0].clusters" is written once:
+ *
+ *     struct mr_jpath_iter it;
+ *     size_t n = mr_jpath_member_array(jp, root, "", "regions", &it);
+ *
+ *     regions = calloc(n, ...);
+ *     while (mr_jpath_next_object(jp, &it))
+ *         load_region(&regions[it.i], it.item, it.path);
+ *
+ * An iterator whose array was refused yields nothing.
+ */
+struct mr_jpath_iter {
+    json_t *array;                 /* NULL when refused: nothing to yield */
+    size_t n;                      /* its size */
+    size_t i;                      /* the current element's index */
+    json_t *item;                  /* the current element */
+    char array_path[MR_JPATH_MAX]; /* "regions[0].clusters" */
+    char path[MR_JPATH_MAX];       /* the current element's: "regions[0].clusters[3]" */
+    size_t _next;                  /* the index next() moves to */
+};
+
+/* Starts it on v, the value at path: returns its size, or 0 when v is not
+ * an array ("expected an array") or is empty and nonempty ("expected a
+ * non-empty array"). */
+size_t mr_jpath_iter_array(struct mr_jpath *jp, json_t *v, const char *path, bool nonempty,
+                           struct mr_jpath_iter *it);
+
+/* Starts it on obj.key, which must be there ("required") and be a
+ * non-empty array; returns its size, or 0 with the problem reported. */
+size_t mr_jpath_member_array(struct mr_jpath *jp, json_t *obj, const char *parent,
+                             const char *key, struct mr_jpath_iter *it);
+
+/* Moves it to the next element (it->i, it->item, it->path); false at the
+ * end. */
+bool mr_jpath_next(struct mr_jpath_iter *it);
+
+/* Moves it to the next element that is an object, reporting "PATH:
+ * expected an object" for each element passed over; false at the end. */
+bool mr_jpath_next_object(struct mr_jpath *jp, struct mr_jpath_iter *it);
 
 #endif
