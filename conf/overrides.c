@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "common/file.h"
 #include "conf/jpath.h"
 
 #define STATE_VERSION 1
@@ -321,57 +322,6 @@ static bool read_entry(struct mr_jpath *jp, const char *name, json_t *v, struct 
     return ok;
 }
 
-/* Reads the whole of path into a NUL-terminated buffer; NULL with errno set
- * (ENOENT when the file does not exist). */
-static char *slurp(const char *path, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = NULL, *grown;
-    struct stat st;
-    int fd, saved;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    /* open() succeeds on a directory; say so rather than "read failed". */
-    if (fstat(fd, &st) < 0)
-        goto fail;
-    if (S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        goto fail;
-    }
-    for (;;) {
-        ssize_t r;
-
-        if (buf == NULL || n + 1 >= cap) {
-            if (buf != NULL)
-                cap *= 2;
-            grown = realloc(buf, cap);
-            if (grown == NULL)
-                goto fail;
-            buf = grown;
-        }
-        r = read(fd, buf + n, cap - n - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto fail;
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-fail:
-    saved = errno;
-    free(buf);
-    close(fd);
-    errno = saved;
-    return NULL;
-}
-
 int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_errors *errs)
 {
     static const char *const keys[] = {"version", "saved", "clusters", NULL};
@@ -383,7 +333,7 @@ int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_error
     char *text;
 
     mr_overrides_clear(ov);
-    text = slurp(path, &len);
+    text = mr_file_read(path, 0, 0, NULL, &len);
     if (text == NULL) {
         /* No file yet: the first start, or nothing was ever overridden. */
         if (errno == ENOENT)
