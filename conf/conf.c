@@ -22,118 +22,17 @@
 #include <openssl/tls1.h>
 
 #include "conf/jpath.h"
+#include "conf/loader.h"
 #include "conf/secrets.h"
 
 #define WORKERS_MAX 256
 #define ADMIN_TOKEN_MIN 16 /* bytes */
 
-struct loader {
-    struct mr_errors *errs;
-    struct mr_jpath jp;      /* reports to errs */
-    const char *base_dir;    /* relative paths in the file resolve here */
-    struct mr_snapshot *snap;
-    bool proximity;          /* routing.proximity, peeked: regions need lat/lon */
-    bool oom;
-};
-
 static const char *const continent_codes[] = {"AF", "AN", "AS", "EU", "NA", "OC", "SA", NULL};
-
-/* ---- memory: a failure marks the load failed instead of aborting ---- */
-
-static void *zalloc(struct loader *ld, size_t n, size_t size)
-{
-    void *p;
-
-    if (n == 0)
-        return NULL;
-    p = calloc(n, size);
-    if (p == NULL)
-        ld->oom = true;
-    return p;
-}
-
-static char *copy_string(struct loader *ld, const char *s)
-{
-    char *p = strdup(s);
-
-    if (p == NULL)
-        ld->oom = true;
-    return p;
-}
-
-/* Resolves a path from the file against the configuration's directory. */
-static char *resolve_path(struct loader *ld, const char *s)
-{
-    char *p = NULL;
-
-    if (s[0] == '/')
-        return copy_string(ld, s);
-    if (asprintf(&p, "%s/%s", ld->base_dir, s) < 0) {
-        ld->oom = true;
-        return NULL;
-    }
-    return p;
-}
-
-/* Parses "HOST:PORT" text found at path. */
-static bool read_hostport(struct loader *ld, const char *text, const char *path,
-                          struct mr_sockaddr *out)
-{
-    if (mr_netaddr_parse(text, out) == 0)
-        return true;
-    mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as HOST:PORT", path, text);
-    return false;
-}
-
-static char **make_strv(struct loader *ld, const char *const *items)
-{
-    size_t n = 0;
-    char **v;
-
-    while (items[n] != NULL)
-        n++;
-    v = zalloc(ld, n + 1, sizeof(*v));
-    if (v == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        v[i] = copy_string(ld, items[i]);
-    return v;
-}
-
-/* A non-empty array of non-empty strings, as a NULL-terminated vector. */
-static char **read_strv(struct loader *ld, json_t *v, const char *path)
-{
-    struct mr_jpath_iter it;
-    size_t n = mr_jpath_iter_array(&ld->jp, v, path, true, &it);
-    char **out;
-    bool ok = true;
-
-    if (n == 0)
-        return NULL;
-    out = zalloc(ld, n + 1, sizeof(*out));
-    if (out == NULL)
-        return NULL;
-    while (mr_jpath_next(&it)) {
-        const char *s;
-
-        if (mr_jpath_read_string(&ld->jp, it.item, it.path, true, &s))
-            out[it.i] = copy_string(ld, s);
-        else
-            ok = false;
-    }
-    if (!ok) {
-        /* Entries are not contiguous after a bad one: free them here. */
-        for (size_t i = 0; i < n; i++)
-            free(out[i]);
-        free(out);
-        return NULL;
-    }
-    return out;
-}
 
 /* ---- sections, in the order of the example file ---- */
 
-static void load_workers(struct loader *ld, json_t *root)
+static void load_workers(struct mr_loader *ld, json_t *root)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t workers;
@@ -153,7 +52,7 @@ static void load_workers(struct loader *ld, json_t *root)
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                          \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-static bool read_mode(struct loader *ld, json_t *v, const char *path, enum mr_mode *out)
+static bool read_mode(struct mr_loader *ld, json_t *v, const char *path, enum mr_mode *out)
 {
     const char *s;
 
@@ -170,7 +69,7 @@ static bool read_mode(struct loader *ld, json_t *v, const char *path, enum mr_mo
     return true;
 }
 
-static void load_certificates(struct loader *ld, json_t *tls, const char *tpath,
+static void load_certificates(struct mr_loader *ld, json_t *tls, const char *tpath,
                               struct mr_tls_conf *conf)
 {
     static const char *const keys[] = {"cert", "key", "ocsp", NULL};
@@ -179,7 +78,7 @@ static void load_certificates(struct loader *ld, json_t *tls, const char *tpath,
 
     if (n == 0)
         return;
-    conf->certificates = zalloc(ld, n, sizeof(*conf->certificates));
+    conf->certificates = mr_loader_alloc(ld, n, sizeof(*conf->certificates));
     if (conf->certificates == NULL)
         return;
     conf->n_certificates = n;
@@ -192,18 +91,18 @@ static void load_certificates(struct loader *ld, json_t *tls, const char *tpath,
         mr_jpath_check_keys(&ld->jp, item, p, keys);
         s = NULL;
         if (mr_jpath_member_string(&ld->jp, item, p, "cert", true, true, &s) && s != NULL)
-            c->cert = resolve_path(ld, s);
+            c->cert = mr_loader_path(ld, s);
         s = NULL;
         if (mr_jpath_member_string(&ld->jp, item, p, "key", true, true, &s) && s != NULL)
-            c->key = resolve_path(ld, s);
+            c->key = mr_loader_path(ld, s);
         s = NULL;
         if (mr_jpath_member_string(&ld->jp, item, p, "ocsp", false, true, &s) && s != NULL)
-            c->ocsp = resolve_path(ld, s);
+            c->ocsp = mr_loader_path(ld, s);
     }
 }
 
 /* listeners[i].tls; the files themselves are read by router/tls.c. */
-static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct mr_listener *l)
+static void load_tls(struct mr_loader *ld, json_t *item, const char *lpath, struct mr_listener *l)
 {
     static const char *const keys[] = {"certificates", "min_version", "ciphers", "ciphersuites",
                                        "alpn", "session_tickets", "ticket_rotate_s", NULL};
@@ -220,7 +119,7 @@ static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct 
     if (!mr_jpath_read_object(&ld->jp, tls, p))
         return;
     mr_jpath_check_keys(&ld->jp, tls, p, keys);
-    conf = l->tls = zalloc(ld, 1, sizeof(*conf));
+    conf = l->tls = mr_loader_alloc(ld, 1, sizeof(*conf));
     if (conf == NULL)
         return;
     load_certificates(ld, tls, p, conf);
@@ -237,13 +136,13 @@ static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct 
     }
     s = DEFAULT_CIPHERS;
     mr_jpath_member_string(&ld->jp, tls, p, "ciphers", false, true, &s);
-    conf->ciphers = copy_string(ld, s);
+    conf->ciphers = mr_loader_strdup(ld, s);
     s = NULL;
     if (mr_jpath_member_string(&ld->jp, tls, p, "ciphersuites", false, true, &s) && s != NULL)
-        conf->ciphersuites = copy_string(ld, s);
+        conf->ciphersuites = mr_loader_strdup(ld, s);
     if ((v = mr_jpath_member(&ld->jp, tls, p, "alpn", false)) != NULL) {
         mr_jpath_key(q, p, "alpn");
-        conf->alpn = read_strv(ld, v, q);
+        conf->alpn = mr_loader_read_strv(ld, v, q);
         for (size_t i = 0; conf->alpn != NULL && conf->alpn[i] != NULL; i++) {
             if (strcmp(conf->alpn[i], "http/1.1") != 0 && strcmp(conf->alpn[i], "http/1.0") != 0) {
                 char r[MR_JPATH_MAX];
@@ -253,7 +152,7 @@ static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct 
             }
         }
     } else {
-        conf->alpn = make_strv(ld, default_alpn);
+        conf->alpn = mr_loader_strv(ld, default_alpn);
     }
     conf->session_tickets = true;
     mr_jpath_member_bool(&ld->jp, tls, p, "session_tickets", &conf->session_tickets);
@@ -262,13 +161,13 @@ static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct 
 }
 
 /* An array of addresses or CIDR prefixes at path into set. */
-static void read_cidr_set(struct loader *ld, json_t *arr, const char *path,
+static void read_cidr_set(struct mr_loader *ld, json_t *arr, const char *path,
                           struct mr_cidr_set *set)
 {
     struct mr_jpath_iter it;
     size_t n = mr_jpath_iter_array(&ld->jp, arr, path, false, &it);
 
-    set->items = zalloc(ld, n, sizeof(*set->items));
+    set->items = mr_loader_alloc(ld, n, sizeof(*set->items));
     if (set->items == NULL)
         return;
     while (mr_jpath_next(&it)) {
@@ -285,7 +184,7 @@ static void read_cidr_set(struct loader *ld, json_t *arr, const char *path,
     }
 }
 
-static void load_listeners(struct loader *ld, json_t *root)
+static void load_listeners(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"name", "address", "tls", "proxy_protocol", "mode",
                                        "redirect_https", "https_port", "proxy_protocol_from", NULL};
@@ -300,7 +199,7 @@ static void load_listeners(struct loader *ld, json_t *root)
         mr_errors_add(ld->errs, "listeners: at most %d listeners", LISTENERS_MAX);
         return;
     }
-    snap->listeners = zalloc(ld, n, sizeof(*snap->listeners));
+    snap->listeners = mr_loader_alloc(ld, n, sizeof(*snap->listeners));
     if (snap->listeners == NULL)
         return;
     snap->n_listeners = n;
@@ -325,7 +224,7 @@ static void load_listeners(struct loader *ld, json_t *root)
                     break;
                 }
             }
-            l->name = copy_string(ld, s);
+            l->name = mr_loader_strdup(ld, s);
         }
         load_tls(ld, item, p, l);
         mr_jpath_member_bool(&ld->jp, item, p, "proxy_protocol", &l->proxy_protocol);
@@ -351,7 +250,7 @@ static void load_listeners(struct loader *ld, json_t *root)
         s = NULL;
         if (mr_jpath_member_string(&ld->jp, item, p, "address", true, true, &s) && s != NULL) {
             mr_jpath_key(q, p, "address");
-            if (!read_hostport(ld, s, q, &l->addr))
+            if (!mr_loader_hostport(ld, s, q, &l->addr))
                 continue;
             for (size_t j = 0; j < i; j++) {
                 if (snap->listeners[j].address != NULL &&
@@ -363,13 +262,13 @@ static void load_listeners(struct loader *ld, json_t *root)
                     break;
                 }
             }
-            l->address = copy_string(ld, s);
+            l->address = mr_loader_strdup(ld, s);
         }
     }
 }
 
 /* "hosts": {"go.example.com": {"mode": "redirect"}}: a mode per request Host. */
-static void load_hosts(struct loader *ld, json_t *root)
+static void load_hosts(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"mode", NULL};
     struct mr_snapshot *snap = ld->snap;
@@ -380,7 +279,7 @@ static void load_hosts(struct loader *ld, json_t *root)
 
     if (obj == NULL || !mr_jpath_read_object(&ld->jp, obj, "hosts") || json_object_size(obj) == 0)
         return;
-    snap->hosts = zalloc(ld, json_object_size(obj), sizeof(*snap->hosts));
+    snap->hosts = mr_loader_alloc(ld, json_object_size(obj), sizeof(*snap->hosts));
     if (snap->hosts == NULL)
         return;
     json_object_foreach(obj, host, rule) {
@@ -405,7 +304,7 @@ static void load_hosts(struct loader *ld, json_t *root)
             if (!read_mode(ld, json_object_get(rule, "mode"), q, &h->mode))
                 continue;
         }
-        h->host = copy_string(ld, host);
+        h->host = mr_loader_strdup(ld, host);
         for (char *c = h->host; c != NULL && *c != '\0'; c++)
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
@@ -415,7 +314,7 @@ static void load_hosts(struct loader *ld, json_t *root)
     }
 }
 
-static void load_trusted_proxies(struct loader *ld, json_t *root)
+static void load_trusted_proxies(struct mr_loader *ld, json_t *root)
 {
     json_t *arr = mr_jpath_member(&ld->jp, root, "", "trusted_proxies", false);
 
@@ -425,7 +324,7 @@ static void load_trusted_proxies(struct loader *ld, json_t *root)
 
 /* A PROXY header is believed only from proxy_protocol_from, by default
  * trusted_proxies: with neither, any client could forge its address. */
-static void check_proxy_protocol_from(struct loader *ld)
+static void check_proxy_protocol_from(struct mr_loader *ld)
 {
     const struct mr_snapshot *snap = ld->snap;
 
@@ -439,7 +338,7 @@ static void check_proxy_protocol_from(struct loader *ld)
     }
 }
 
-static void load_geoip(struct loader *ld, json_t *root)
+static void load_geoip(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"database", "country", "latitude", "longitude", NULL};
     static const char *const def_country[] = {"country", "iso_code", NULL};
@@ -453,20 +352,20 @@ static void load_geoip(struct loader *ld, json_t *root)
     if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "geoip")) {
         mr_jpath_check_keys(&ld->jp, obj, "geoip", keys);
         if (mr_jpath_member_string(&ld->jp, obj, "geoip", "database", true, true, &s) && s != NULL)
-            snap->geoip.database = resolve_path(ld, s);
+            snap->geoip.database = mr_loader_path(ld, s);
         if ((v = mr_jpath_member(&ld->jp, obj, "geoip", "country", false)) != NULL)
-            snap->geoip.country = read_strv(ld, v, "geoip.country");
+            snap->geoip.country = mr_loader_read_strv(ld, v, "geoip.country");
         if ((v = mr_jpath_member(&ld->jp, obj, "geoip", "latitude", false)) != NULL)
-            snap->geoip.latitude = read_strv(ld, v, "geoip.latitude");
+            snap->geoip.latitude = mr_loader_read_strv(ld, v, "geoip.latitude");
         if ((v = mr_jpath_member(&ld->jp, obj, "geoip", "longitude", false)) != NULL)
-            snap->geoip.longitude = read_strv(ld, v, "geoip.longitude");
+            snap->geoip.longitude = mr_loader_read_strv(ld, v, "geoip.longitude");
     }
     if (snap->geoip.country == NULL)
-        snap->geoip.country = make_strv(ld, def_country);
+        snap->geoip.country = mr_loader_strv(ld, def_country);
     if (snap->geoip.latitude == NULL)
-        snap->geoip.latitude = make_strv(ld, def_latitude);
+        snap->geoip.latitude = mr_loader_strv(ld, def_latitude);
     if (snap->geoip.longitude == NULL)
-        snap->geoip.longitude = make_strv(ld, def_longitude);
+        snap->geoip.longitude = mr_loader_strv(ld, def_longitude);
 }
 
 /* RFC 6265 cookie-name: an RFC 2616 token. */
@@ -483,7 +382,7 @@ static bool is_token(const char *s)
     return true;
 }
 
-static void load_session(struct loader *ld, json_t *root)
+static void load_session(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"cookie", "max_age_s", "keys_file", "secure",
                                        "http_only", "same_site", NULL};
@@ -519,19 +418,19 @@ static void load_session(struct loader *ld, json_t *root)
                                      "browsers reject such a cookie");
         if (mr_jpath_member_string(&ld->jp, obj, "session", "keys_file", true, true, &keys_file) &&
             keys_file != NULL) {
-            snap->session.keys_file = resolve_path(ld, keys_file);
+            snap->session.keys_file = mr_loader_path(ld, keys_file);
             if (snap->session.keys_file != NULL)
                 mr_secrets_read_keys(snap->session.keys_file, "session.keys_file",
                                      &snap->session.keys, &snap->session.n_keys, ld->errs);
         }
     }
-    snap->session.cookie = copy_string(ld, cookie);
-    snap->session.same_site = copy_string(ld, same_site);
+    snap->session.cookie = mr_loader_strdup(ld, cookie);
+    snap->session.same_site = mr_loader_strdup(ld, same_site);
     snap->session.max_age_s = max_age_s;
 }
 
 /* health.passive: ejection of endpoints the data path sees failing. */
-static void load_passive(struct loader *ld, json_t *obj)
+static void load_passive(struct mr_loader *ld, json_t *obj)
 {
     static const char *const keys[] = {"consecutive_failures", "base_ms", "max_ms",
                                        "max_ejected_percent", NULL};
@@ -560,7 +459,7 @@ static void load_passive(struct loader *ld, json_t *obj)
     snap->health.passive.max_ejected_percent = (int)percent;
 }
 
-static void load_health(struct loader *ld, json_t *root)
+static void load_health(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"path", "rise", "fall", "interval_ms", "timeout_ms",
                                        "min_healthy", "passive", NULL};
@@ -598,7 +497,7 @@ static void load_health(struct loader *ld, json_t *root)
     } else {
         load_passive(ld, NULL);
     }
-    snap->health.path = copy_string(ld, path);
+    snap->health.path = mr_loader_strdup(ld, path);
     snap->health.interval_ms = (int)interval_ms;
     snap->health.timeout_ms = (int)timeout_ms;
     snap->health.rise = (int)rise;
@@ -607,7 +506,8 @@ static void load_health(struct loader *ld, json_t *root)
 }
 
 /* Fills c->endpoints from the cluster's "endpoints" array. */
-static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
+static void load_endpoints(struct mr_loader *ld, json_t *obj, const char *cpath,
+                           struct mr_cluster *c)
 {
     struct mr_jpath_iter it;
     size_t n = mr_jpath_member_array(&ld->jp, obj, cpath, "endpoints", &it);
@@ -615,7 +515,7 @@ static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, st
 
     if (n == 0)
         return;
-    c->endpoints = zalloc(ld, n, sizeof(*c->endpoints));
+    c->endpoints = mr_loader_alloc(ld, n, sizeof(*c->endpoints));
     if (c->endpoints == NULL)
         return;
     c->n_endpoints = n;
@@ -625,7 +525,7 @@ static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, st
 
         e->cluster = c;
         if (!mr_jpath_read_string(&ld->jp, it.item, it.path, false, &s) ||
-            !read_hostport(ld, s, it.path, &e->addr))
+            !mr_loader_hostport(ld, s, it.path, &e->addr))
             continue;
         for (size_t j = 0; j < it.i; j++) {
             if (c->endpoints[j].address != NULL &&
@@ -636,7 +536,7 @@ static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, st
                 break;
             }
         }
-        e->address = copy_string(ld, s);
+        e->address = mr_loader_strdup(ld, s);
     }
 }
 
@@ -661,7 +561,7 @@ static bool find_cluster(const struct mr_snapshot *snap, size_t upto_region, siz
 
 /* Region and cluster names appear in URLs, cookies, metric labels and log
  * lines: keep them to characters that need no escaping anywhere. */
-static void check_name(struct loader *ld, const char *parent, const char *name)
+static void check_name(struct mr_loader *ld, const char *parent, const char *name)
 {
     char p[MR_JPATH_MAX];
     size_t len = strlen(name);
@@ -684,7 +584,7 @@ static void check_name(struct loader *ld, const char *parent, const char *name)
 
 /* A drain written in the file: {"mode": "soft"|"hard", "deadline_s": N},
  * N seconds from this load (0 or absent: no deadline). */
-static void load_drain(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
+static void load_drain(struct mr_loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
 {
     static const char *const keys[] = {"mode", "deadline_s", NULL};
     json_t *v = mr_jpath_member(&ld->jp, obj, cpath, "drain", false);
@@ -719,7 +619,7 @@ static void load_drain(struct loader *ld, json_t *obj, const char *cpath, struct
 
 /* An absolute http(s) URL with a host, no query or fragment; kept without
  * a trailing '/', since the request target is appended to it. */
-static void load_public_url(struct loader *ld, const char *cpath, const char *s,
+static void load_public_url(struct mr_loader *ld, const char *cpath, const char *s,
                             struct mr_cluster *c)
 {
     const char *rest = strncmp(s, "https://", 8) == 0 ? s + 8
@@ -745,7 +645,7 @@ static void load_public_url(struct loader *ld, const char *cpath, const char *s,
 }
 
 /* regions[r].clusters[i] from obj, the object at cpath. */
-static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
+static void load_cluster(struct mr_loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
 {
     static const char *const keys[] = {"name",  "weight",     "endpoints", "public_url",
                                        "drain", "send_proxy", NULL};
@@ -765,7 +665,7 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
                           where);
         }
         check_name(ld, cpath, s);
-        c->name = copy_string(ld, s);
+        c->name = mr_loader_strdup(ld, s);
     }
     if ((v = mr_jpath_member(&ld->jp, obj, cpath, "weight", false)) != NULL) {
         mr_jpath_key(p, cpath, "weight");
@@ -790,7 +690,7 @@ static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size
     load_endpoints(ld, obj, cpath, c);
 }
 
-static void load_coordinate(struct loader *ld, json_t *obj, const char *rpath, const char *key,
+static void load_coordinate(struct mr_loader *ld, json_t *obj, const char *rpath, const char *key,
                             double limit, double *out)
 {
     json_t *v = mr_jpath_member(&ld->jp, obj, rpath, key, false);
@@ -806,7 +706,7 @@ static void load_coordinate(struct loader *ld, json_t *obj, const char *rpath, c
     mr_jpath_read_number(&ld->jp, v, p, -limit, limit, false, expect, out);
 }
 
-static void load_regions(struct loader *ld, json_t *root)
+static void load_regions(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"name", "lat", "lon", "clusters", NULL};
     struct mr_snapshot *snap = ld->snap;
@@ -816,7 +716,7 @@ static void load_regions(struct loader *ld, json_t *root)
 
     if (n == 0)
         return;
-    snap->regions = zalloc(ld, n, sizeof(*snap->regions));
+    snap->regions = mr_loader_alloc(ld, n, sizeof(*snap->regions));
     if (snap->regions == NULL)
         return;
     snap->n_regions = n;
@@ -841,7 +741,7 @@ static void load_regions(struct loader *ld, json_t *root)
                 }
             }
             check_name(ld, p, s);
-            region->name = copy_string(ld, s);
+            region->name = mr_loader_strdup(ld, s);
         }
         load_coordinate(ld, item, p, "lat", 90, &region->lat);
         load_coordinate(ld, item, p, "lon", 180, &region->lon);
@@ -849,7 +749,7 @@ static void load_regions(struct loader *ld, json_t *root)
         nc = mr_jpath_member_array(&ld->jp, item, p, "clusters", &cit);
         if (nc == 0)
             continue;
-        region->clusters = zalloc(ld, nc, sizeof(*region->clusters));
+        region->clusters = mr_loader_alloc(ld, nc, sizeof(*region->clusters));
         if (region->clusters == NULL)
             continue;
         region->n_clusters = nc;
@@ -859,7 +759,7 @@ static void load_regions(struct loader *ld, json_t *root)
 }
 
 /* Numbers clusters and endpoints densely and builds the by-index arrays. */
-static void index_snapshot(struct loader *ld)
+static void index_snapshot(struct mr_loader *ld)
 {
     struct mr_snapshot *snap = ld->snap;
     size_t nc = 0, ne = 0;
@@ -869,8 +769,8 @@ static void index_snapshot(struct loader *ld)
         for (size_t c = 0; c < snap->regions[r].n_clusters; c++)
             ne += snap->regions[r].clusters[c].n_endpoints;
     }
-    snap->clusters = zalloc(ld, nc, sizeof(*snap->clusters));
-    snap->endpoints = zalloc(ld, ne, sizeof(*snap->endpoints));
+    snap->clusters = mr_loader_alloc(ld, nc, sizeof(*snap->clusters));
+    snap->endpoints = mr_loader_alloc(ld, ne, sizeof(*snap->endpoints));
     if ((nc > 0 && snap->clusters == NULL) || (ne > 0 && snap->endpoints == NULL))
         return;
     snap->n_clusters = nc;
@@ -893,7 +793,7 @@ static void index_snapshot(struct loader *ld)
 }
 
 /* A non-empty list of distinct, known region names. */
-static void read_region_list(struct loader *ld, json_t *arr, const char *path,
+static void read_region_list(struct mr_loader *ld, json_t *arr, const char *path,
                              struct mr_region_list *out)
 {
     const struct mr_snapshot *snap = ld->snap;
@@ -903,7 +803,7 @@ static void read_region_list(struct loader *ld, json_t *arr, const char *path,
 
     if (n == 0)
         return;
-    out->regions = zalloc(ld, n, sizeof(*out->regions));
+    out->regions = mr_loader_alloc(ld, n, sizeof(*out->regions));
     if (out->regions == NULL)
         return;
     while (mr_jpath_next(&it)) {
@@ -950,7 +850,7 @@ static bool is_continent_code(const char *s)
 }
 
 /* routing.countries or routing.continents: code -> region list. */
-static void load_routes(struct loader *ld, json_t *routing, const char *key, bool continents,
+static void load_routes(struct mr_loader *ld, json_t *routing, const char *key, bool continents,
                         struct mr_route **routes, size_t *n_routes)
 {
     json_t *obj = mr_jpath_member(&ld->jp, routing, "routing", key, false);
@@ -961,7 +861,7 @@ static void load_routes(struct loader *ld, json_t *routing, const char *key, boo
     if (obj == NULL || !mr_jpath_read_object(&ld->jp, obj, path))
         return;
     n = json_object_size(obj);
-    *routes = zalloc(ld, n, sizeof(**routes));
+    *routes = mr_loader_alloc(ld, n, sizeof(**routes));
     if (*routes == NULL)
         return;
     for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
@@ -984,7 +884,7 @@ static void load_routes(struct loader *ld, json_t *routing, const char *key, boo
     }
 }
 
-static void load_routing(struct loader *ld, json_t *root)
+static void load_routing(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"countries", "continents", "proximity", "default",
                                        "endpoint_policy", NULL};
@@ -1013,7 +913,7 @@ static void load_routing(struct loader *ld, json_t *root)
     }
 }
 
-static void load_timeouts(struct loader *ld, json_t *root)
+static void load_timeouts(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"client_header_ms",    "client_idle_ms",
                                        "upstream_connect_ms", "upstream_response_ms",
@@ -1051,7 +951,7 @@ static void load_timeouts(struct loader *ld, json_t *root)
     snap->timeouts.tunnel_idle_ms = (int)tunnel_idle_ms;
 }
 
-static void load_limits(struct loader *ld, json_t *root)
+static void load_limits(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"max_head_bytes", "max_headers", "max_uri_bytes",
                                        "retry_body_bytes", NULL};
@@ -1081,7 +981,7 @@ static void load_limits(struct loader *ld, json_t *root)
 
 /* An admin token: read, then at least ADMIN_TOKEN_MIN bytes, so that it
  * cannot be guessed in the requests an attacker can afford. */
-static char *read_admin_token(struct loader *ld, const char *file, const char *path)
+static char *read_admin_token(struct mr_loader *ld, const char *file, const char *path)
 {
     char *token = mr_secrets_read_token(file, path, ld->errs);
 
@@ -1095,7 +995,7 @@ static char *read_admin_token(struct loader *ld, const char *file, const char *p
     return token;
 }
 
-static void load_admin(struct loader *ld, json_t *root)
+static void load_admin(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"address", "token_file", "metrics_token_file", NULL};
     struct mr_snapshot *snap = ld->snap;
@@ -1113,9 +1013,9 @@ static void load_admin(struct loader *ld, json_t *root)
         mr_jpath_member_string(&ld->jp, obj, "admin", "metrics_token_file", false, true,
                                &metrics_token_file);
     }
-    if (address_ok && !read_hostport(ld, address, "admin.address", &snap->admin.addr))
+    if (address_ok && !mr_loader_hostport(ld, address, "admin.address", &snap->admin.addr))
         address_ok = false;
-    snap->admin.address = copy_string(ld, address);
+    snap->admin.address = mr_loader_strdup(ld, address);
     if (address_ok) {
         for (size_t i = 0; i < snap->n_listeners; i++) {
             if (snap->listeners[i].address != NULL &&
@@ -1127,7 +1027,7 @@ static void load_admin(struct loader *ld, json_t *root)
         }
     }
     if (token_file != NULL) {
-        snap->admin.token_file = resolve_path(ld, token_file);
+        snap->admin.token_file = mr_loader_path(ld, token_file);
         if (snap->admin.token_file != NULL)
             snap->admin.token = read_admin_token(ld, snap->admin.token_file, "admin.token_file");
     } else if (address_ok &&
@@ -1139,29 +1039,29 @@ static void load_admin(struct loader *ld, json_t *root)
          * metrics token alone would protect nothing. */
         if (token_file == NULL)
             mr_errors_add(ld->errs, "admin.metrics_token_file: needs admin.token_file");
-        snap->admin.metrics_token_file = resolve_path(ld, metrics_token_file);
+        snap->admin.metrics_token_file = mr_loader_path(ld, metrics_token_file);
         if (snap->admin.metrics_token_file != NULL)
             snap->admin.metrics_token = read_admin_token(ld, snap->admin.metrics_token_file,
                                                          "admin.metrics_token_file");
     }
 }
 
-static void load_files(struct loader *ld, json_t *root)
+static void load_files(struct mr_loader *ld, json_t *root)
 {
     struct mr_snapshot *snap = ld->snap;
     const char *s = NULL;
 
     if (mr_jpath_member_string(&ld->jp, root, "", "state_file", false, true, &s) && s != NULL)
-        snap->state_file = resolve_path(ld, s);
+        snap->state_file = mr_loader_path(ld, s);
     s = NULL;
     if (mr_jpath_member_string(&ld->jp, root, "", "access_log", false, false, &s) && s != NULL &&
         s[0] != '\0')
-        snap->access_log = strcmp(s, "-") == 0 ? copy_string(ld, s) : resolve_path(ld, s);
+        snap->access_log = strcmp(s, "-") == 0 ? mr_loader_strdup(ld, s) : mr_loader_path(ld, s);
     s = NULL;
     /* The audit log of runtime changes: by default beside the state file. */
     if (mr_jpath_member_string(&ld->jp, root, "", "audit_log", false, false, &s) && s != NULL &&
         s[0] != '\0') {
-        snap->audit_log = resolve_path(ld, s);
+        snap->audit_log = mr_loader_path(ld, s);
     } else if (snap->state_file != NULL) {
         const char *slash = strrchr(snap->state_file, '/');
         int dir_len = slash != NULL ? (int)(slash - snap->state_file) : 0;
@@ -1172,7 +1072,7 @@ static void load_files(struct loader *ld, json_t *root)
 }
 
 /* Redirect mode sends sessions to public_url: every cluster needs one. */
-static void check_public_urls(struct loader *ld)
+static void check_public_urls(struct mr_loader *ld)
 {
     const struct mr_snapshot *snap = ld->snap;
 
@@ -1195,7 +1095,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
                                        "session", "health",    "regions",         "routing",
                                        "timeouts", "limits",   "admin",           "state_file",
                                        "access_log", "audit_log", "hosts",       NULL};
-    struct loader ld = {.errs = errs, .jp = {.errs = errs}, .base_dir = base_dir};
+    struct mr_loader ld = {.errs = errs, .jp = {.errs = errs}, .base_dir = base_dir};
     size_t errors_before = errs->n_errors;
     json_t *routing;
 
