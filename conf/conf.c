@@ -1,8 +1,11 @@
 /* conf/conf.c: see conf.h.
  *
  * One pass over the JSON document, section by section, filling a calloc'd
- * snapshot. Every check reports "json.path: message" and carries on, so the
- * user sees every problem at once; a snapshot with any error is freed.
+ * snapshot: the small sections here, listeners (listeners.c), regions
+ * (regions.c) and routing (routing.c) in files of their own, all sharing
+ * one struct mr_loader (loader.h) and the readers of jpath.h. Every check
+ * reports "json.path: message" and carries on, so the user sees every
+ * problem at once; a snapshot with any error is freed.
  * A value that fails a check leaves the default in place, so later checks
  * that depend on it (timeout_ms vs interval_ms) do not report twice.
  */
