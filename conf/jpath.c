@@ -63,9 +63,8 @@ void mr_jpath_warn(struct mr_jpath *jp, const char *path, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- typed readers: each reports its own error and returns false ---- */
+/* ---- typed readers (contracts in jpath.h) ---- */
 
-/* Warns about every key of obj not in known (NULL-terminated). */
 void mr_jpath_check_keys(struct mr_jpath *jp, json_t *obj, const char *path,
                          const char *const *known)
 {
@@ -84,8 +83,6 @@ void mr_jpath_check_keys(struct mr_jpath *jp, json_t *obj, const char *path,
     }
 }
 
-/* Returns obj.key, or NULL when absent (JSON null counts as absent), with
- * "PATH: required" added when it must be there. */
 json_t *mr_jpath_member(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
                         bool required)
 {
@@ -134,7 +131,6 @@ bool mr_jpath_read_bool(struct mr_jpath *jp, json_t *v, const char *path, bool *
     return true;
 }
 
-/* Integers in [min, max]; max == INT_MAX means "no stated maximum". */
 bool mr_jpath_read_int(struct mr_jpath *jp, json_t *v, const char *path, int64_t min, int64_t max,
                        int64_t *out)
 {
@@ -155,8 +151,6 @@ bool mr_jpath_read_int(struct mr_jpath *jp, json_t *v, const char *path, int64_t
     return false;
 }
 
-/* Numbers (integer or real) in [min, max], or (min, max] when min_exclusive;
- * expect states that range in the message. */
 bool mr_jpath_read_number(struct mr_jpath *jp, json_t *v, const char *path, double min, double max,
                           bool min_exclusive, const char *expect, double *out)
 {
@@ -172,7 +166,6 @@ bool mr_jpath_read_number(struct mr_jpath *jp, json_t *v, const char *path, doub
     return false;
 }
 
-/* obj.key as an integer; *val keeps its default when absent or invalid. */
 bool mr_jpath_member_int(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
                          int64_t min, int64_t max, int64_t *val)
 {
@@ -197,7 +190,6 @@ void mr_jpath_member_bool(struct mr_jpath *jp, json_t *obj, const char *parent, 
     mr_jpath_read_bool(jp, v, p, val);
 }
 
-/* Replaces *val (an owned string) with obj.key when present and valid. */
 bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
                             bool required, bool nonempty, const char **val)
 {
@@ -212,7 +204,7 @@ bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent
 
 /* ---- arrays, element by element ---- */
 
-/* it on the array at path, yielding nothing until an array is given. */
+/* Resets it to yield nothing, its array at path. */
 static void start(struct mr_jpath_iter *it, const char *path)
 {
     it->array = NULL;

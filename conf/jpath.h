@@ -7,12 +7,14 @@
  * top level is "". Paths live in caller buffers of MR_JPATH_MAX bytes; a
  * longer one is cut short and ends in "...", never overflows.
  *
- * Each reader checks one value, adds "PATH: message" to the errors of its
- * struct mr_jpath and returns false (or 0) when the value is refused; it
- * never stops at the first problem, so a caller reads on and the user sees
- * every problem at once. A refused value leaves *out untouched, so a
- * default set before the call survives. Unknown keys are warnings. JSON null
- * counts as absent. Nothing here allocates.
+ * Each reader checks one value, adds "PATH: message" (after the prefix of
+ * its struct mr_jpath) to the errors and returns false (or 0) when the value
+ * is refused. Nothing stops at the first problem: the caller reads on, so
+ * the user sees every problem at once. A refused value leaves *out
+ * untouched, so a default set before the call survives. Unknown keys are
+ * warnings. In members, JSON null counts as absent. Readers keep no state
+ * and allocate nothing but the messages; returned strings point into the
+ * JSON document.
  */
 #ifndef MR_CONF_JPATH_H
 #define MR_CONF_JPATH_H
