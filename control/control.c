@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "conf/conf.h"
 #include "control/admin.h"
@@ -46,33 +47,12 @@ static int64_t now_ms(void)
 
 static char *read_file(const char *path, struct mr_errors *errs)
 {
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
-    size_t len = 0, cap = 0;
+    char *text = mr_file_read(path, 0, MR_FILE_SHORT_READ_OK, NULL, NULL);
 
-    if (f == NULL) {
+    if (text == NULL && errno == ENOMEM)
+        mr_errors_add(errs, "%s: out of memory", path);
+    else if (text == NULL)
         mr_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
-        size_t n;
-        if (len + 4096 + 1 > cap) {
-            char *grown = realloc(text, cap = cap * 2 + 8192);
-            if (grown == NULL) {
-                free(text);
-                fclose(f);
-                mr_errors_add(errs, "%s: out of memory", path);
-                return NULL;
-            }
-            text = grown;
-        }
-        n = fread(text + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
-    text[len] = '\0';
     return text;
 }
 
