@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/unit/testutil.h"
+
 #include "common/file.h"
 
 struct fixture {
@@ -55,13 +57,8 @@ static int teardown(void **state)
 /* Writes len bytes of data to DIR/name (mode 0600); returns its path. */
 static const char *write_file(struct fixture *fx, const char *name, const void *data, size_t len)
 {
-    FILE *f;
-
     snprintf(fx->path, sizeof(fx->path), "%s/%s", fx->dir, name);
-    f = fopen(fx->path, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    mr_test_write_file(fx->path, data, len);
     assert_int_equal(chmod(fx->path, 0600), 0);
     return fx->path;
 }

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "tests/unit/testutil.h"
+
 #include "control/history.h"
 
 /* 2026-11-18T...: a time with ms to keep. */
@@ -52,15 +54,6 @@ static struct mr_change *record_weight(struct mr_history *h, const char *cluster
                              json_pack("{s:n, s:f}", "drain", "weight", weight),
                              json_pack("{s:n, s:f}", "drain", "weight", was), generation,
                              generation + 1);
-}
-
-static void write_text(const char *text)
-{
-    FILE *f = fopen(audit_path, "w");
-
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
 }
 
 /* The ring keeps the newest MR_HISTORY_SIZE entries, newest at age 0. */
@@ -149,14 +142,15 @@ static void test_audit_log_round_trip(void **state)
 static void test_malformed_audit_lines_are_skipped(void **state)
 {
     (void)state;
-    write_text("{\"seq\": 4, \"time\": \"2026-11-27T08:24:35.982Z\", \"change\": \"drain\","
-               " \"cluster\": \"eu-a\", \"value\": {\"drain\": null, \"weight\": 1},"
-               " \"generation_before\": 1, \"generation_after\": 2, \"undone\": false}\n"
-               "not json at all\n"
-               "{\"seq\": 9, \"cluster\": \"eu-a\"}\n"
-               "\n"
-               "{\"seq\": 7, \"time\": \"garbage\", \"change\": \"reload\","
-               " \"generation_before\": 2, \"generation_after\": 3, \"undone\": true}\n");
+    mr_test_write_text(audit_path,
+                       "{\"seq\": 4, \"time\": \"2026-11-27T08:24:35.982Z\", \"change\": \"drain\","
+                       " \"cluster\": \"eu-a\", \"value\": {\"drain\": null, \"weight\": 1},"
+                       " \"generation_before\": 1, \"generation_after\": 2, \"undone\": false}\n"
+                       "not json at all\n"
+                       "{\"seq\": 9, \"cluster\": \"eu-a\"}\n"
+                       "\n"
+                       "{\"seq\": 7, \"time\": \"garbage\", \"change\": \"reload\","
+                       " \"generation_before\": 2, \"generation_after\": 3, \"undone\": true}\n");
     mr_history_load(&history, audit_path);
     assert_int_equal(history.len, 2);
     assert_int_equal(mr_history_at(&history, 1)->seq, 4);

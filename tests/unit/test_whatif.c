@@ -40,15 +40,8 @@ static int teardown(void **state)
 /* A configuration of the given regions and routing members. */
 static struct mr_snapshot *load(const char *regions, const char *routing)
 {
-    char json[2048];
-
-    snprintf(json, sizeof(json),
-             "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
-             " \"session\": {\"keys_file\": \"session.keys\"},"
-             " \"health\": {\"fall\": 1, \"rise\": 1},"
-             " \"regions\": %s, \"routing\": %s}",
-             regions, routing);
-    return mr_test_load(json);
+    return mr_test_loadf("\"health\": {\"fall\": 1, \"rise\": 1}, \"regions\": %s, \"routing\": %s",
+                         regions, routing);
 }
 
 /* Clusters are const in a snapshot; drains and weights are overrides the
