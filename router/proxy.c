@@ -18,6 +18,7 @@
 #include "router/conn.h"
 #include "router/headers.h"
 #include "router/http1.h"
+#include "router/lease.h"
 #include "router/pick.h"
 #include "common/proxyproto.h"
 #include "router/stats.h"
