@@ -235,25 +235,6 @@ static int64_t monotonic_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void json_string(struct evbuffer *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t start = 0;
-
-    evbuffer_add(out, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
-            continue;
-        evbuffer_add(out, s + start, i - start);
-        evbuffer_add(out, esc, sizeof(esc));
-        start = i + 1;
-    }
-    evbuffer_add(out, s + start, len - start);
-    evbuffer_add(out, "\"", 1);
-}
-
 /* Counts the exchange's cluster: its session kind now, the request when it
  * ends. A retry that moves the session moves the count. */
 static void count_decision(struct mr_client *c)
@@ -304,47 +285,30 @@ static void log_exchange(struct mr_client *c)
 
 static void write_log_line(struct mr_client *c, int64_t took_ns)
 {
-    struct evbuffer *out;
-    struct timeval now;
-    struct tm tm;
-    char stamp[32], client[64];
     const struct mr_decision *d = &c->decision;
+    char client[64];
+    struct mr_accesslog_entry e = {
+        .client = client,
+        .method = c->log_request,
+        .method_len = c->log_method_len,
+        .path = c->log_request != NULL ? c->log_request + c->log_method_len + 1 : NULL,
+        .path_len = c->log_target_len,
+        .status = c->status,
+        .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out,
+        .took_ns = took_ns,
+        .decision = mr_pick_reason_name(d->reason),
+        .region = d->cluster != NULL ? d->region->name : NULL,
+        .cluster = d->cluster != NULL ? d->cluster->name : NULL,
+        .endpoint = c->endpoint != NULL ? c->endpoint->address : NULL,
+        .country = d->located && d->loc.found ? d->loc.country : NULL,
+        .generation = client_snap(c)->generation,
+    };
 
-    out = mr_accesslog_buffer_lines(c->w->log);
-    event_base_gettimeofday_cached(c->w->base, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    event_base_gettimeofday_cached(c->w->base, &e.time);
     if (mr_netaddr_host((const struct sockaddr *)&c->client_addr.ss, client, sizeof(client)) < 0)
         client[0] = '\0';
-    evbuffer_add_printf(out, "{\"time\":\"%s.%03dZ\",\"client\":\"%s\",\"method\":", stamp,
-                        (int)(now.tv_usec / 1000), client);
-    json_string(out, c->log_request, c->log_request != NULL ? c->log_method_len : 0);
-    evbuffer_add(out, ",\"path\":", 8);
-    json_string(out, c->log_request != NULL ? c->log_request + c->log_method_len + 1 : "",
-                c->log_request != NULL ? c->log_target_len : 0);
-    evbuffer_add_printf(out,
-                        ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-                        ",\"duration_ms\":%.3f,\"decision\":\"%s\"",
-                        c->status, c->bytes_in, c->bytes_out,
-                        (double)took_ns / 1e6,
-                        mr_pick_reason_name(d->reason));
-    /* Names are JSON-safe: the configuration allows no quotes in them. */
-    if (d->cluster != NULL)
-        evbuffer_add_printf(out, ",\"region\":\"%s\",\"cluster\":\"%s\"", d->region->name,
-                            d->cluster->name);
-    else
-        evbuffer_add_printf(out, ",\"region\":null,\"cluster\":null");
-    if (c->endpoint != NULL)
-        evbuffer_add_printf(out, ",\"endpoint\":\"%s\"", c->endpoint->address);
-    else
-        evbuffer_add_printf(out, ",\"endpoint\":null");
-    if (d->located && d->loc.found && d->loc.country[0] != '\0')
-        evbuffer_add_printf(out, ",\"country\":\"%s\"", d->loc.country);
-    else
-        evbuffer_add_printf(out, ",\"country\":null");
-    evbuffer_add_printf(out, ",\"generation\":%" PRIu64 "}\n",
-                        c->lease != NULL ? c->lease->snap->generation
-                                         : c->w->lease->snap->generation);
+    mr_accesslog_format(mr_accesslog_buffer_lines(c->w->log), &e);
     mr_accesslog_buffer_commit(c->w->log);
 }
 
