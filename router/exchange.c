@@ -1,0 +1,87 @@
+/* router/exchange.c: see exchange.h. */
+#include "router/exchange.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+void mr_exchange_free(struct mr_exchange *x)
+{
+    free(x->head_buf);
+    if (x->sent_body != NULL)
+        evbuffer_free(x->sent_body);
+    free(x->log_request);
+}
+
+bool mr_exchange_head_reserve(struct mr_exchange *x, size_t need)
+{
+    char *grown;
+
+    if (need <= x->head_cap)
+        return true;
+    grown = realloc(x->head_buf, need);
+    if (grown == NULL)
+        return false;
+    x->head_buf = grown;
+    x->head_cap = need;
+    return true;
+}
+
+bool mr_exchange_may_retry(const struct mr_exchange *x, bool connect_failed)
+{
+    if (x->attempts > 1 || x->resp_seen || x->body_unkept)
+        return false;
+    if (connect_failed)
+        return true;
+    switch (x->method) {
+    case MR_METHOD_GET: case MR_METHOD_HEAD: case MR_METHOD_OPTIONS:
+    case MR_METHOD_TRACE: case MR_METHOD_PUT: case MR_METHOD_DELETE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void mr_exchange_keep_for_retry(struct mr_exchange *x, struct evbuffer *out, size_t from,
+                                size_t limit)
+{
+    size_t n = evbuffer_get_length(out) - from;
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec vec;
+
+    if (n == 0 || x->body_unkept || x->resp_seen || x->attempts > 1)
+        return;
+    if (x->sent_body == NULL)
+        x->sent_body = evbuffer_new();
+    if (x->sent_body == NULL ||
+        evbuffer_get_length(x->sent_body) + n > limit ||
+        evbuffer_reserve_space(x->sent_body, (ev_ssize_t)n, &vec, 1) < 1) {
+        x->body_unkept = true;
+        if (x->sent_body != NULL)
+            evbuffer_drain(x->sent_body, evbuffer_get_length(x->sent_body));
+        return;
+    }
+    evbuffer_ptr_set(out, &at, from, EVBUFFER_PTR_SET);
+    vec.iov_len = (size_t)evbuffer_copyout_from(out, &at, vec.iov_base, n);
+    evbuffer_commit_space(x->sent_body, &vec, 1);
+}
+
+void mr_exchange_keep_for_log(struct mr_exchange *x, const struct mr_http1_head *head)
+{
+    size_t target_len = head->target_len < 2048 ? head->target_len : 2048;
+    size_t need = head->method_len + 1 + target_len;
+
+    if (need > x->log_cap) {
+        char *grown = realloc(x->log_request, need);
+        if (grown == NULL)
+            return;
+        x->log_request = grown;
+        x->log_cap = need;
+    }
+    memcpy(x->log_request, head->method_name, head->method_len);
+    x->log_request[head->method_len] = '\0';
+    memcpy(x->log_request + head->method_len + 1, head->target, target_len);
+    x->log_method_len = head->method_len;
+    x->log_target_len = target_len;
+}
