@@ -6,6 +6,30 @@
 
 #include <event2/buffer.h>
 
+void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
+                       const struct mr_sockaddr *client, int64_t now_ns)
+{
+    x->unlogged = true;
+    x->status = 0;
+    x->bytes_in = head_bytes;
+    x->bytes_out = 0;
+    x->endpoint = NULL;
+    x->decision.reason = MR_PICK_NONE;
+    x->decision.cluster = NULL;
+    x->decision.located = false;
+    x->client_addr = *client;
+    x->started_ns = now_ns;
+    x->log_method_len = x->log_target_len = 0;
+    x->req_done = false;
+    x->body_forwarded = false;
+    x->attempts = 0;
+    x->body_unkept = false;
+    x->resp_seen = false;
+    if (x->sent_body != NULL)
+        evbuffer_drain(x->sent_body, evbuffer_get_length(x->sent_body));
+    x->resp_started = false; /* whatever the previous exchange sent */
+}
+
 void mr_exchange_free(struct mr_exchange *x)
 {
     free(x->head_buf);

@@ -54,6 +54,7 @@ struct mr_exchange {
     bool body_unkept;          /* sent_body outgrew limits.retry_body_bytes */
     bool resp_seen;            /* a response byte came: never sent again */
     bool awaiting;             /* counted in lease->awaiting for endpoint */
+    bool counted;              /* counted in flight to endpoint (outstanding, active) */
     struct mr_conn *up;
     bool up_reused;
     enum mr_exchange_phase phase;
@@ -77,6 +78,14 @@ struct mr_exchange {
     char *log_request;         /* "METHOD\0TARGET", kept while logging is on */
     size_t log_method_len, log_target_len, log_cap;
 };
+
+/* Resets the exchange for a request whose head arrived at now_ns
+ * (CLOCK_MONOTONIC), head_bytes long (or the bytes read of a refused one),
+ * from client (the connection's peer until the head is read for a
+ * forwarded address). The lease, the upstream connection and the buffers
+ * kept across requests are left as they are. */
+void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
+                       const struct mr_sockaddr *client, int64_t now_ns);
 
 /* Frees what the exchange owns (buffers kept across requests); the lease
  * and upstream connection must already be gone. */

@@ -156,17 +156,21 @@ static void await_head(struct mr_client *c, bool on, bool answered)
 
 /* Forgets the upstream connection, pooling it when reusable: in the shared
  * pool, or for this client alone when it began with the client's PROXY
- * header. */
+ * header. The endpoint stops counting the exchange as in flight, whether a
+ * connection was made or the connect was refused at once. */
 static void release_upstream(struct mr_client *c, bool reusable)
 {
-    if (c->ex.up == NULL)
+    if (!c->ex.counted)
         return;
+    c->ex.counted = false;
     await_head(c, false, false);
-    evtimer_del(c->ex.up_timer);
     if (c->ex.lease->outstanding[c->ex.endpoint->index] > 0)
         c->ex.lease->outstanding[c->ex.endpoint->index]--;
     if (c->ex.lease->endpoint_stats[c->ex.endpoint->index] != NULL)
         mr_stats_add(&c->ex.lease->endpoint_stats[c->ex.endpoint->index]->active, (uint64_t)-1);
+    if (c->ex.up == NULL)
+        return;
+    evtimer_del(c->ex.up_timer);
     if (reusable && !c->w->stopping && c->ex.endpoint->cluster->send_proxy != MR_SEND_PROXY_NONE) {
         drop_private_upstream(c);
         c->private_up = c->ex.up;
@@ -549,6 +553,7 @@ static void connect_upstream(struct mr_client *c)
     struct mr_conn *up;
 
     c->ex.attempts++;
+    c->ex.counted = true;
     c->ex.lease->outstanding[c->ex.endpoint->index]++;
     await_head(c, true, false);
     if (c->ex.lease->endpoint_stats[c->ex.endpoint->index] != NULL) {
@@ -572,22 +577,8 @@ static void connect_upstream(struct mr_client *c)
         up = mr_conn_connect(c->w->base, &c->ex.endpoint->addr);
         if (up == NULL) {
             /* Refused at once (loopback): as a failed connect. */
-            const struct mr_endpoint *failed = c->ex.endpoint;
-            struct mr_stats_endpoint *es = c->ex.lease->endpoint_stats[failed->index];
-            c->ex.lease->outstanding[failed->index]--;
-            await_head(c, false, false);
-            if (es != NULL) {
-                mr_stats_add(&es->active, (uint64_t)-1);
-                mr_stats_add(&es->connect_failures, 1);
-            }
-            endpoint_failed(c, MR_PASSIVE_CONNECT);
-            if (mr_exchange_may_retry(&c->ex, true) && pick_retry(c, failed, false)) {
-                mr_stats_add(&c->w->stats->retries, 1);
-                connect_upstream(c);
-                return;
-            }
-            c->ex.endpoint = failed;
-            fail_exchange(c, 502);
+            c->ex.phase = MR_EXCHANGE_CONNECTING;
+            upstream_failed(c, 502, MR_PASSIVE_CONNECT);
             return;
         }
         c->ex.phase = MR_EXCHANGE_CONNECTING;
@@ -762,15 +753,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
 
     evtimer_del(c->timer);
     c->state = CS_ACTIVE;
-    c->ex.unlogged = true;
-    c->ex.status = 0;
-    c->ex.bytes_in = head->head_len;
-    c->ex.bytes_out = 0;
-    c->ex.endpoint = NULL;
-    c->ex.decision.reason = MR_PICK_NONE;
-    c->ex.decision.cluster = NULL;
-    c->ex.decision.located = false;
-    c->ex.started_ns = monotonic_ns();
+    mr_exchange_begin(&c->ex, head->head_len, &c->peer, monotonic_ns());
     if (mr_accesslog_enabled())
         mr_exchange_keep_for_log(&c->ex, head);
     c->ex.lease = mr_worker_lease(c->w);
@@ -783,14 +766,6 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->ex.req_body = head->body;
     c->ex.req_left = head->content_length;
     mr_chunked_init(&c->ex.req_chunked);
-    c->ex.req_done = false;
-    c->ex.body_forwarded = false;
-    c->ex.attempts = 0;
-    c->ex.body_unkept = false;
-    c->ex.resp_seen = false;
-    if (c->ex.sent_body != NULL)
-        evbuffer_drain(c->ex.sent_body, evbuffer_get_length(c->ex.sent_body));
-    c->ex.resp_started = false;
     if (!head->keep_alive || c->ex.http10 || c->w->stopping)
         c->close_after = true;
     if (c->listener >= c->ex.lease->snap->n_listeners) {
@@ -858,18 +833,7 @@ static void read_request(struct mr_client *c)
     if (r > 0) {
         /* Logged with what is known: no method, path or decision. */
         evtimer_del(c->timer);
-        c->ex.resp_started = false; /* whatever the previous exchange sent */
-        c->ex.status = 0;
-        c->ex.bytes_out = 0;
-        c->ex.unlogged = true;
-        c->ex.bytes_in = evbuffer_get_length(c->conn->in);
-        c->ex.log_method_len = c->ex.log_target_len = 0;
-        c->ex.decision.reason = MR_PICK_NONE;
-        c->ex.decision.cluster = NULL;
-        c->ex.decision.located = false;
-        c->ex.endpoint = NULL;
-        c->ex.client_addr = c->peer;
-        c->ex.started_ns = monotonic_ns();
+        mr_exchange_begin(&c->ex, evbuffer_get_length(c->conn->in), &c->peer, monotonic_ns());
         reply_error(c, r);
         return;
     }
