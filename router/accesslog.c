@@ -290,5 +290,8 @@ void mr_accesslog_format(struct evbuffer *out, const struct mr_accesslog_entry *
         evbuffer_add_printf(out, ",\"country\":\"%s\"", e->country);
     else
         evbuffer_add_printf(out, ",\"country\":null");
-    evbuffer_add_printf(out, ",\"generation\":%" PRIu64 "}\n", e->generation);
+    evbuffer_add_printf(out, ",\"generation\":%" PRIu64, e->generation);
+    if (e->error != NULL)
+        evbuffer_add_printf(out, ",\"error\":\"%s\"", e->error);
+    evbuffer_add(out, "}\n", 2);
 }

@@ -59,6 +59,8 @@ struct mr_accesslog_entry {
     const char *endpoint;        /* NULL: none was picked */
     const char *country;         /* NULL or "": unknown */
     uint64_t generation;         /* of the snapshot the exchange used */
+    const char *error;           /* why meridian answered with an error or cut the
+                                    response (a cause's name); NULL: no field */
 };
 
 /* Appends the entry's JSON line, '\n' included, to out (pure: no clock, no

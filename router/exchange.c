@@ -6,6 +6,58 @@
 
 #include <event2/buffer.h>
 
+static const struct {
+    const char *name;
+    int status;
+} causes[MR_CAUSE_COUNT] = {
+    [MR_CAUSE_NONE] = {NULL, 0},
+    [MR_CAUSE_BAD_REQUEST] = {"bad request", 400},
+    [MR_CAUSE_METHOD_NOT_ALLOWED] = {"method not allowed", 405},
+    [MR_CAUSE_URI_TOO_LONG] = {"uri too long", 414},
+    [MR_CAUSE_HEAD_TOO_LARGE] = {"request head too large", 431},
+    [MR_CAUSE_NOT_IMPLEMENTED] = {"not implemented", 501},
+    [MR_CAUSE_VERSION] = {"http version not supported", 505},
+    [MR_CAUSE_HEAD_TIMEOUT] = {"request head timeout", 408},
+    [MR_CAUSE_BAD_REQUEST_BODY] = {"bad request body", 400},
+    [MR_CAUSE_NO_HOST] = {"no host to redirect to", 400},
+    [MR_CAUSE_NO_SNAPSHOT] = {"no configuration", 503},
+    [MR_CAUSE_LISTENER_GONE] = {"listener removed", 503},
+    [MR_CAUSE_NO_CLUSTER] = {"no cluster available", 503},
+    [MR_CAUSE_NO_PUBLIC_URL] = {"no public url", 503},
+    [MR_CAUSE_NO_ENDPOINT] = {"no endpoint available", 503},
+    [MR_CAUSE_NO_MEMORY] = {"out of memory", 503},
+    [MR_CAUSE_CONNECT_FAILED] = {"upstream connect failed", 502},
+    [MR_CAUSE_CONNECT_TIMEOUT] = {"upstream connect timeout", 502},
+    [MR_CAUSE_UPSTREAM_CLOSED] = {"upstream closed", 502},
+    [MR_CAUSE_RESPONSE_TIMEOUT] = {"upstream response timeout", 504},
+    [MR_CAUSE_BAD_RESPONSE_HEAD] = {"bad upstream response head", 502},
+    [MR_CAUSE_BAD_RESPONSE_BODY] = {"bad upstream response body", 502},
+    [MR_CAUSE_UPSTREAM_CUT] = {"upstream closed mid body", 502},
+    [MR_CAUSE_BODY_TIMEOUT] = {"upstream body timeout", 504},
+};
+
+const char *mr_cause_name(enum mr_cause cause)
+{
+    return causes[cause].name;
+}
+
+int mr_cause_status(enum mr_cause cause)
+{
+    return causes[cause].status;
+}
+
+enum mr_cause mr_cause_of_head(int status)
+{
+    switch (status) {
+    case 405: return MR_CAUSE_METHOD_NOT_ALLOWED;
+    case 414: return MR_CAUSE_URI_TOO_LONG;
+    case 431: return MR_CAUSE_HEAD_TOO_LARGE;
+    case 501: return MR_CAUSE_NOT_IMPLEMENTED;
+    case 505: return MR_CAUSE_VERSION;
+    default: return MR_CAUSE_BAD_REQUEST; /* 400: router/http1 refuses with no other */
+    }
+}
+
 void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
                        const struct mr_sockaddr *client, int64_t now_ns)
 {
@@ -28,6 +80,7 @@ void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
     if (x->sent_body != NULL)
         evbuffer_drain(x->sent_body, evbuffer_get_length(x->sent_body));
     x->resp_started = false; /* whatever the previous exchange sent */
+    x->cause = MR_CAUSE_NONE;
 }
 
 void mr_exchange_free(struct mr_exchange *x)

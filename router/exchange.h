@@ -36,6 +36,47 @@ enum mr_exchange_phase {
     MR_EXCHANGE_BODY,       /* response body streaming */
 };
 
+/* Why meridian answered with an error of its own, or cut a response that
+ * had begun. One table gives each cause its name (stable, lowercase: the
+ * access log's "error") and the status it answers with when no response
+ * byte has gone to the client yet. */
+enum mr_cause {
+    MR_CAUSE_NONE,              /* no failure */
+    MR_CAUSE_BAD_REQUEST,       /* the request head breaks the grammar or a rule: 400 */
+    MR_CAUSE_METHOD_NOT_ALLOWED,/* 405 */
+    MR_CAUSE_URI_TOO_LONG,      /* 414 */
+    MR_CAUSE_HEAD_TOO_LARGE,    /* past limits.max_head_bytes or max_headers: 431 */
+    MR_CAUSE_NOT_IMPLEMENTED,   /* 501 */
+    MR_CAUSE_VERSION,           /* not HTTP/1.x: 505 */
+    MR_CAUSE_HEAD_TIMEOUT,      /* no whole head within client_header_ms: 408 */
+    MR_CAUSE_BAD_REQUEST_BODY,  /* a malformed chunked request body: 400 */
+    MR_CAUSE_NO_HOST,           /* redirect_https without a usable Host: 400 */
+    MR_CAUSE_NO_SNAPSHOT,       /* no configuration to decide on: 503 */
+    MR_CAUSE_LISTENER_GONE,     /* the listener left the configuration: 503 */
+    MR_CAUSE_NO_CLUSTER,        /* no cluster can take the request: 503 */
+    MR_CAUSE_NO_PUBLIC_URL,     /* redirect mode, a cluster without public_url: 503 */
+    MR_CAUSE_NO_ENDPOINT,       /* the cluster has no endpoint up: 503 */
+    MR_CAUSE_NO_MEMORY,         /* 503 */
+    MR_CAUSE_CONNECT_FAILED,    /* refused or unreachable: 502 */
+    MR_CAUSE_CONNECT_TIMEOUT,   /* no connection within upstream_connect_ms: 502 */
+    MR_CAUSE_UPSTREAM_CLOSED,   /* closed before a whole response head: 502 */
+    MR_CAUSE_RESPONSE_TIMEOUT,  /* no response head within upstream_response_ms: 504 */
+    MR_CAUSE_BAD_RESPONSE_HEAD, /* a malformed (or unasked 101) response head: 502 */
+    MR_CAUSE_BAD_RESPONSE_BODY, /* a malformed chunked response body: cut (502) */
+    MR_CAUSE_UPSTREAM_CUT,      /* closed mid-body: cut (502) */
+    MR_CAUSE_BODY_TIMEOUT,      /* the response body stalled: cut (504) */
+    MR_CAUSE_COUNT
+};
+
+/* The cause's name ("upstream connect failed"); NULL for MR_CAUSE_NONE. */
+const char *mr_cause_name(enum mr_cause cause);
+
+/* The status a cause answers with; 0 for MR_CAUSE_NONE. */
+int mr_cause_status(enum mr_cause cause);
+
+/* The cause of a request head refused by router/http1 with status. */
+enum mr_cause mr_cause_of_head(int status);
+
 struct mr_exchange {
     struct mr_lease *lease;    /* held from the head until the exchange ends */
     const struct mr_endpoint *endpoint;
@@ -69,6 +110,7 @@ struct mr_exchange {
     bool unlogged;             /* counting and an access log line are owed */
     struct mr_stats_cluster *cluster_stats; /* counts the exchange's cluster */
     bool upgrade;              /* the request asks for a tunnel */
+    enum mr_cause cause;       /* why it failed, MR_CAUSE_NONE while it has not */
 
     /* For the access log line of the exchange. */
     struct mr_sockaddr client_addr;

@@ -262,6 +262,7 @@ static void write_log_line(struct mr_client *c, int64_t took_ns)
         .endpoint = c->ex.endpoint != NULL ? c->ex.endpoint->address : NULL,
         .country = d->located && d->loc.found ? d->loc.country : NULL,
         .generation = client_snap(c)->generation,
+        .error = mr_cause_name(c->ex.cause),
     };
 
     event_base_gettimeofday_cached(c->w->base, &e.time);
@@ -333,11 +334,14 @@ static void close_when_flushed(struct mr_client *c)
     arm_timer(c->timer, client_snap(c)->timeouts.client_idle_ms);
 }
 
-/* Answers with a status of our own and closes. May free c. */
-static void reply_error(struct mr_client *c, int status)
+/* Answers with the cause's status, unless the response has begun (then the
+ * client sees it cut), and closes. May free c. */
+static void reply_error(struct mr_client *c, enum mr_cause cause)
 {
+    int status = mr_cause_status(cause);
     const char *reason = mr_http1_reason(status);
 
+    c->ex.cause = cause;
     if (!c->ex.resp_started) {
         int n = evbuffer_add_printf(c->conn->out,
                             "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
@@ -353,10 +357,10 @@ static void reply_error(struct mr_client *c, int status)
 
 /* reply_error() for an exchange in flight: its upstream connection goes
  * now, its lease when the client does. May free c. */
-static void fail_exchange(struct mr_client *c, int status)
+static void fail_exchange(struct mr_client *c, enum mr_cause cause)
 {
     release_upstream(c, false);
-    reply_error(c, status);
+    reply_error(c, cause);
 }
 
 /* ---- request path ---------------------------------------------------- */
@@ -434,7 +438,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
 }
 
 /* The upstream failed before any response byte (why). May free c. */
-static void upstream_failed(struct mr_client *c, int status, enum mr_passive_reason why)
+static void upstream_failed(struct mr_client *c, enum mr_cause cause, enum mr_passive_reason why)
 {
     const struct mr_endpoint *failed = c->ex.endpoint;
     struct mr_stats_endpoint *es = c->ex.lease->endpoint_stats[failed->index];
@@ -452,7 +456,7 @@ static void upstream_failed(struct mr_client *c, int status, enum mr_passive_rea
         return;
     }
     c->ex.endpoint = failed;
-    fail_exchange(c, status);
+    fail_exchange(c, cause);
 }
 
 /* Moves request body bytes from the client to the upstream. May free c. */
@@ -479,7 +483,7 @@ static void pump_request_body(struct mr_client *c)
         if (r == MR_CHUNKED_BAD) {
             /* Only canonical chunks went out, but the origin has part of a
              * body: that connection is spent. */
-            fail_exchange(c, 400);
+            fail_exchange(c, MR_CAUSE_BAD_REQUEST_BODY);
             return;
         }
         c->ex.bytes_in += used;
@@ -508,7 +512,7 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
     (void)events;
 
     if (c->ex.phase == MR_EXCHANGE_CONNECTING) {
-        upstream_failed(c, 502, MR_PASSIVE_CONNECT);
+        upstream_failed(c, MR_CAUSE_CONNECT_TIMEOUT, MR_PASSIVE_CONNECT);
         return;
     }
     limit_ms = snap->timeouts.upstream_response_ms;
@@ -520,12 +524,12 @@ static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
         return;
     }
     if (c->ex.phase == MR_EXCHANGE_WAITING) {
-        upstream_failed(c, 504, MR_PASSIVE_TIMEOUT);
+        upstream_failed(c, MR_CAUSE_RESPONSE_TIMEOUT, MR_PASSIVE_TIMEOUT);
         return;
     }
     /* Stalled mid-body: the client sees a truncated message. */
     c->close_after = true;
-    fail_exchange(c, 504);
+    fail_exchange(c, MR_CAUSE_BODY_TIMEOUT);
 }
 
 /* The PROXY header that opens a connection to a send_proxy cluster: the
@@ -578,7 +582,7 @@ static void connect_upstream(struct mr_client *c)
         if (up == NULL) {
             /* Refused at once (loopback): as a failed connect. */
             c->ex.phase = MR_EXCHANGE_CONNECTING;
-            upstream_failed(c, 502, MR_PASSIVE_CONNECT);
+            upstream_failed(c, MR_CAUSE_CONNECT_FAILED, MR_PASSIVE_CONNECT);
             return;
         }
         c->ex.phase = MR_EXCHANGE_CONNECTING;
@@ -718,7 +722,7 @@ static void redirect_to_https(struct mr_client *c, const struct mr_http1_head *h
     int n;
 
     if (host_len == 0 || host_len > 255) {
-        reply_error(c, 400);
+        reply_error(c, MR_CAUSE_NO_HOST);
         return;
     }
     n = snprintf(base, sizeof(base), "https://%.*s", (int)host_len, host);
@@ -758,7 +762,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         mr_exchange_keep_for_log(&c->ex, head);
     c->ex.lease = mr_worker_lease(c->w);
     if (c->ex.lease == NULL) {
-        reply_error(c, 503);
+        reply_error(c, MR_CAUSE_NO_SNAPSHOT);
         return;
     }
     c->ex.method = head->method;
@@ -769,7 +773,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     if (!head->keep_alive || c->ex.http10 || c->w->stopping)
         c->close_after = true;
     if (c->listener >= c->ex.lease->snap->n_listeners) {
-        reply_error(c, 503); /* its listener left the configuration */
+        reply_error(c, MR_CAUSE_LISTENER_GONE);
         return;
     }
     listener = &c->ex.lease->snap->listeners[c->listener];
@@ -788,7 +792,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     in.exclude = NULL;
     in.random = mr_worker_random(c->w);
     if (mr_pick_session(c->ex.lease->snap, &in, &c->ex.decision) == MR_PICK_NONE) {
-        fail_exchange(c, 503);
+        fail_exchange(c, MR_CAUSE_NO_CLUSTER);
         return;
     }
     c->ex.set_cookie = c->ex.decision.reason != MR_PICK_STICKY;
@@ -796,7 +800,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     if (mode == MR_MODE_REDIRECT) {
         const char *url = c->ex.decision.cluster->public_url;
         if (url == NULL) {
-            fail_exchange(c, 503); /* the configuration check makes this unreachable */
+            fail_exchange(c, MR_CAUSE_NO_PUBLIC_URL); /* the configuration check makes this unreachable */
             return;
         }
         reply_redirect(c, head, 307, url, strlen(url), "");
@@ -805,8 +809,12 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     c->ex.endpoint = mr_pick_endpoint(c->ex.decision.cluster, c->ex.lease->snap->routing.endpoint_policy,
                                    c->ex.lease->outstanding, c->ex.lease->waiting_since,
                                    &c->ex.lease->cursors[c->ex.decision.cluster->index], NULL);
-    if (c->ex.endpoint == NULL || !build_request_head(c, head, peer_trusted)) {
-        fail_exchange(c, 503);
+    if (c->ex.endpoint == NULL) {
+        fail_exchange(c, MR_CAUSE_NO_ENDPOINT);
+        return;
+    }
+    if (!build_request_head(c, head, peer_trusted)) {
+        fail_exchange(c, MR_CAUSE_NO_MEMORY);
         return;
     }
     evbuffer_drain(c->conn->in, head->head_len);
@@ -834,7 +842,7 @@ static void read_request(struct mr_client *c)
         /* Logged with what is known: no method, path or decision. */
         evtimer_del(c->timer);
         mr_exchange_begin(&c->ex, evbuffer_get_length(c->conn->in), &c->peer, monotonic_ns());
-        reply_error(c, r);
+        reply_error(c, mr_cause_of_head(r));
         return;
     }
     start_exchange(c, &head);
@@ -1001,7 +1009,7 @@ static void pump_response_body(struct mr_client *c)
             /* The client sees a body without its last chunk: truncated. */
             mr_stats_add(&c->w->stats->bad_response_bodies, 1);
             c->close_after = true;
-            fail_exchange(c, 502);
+            fail_exchange(c, MR_CAUSE_BAD_RESPONSE_BODY);
             return;
         }
         done = r == MR_CHUNKED_DONE;
@@ -1145,7 +1153,7 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         if (r > 0 || head.status == 101) {
             endpoint_failed(c, MR_PASSIVE_BAD_RESPONSE);
             c->close_after = true;
-            fail_exchange(c, 502);
+            fail_exchange(c, MR_CAUSE_BAD_RESPONSE_HEAD);
             return;
         }
         mr_passive_success(c->ex.endpoint);
@@ -1204,18 +1212,18 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
         return;
     }
     if (c->ex.phase == MR_EXCHANGE_CONNECTING) {
-        upstream_failed(c, 502, MR_PASSIVE_CONNECT); /* refused or unreachable */
+        upstream_failed(c, MR_CAUSE_CONNECT_FAILED, MR_PASSIVE_CONNECT); /* refused or unreachable */
         return;
     }
     if (c->ex.phase == MR_EXCHANGE_WAITING) {
         /* Closed before a whole head: retry only if nothing came at all. */
         if (evbuffer_get_length(conn->in) == 0 && !c->ex.resp_seen) {
-            upstream_failed(c, 502, MR_PASSIVE_RESET);
+            upstream_failed(c, MR_CAUSE_UPSTREAM_CLOSED, MR_PASSIVE_RESET);
             return;
         }
         endpoint_failed(c, MR_PASSIVE_RESET);
         c->close_after = true;
-        fail_exchange(c, 502);
+        fail_exchange(c, MR_CAUSE_UPSTREAM_CLOSED);
         return;
     }
     if (what == MR_CONN_EOF && c->ex.resp_body == MR_BODY_UNTIL_EOF) {
@@ -1228,7 +1236,7 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
     }
     /* Cut mid-body: the client must see a truncated message, not a whole one. */
     c->close_after = true;
-    fail_exchange(c, 502);
+    fail_exchange(c, MR_CAUSE_UPSTREAM_CUT);
 }
 
 /* ---- client events --------------------------------------------------- */
@@ -1286,7 +1294,7 @@ static void on_client_timer(evutil_socket_t fd, short events, void *arg)
     (void)events;
 
     if (c->state == CS_HEAD) {
-        reply_error(c, 408);
+        reply_error(c, MR_CAUSE_HEAD_TIMEOUT);
         return;
     }
     if (c->state == CS_TUNNEL) {

@@ -2,7 +2,8 @@
  * (router/accesslog.c, mr_accesslog_format): every field in its place,
  * nulls for what is unknown, and the escaping of method and path exactly
  * as the log has always written it (control bytes, quotes, backslashes and
- * bytes >= 0x7f as \u00xx). */
+ * bytes >= 0x7f as \u00xx), and the "error" field only where a cause is
+ * given. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -74,6 +75,32 @@ static void test_unknowns_are_null(void **state)
     free(line);
 }
 
+/* A failed exchange names its cause last; the rest of the line is as
+ * without it. */
+static void test_error_field(void **state)
+{
+    struct mr_accesslog_entry e = {
+        .time = WHEN, .client = "127.0.0.1", .method = "GET", .method_len = 3,
+        .path = "/x", .path_len = 2, .status = 502, .bytes_in = 30, .bytes_out = 120,
+        .took_ns = 2000, .decision = "geo", .region = "r1", .cluster = "main",
+        .endpoint = "127.0.0.1:9", .generation = 1, .error = "upstream connect failed",
+    };
+    char *line = format(&e);
+    (void)state;
+
+    assert_string_equal(line,
+        "{\"time\":\"2026-01-02T03:04:05.678Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\","
+        "\"path\":\"/x\",\"status\":502,\"bytes_in\":30,\"bytes_out\":120,"
+        "\"duration_ms\":0.002,\"decision\":\"geo\",\"region\":\"r1\",\"cluster\":\"main\","
+        "\"endpoint\":\"127.0.0.1:9\",\"country\":null,\"generation\":1,"
+        "\"error\":\"upstream connect failed\"}\n");
+    free(line);
+    e.error = NULL;
+    line = format(&e);
+    assert_null(strstr(line, "error"));
+    free(line);
+}
+
 /* Method and path are escaped by length (a NUL inside is a byte like any
  * other); printable ASCII but '"' and '\\' passes. */
 static void test_escaping(void **state)
@@ -103,6 +130,7 @@ int main(void)
         cmocka_unit_test(test_every_field),
         cmocka_unit_test(test_unknowns_are_null),
         cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_error_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
