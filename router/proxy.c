@@ -136,22 +136,13 @@ static void on_private_event(struct mr_conn *conn, enum mr_conn_event what, void
  * came (a long download, a tunnel) do not count. */
 static void await_head(struct mr_client *c, bool on, bool answered)
 {
-    size_t i = c->ex.endpoint->index;
-    int64_t now;
-
     if (c->ex.awaiting == on)
         return;
     c->ex.awaiting = on;
-    now = mr_passive_now_ms();
-    if (on) {
-        if (c->ex.lease->awaiting[i]++ == 0)
-            c->ex.lease->waiting_since[i] = now;
-        return;
-    }
-    if (--c->ex.lease->awaiting[i] == 0)
-        c->ex.lease->waiting_since[i] = 0;
-    else if (answered)
-        c->ex.lease->waiting_since[i] = now;
+    if (on)
+        mr_lease_await(c->ex.lease, c->ex.endpoint, mr_passive_now_ms());
+    else
+        mr_lease_await_end(c->ex.lease, c->ex.endpoint, answered, mr_passive_now_ms());
 }
 
 /* Forgets the upstream connection, pooling it when reusable: in the shared
@@ -164,10 +155,7 @@ static void release_upstream(struct mr_client *c, bool reusable)
         return;
     c->ex.counted = false;
     await_head(c, false, false);
-    if (c->ex.lease->outstanding[c->ex.endpoint->index] > 0)
-        c->ex.lease->outstanding[c->ex.endpoint->index]--;
-    if (c->ex.lease->endpoint_stats[c->ex.endpoint->index] != NULL)
-        mr_stats_add(&c->ex.lease->endpoint_stats[c->ex.endpoint->index]->active, (uint64_t)-1);
+    mr_lease_endpoint_ended(c->ex.lease, c->ex.endpoint);
     if (c->ex.up == NULL)
         return;
     evtimer_del(c->ex.up_timer);
@@ -199,7 +187,7 @@ static int64_t monotonic_ns(void)
 static void count_decision(struct mr_client *c)
 {
     const struct mr_decision *d = &c->ex.decision;
-    struct mr_stats_cluster *cs = c->ex.lease->cluster_stats[d->cluster->index];
+    struct mr_stats_cluster *cs = mr_lease_cluster_stats(c->ex.lease, d->cluster);
 
     if (c->ex.cluster_stats != NULL)
         mr_stats_add(&c->ex.cluster_stats->active, (uint64_t)-1);
@@ -417,9 +405,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
         .random = mr_worker_random(c->w),
     };
 
-    c->ex.endpoint = mr_pick_endpoint(cluster, snap->routing.endpoint_policy, c->ex.lease->outstanding,
-                                   c->ex.lease->waiting_since, &c->ex.lease->cursors[cluster->index],
-                                   failed);
+    c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, cluster, failed);
     if (c->ex.endpoint != NULL)
         return true;
     if (was_reused) {
@@ -431,9 +417,7 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
         return false;
     c->ex.set_cookie = true; /* the session now lives elsewhere */
     count_decision(c);
-    c->ex.endpoint = mr_pick_endpoint(c->ex.decision.cluster, snap->routing.endpoint_policy,
-                                   c->ex.lease->outstanding, c->ex.lease->waiting_since,
-                                   &c->ex.lease->cursors[c->ex.decision.cluster->index], NULL);
+    c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, c->ex.decision.cluster, NULL);
     return c->ex.endpoint != NULL;
 }
 
@@ -441,13 +425,12 @@ static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bo
 static void upstream_failed(struct mr_client *c, enum mr_cause cause, enum mr_passive_reason why)
 {
     const struct mr_endpoint *failed = c->ex.endpoint;
-    struct mr_stats_endpoint *es = c->ex.lease->endpoint_stats[failed->index];
     /* A stale pooled connection says nothing of the endpoint; a timeout does. */
     bool was_reused = c->ex.up_reused && why != MR_PASSIVE_TIMEOUT;
     bool connect_failed = c->ex.phase == MR_EXCHANGE_CONNECTING;
 
-    if (es != NULL && connect_failed)
-        mr_stats_add(&es->connect_failures, 1);
+    if (connect_failed)
+        mr_lease_connect_failed(c->ex.lease, failed);
     endpoint_failed(c, why);
     release_upstream(c, false);
     if (mr_exchange_may_retry(&c->ex, connect_failed) && pick_retry(c, failed, was_reused)) {
@@ -558,12 +541,8 @@ static void connect_upstream(struct mr_client *c)
 
     c->ex.attempts++;
     c->ex.counted = true;
-    c->ex.lease->outstanding[c->ex.endpoint->index]++;
+    mr_lease_endpoint_started(c->ex.lease, c->ex.endpoint);
     await_head(c, true, false);
-    if (c->ex.lease->endpoint_stats[c->ex.endpoint->index] != NULL) {
-        mr_stats_add(&c->ex.lease->endpoint_stats[c->ex.endpoint->index]->requests, 1);
-        mr_stats_add(&c->ex.lease->endpoint_stats[c->ex.endpoint->index]->active, 1);
-    }
     send_proxy = c->ex.endpoint->cluster->send_proxy;
     if (send_proxy == MR_SEND_PROXY_NONE) {
         up = mr_upstream_pool_take(c->w->pool, &c->ex.endpoint->addr);
@@ -806,9 +785,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         reply_redirect(c, head, 307, url, strlen(url), "");
         return;
     }
-    c->ex.endpoint = mr_pick_endpoint(c->ex.decision.cluster, c->ex.lease->snap->routing.endpoint_policy,
-                                   c->ex.lease->outstanding, c->ex.lease->waiting_since,
-                                   &c->ex.lease->cursors[c->ex.decision.cluster->index], NULL);
+    c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, c->ex.decision.cluster, NULL);
     if (c->ex.endpoint == NULL) {
         fail_exchange(c, MR_CAUSE_NO_ENDPOINT);
         return;
@@ -929,10 +906,8 @@ static void finish_response(struct mr_client *c)
 static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 {
     const struct mr_snapshot *snap = c->ex.lease->snap;
-    /* Two lines per cluster: TLS listeners' carry Secure whatever the
-     * configuration says. */
     struct mr_cookie_line *line =
-        &c->ex.lease->cookie_lines[c->ex.decision.cluster->index * 2 + (c->tls ? 1 : 0)];
+        mr_lease_cookie_line(c->ex.lease, c->ex.decision.cluster, c->tls);
     int64_t now = now_s(c);
     char value[MR_COOKIE_VALUE_MAX];
     size_t value_len;
