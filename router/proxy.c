@@ -21,6 +21,7 @@
 #include "router/http1.h"
 #include "router/lease.h"
 #include "router/pick.h"
+#include "router/redirect.h"
 #include "common/proxyproto.h"
 #include "router/stats.h"
 #include "router/tls.h"
@@ -612,52 +613,6 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
 static void next_request(struct mr_client *c);
 static const struct mr_cookie_line *cookie_line(struct mr_client *c);
 
-/* The name part (no port) of the authority routed on: the absolute-form
- * target's, else Host's; validated by the parser; maybe empty. */
-static const char *request_host(const struct mr_http1_head *head, size_t *len)
-{
-    size_t n = head->host_len;
-
-    if (n > 0 && head->host[0] == '[') {
-        const char *end = memchr(head->host, ']', n);
-        n = end != NULL ? (size_t)(end - head->host) + 1 : n;
-    } else {
-        const char *colon = memchr(head->host, ':', n);
-        n = colon != NULL ? (size_t)(colon - head->host) : n;
-    }
-    *len = n;
-    return head->host;
-}
-
-/* The listener's mode, unless the "hosts" object names the request's Host. */
-static enum mr_mode request_mode(const struct mr_snapshot *snap, const struct mr_listener *l,
-                                 const struct mr_http1_head *head)
-{
-    size_t len;
-    const char *host;
-
-    if (snap->n_hosts == 0)
-        return l->mode;
-    host = request_host(head, &len);
-    for (size_t i = 0; i < snap->n_hosts; i++)
-        if (strlen(snap->hosts[i].host) == len && strncasecmp(snap->hosts[i].host, host, len) == 0)
-            return snap->hosts[i].mode;
-    return l->mode;
-}
-
-/* The path and query of the request target (origin-form), for a Location:
- * "/" for OPTIONS "*", and a query alone goes behind the "/" (*slash). */
-static const char *target_path(const struct mr_http1_head *head, size_t *len, const char **slash)
-{
-    *slash = head->path[0] == '?' ? "/" : "";
-    if (head->path_len == 1 && head->path[0] == '*') {
-        *len = 1;
-        return "/";
-    }
-    *len = head->path_len;
-    return head->path;
-}
-
 /* Answers the exchange with a redirect of our own (no body), with the
  * session cookie when the decision was new, and goes on with the next
  * request. May free c. */
@@ -667,7 +622,7 @@ static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head
     const struct mr_cookie_line *cookie = c->ex.set_cookie ? cookie_line(c) : NULL;
     size_t path_len;
     const char *slash;
-    const char *path = target_path(head, &path_len, &slash);
+    const char *path = mr_redirect_target_path(head, &path_len, &slash);
     size_t before = evbuffer_get_length(c->conn->out);
 
     c->ex.req_done = c->ex.req_body == MR_BODY_NONE; /* a body would have to be read: close */
@@ -697,7 +652,7 @@ static void redirect_to_https(struct mr_client *c, const struct mr_http1_head *h
 {
     char base[300], port[8] = "";
     size_t host_len;
-    const char *host = request_host(head, &host_len);
+    const char *host = mr_redirect_host(head, &host_len);
     int n;
 
     if (host_len == 0 || host_len > 255) {
@@ -760,7 +715,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         redirect_to_https(c, head, listener);
         return;
     }
-    mode = request_mode(c->ex.lease->snap, listener, head);
+    mode = mr_redirect_mode(c->ex.lease->snap, listener, head);
     c->ex.upgrade = mode == MR_MODE_PROXY && wants_tunnel(head);
 
     peer_trusted = mr_clientaddr_resolve(&c->ex.lease->snap->trusted_proxies, &c->peer, head,
