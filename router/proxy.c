@@ -613,56 +613,37 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
 static void next_request(struct mr_client *c);
 static const struct mr_cookie_line *cookie_line(struct mr_client *c);
 
-/* Answers the exchange with a redirect of our own (no body), with the
- * session cookie when the decision was new, and goes on with the next
- * request. May free c. */
-static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head, int status,
-                           const char *base, size_t base_len, const char *port)
+/* Answers the exchange with a redirect of our own (no body): 307 to url,
+ * or without one 308 to https on https_port; with the session cookie when
+ * the decision was new. Goes on with the next request. May free c. */
+static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head, const char *url,
+                           int https_port)
 {
     const struct mr_cookie_line *cookie = c->ex.set_cookie ? cookie_line(c) : NULL;
-    size_t path_len;
-    const char *slash;
-    const char *path = mr_redirect_target_path(head, &path_len, &slash);
+    const char *cookie_text = cookie != NULL ? cookie->text : NULL;
+    size_t cookie_len = cookie != NULL ? cookie->len : 0;
     size_t before = evbuffer_get_length(c->conn->out);
+    bool close;
 
     c->ex.req_done = c->ex.req_body == MR_BODY_NONE; /* a body would have to be read: close */
-    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%s%.*s\r\n"
-                                      "Content-Length: 0\r\n",
-                        status, status == 308 ? "Permanent Redirect" : "Temporary Redirect",
-                        (int)base_len, base, port, slash, (int)path_len, path);
+    close = c->close_after || !c->ex.req_done;
+    if (url != NULL) {
+        mr_redirect_to_url(c->conn->out, url, head, cookie_text, cookie_len, close);
+        c->ex.status = 307;
+    } else if (mr_redirect_to_https(c->conn->out, https_port, head, cookie_text, cookie_len,
+                                    close) == 0) {
+        c->ex.status = 308;
+    } else {
+        reply_error(c, MR_CAUSE_NO_HOST);
+        return;
+    }
     /* The head's fields point into the input: it goes only now. */
     evbuffer_drain(c->conn->in, head->head_len);
-    if (cookie != NULL)
-        evbuffer_add(c->conn->out, cookie->text, cookie->len);
-    if (c->close_after || !c->ex.req_done)
-        evbuffer_add(c->conn->out, "Connection: close\r\n", 19);
-    evbuffer_add(c->conn->out, "\r\n", 2);
-    c->ex.status = status;
     c->ex.resp_started = true;
     c->ex.bytes_out += evbuffer_get_length(c->conn->out) - before;
     mr_conn_flush(c->conn);
     log_exchange(c);
     next_request(c);
-}
-
-/* A plain listener with redirect_https: 308 to the same host and target
- * over https. May free c. */
-static void redirect_to_https(struct mr_client *c, const struct mr_http1_head *head,
-                              const struct mr_listener *l)
-{
-    char base[300], port[8] = "";
-    size_t host_len;
-    const char *host = mr_redirect_host(head, &host_len);
-    int n;
-
-    if (host_len == 0 || host_len > 255) {
-        reply_error(c, MR_CAUSE_NO_HOST);
-        return;
-    }
-    n = snprintf(base, sizeof(base), "https://%.*s", (int)host_len, host);
-    if (l->https_port != 443)
-        snprintf(port, sizeof(port), ":%d", l->https_port);
-    reply_redirect(c, head, 308, base, (size_t)n, port);
 }
 
 /* An upgrade this proxy tunnels: HTTP/1.1 GET without a body, and not h2c
@@ -712,7 +693,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     }
     listener = &c->ex.lease->snap->listeners[c->listener];
     if (listener->redirect_https && !c->tls) {
-        redirect_to_https(c, head, listener);
+        reply_redirect(c, head, NULL, listener->https_port);
         return;
     }
     mode = mr_redirect_mode(c->ex.lease->snap, listener, head);
@@ -737,7 +718,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
             fail_exchange(c, MR_CAUSE_NO_PUBLIC_URL); /* the configuration check makes this unreachable */
             return;
         }
-        reply_redirect(c, head, 307, url, strlen(url), "");
+        reply_redirect(c, head, url, 0);
         return;
     }
     c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, c->ex.decision.cluster, NULL);
