@@ -81,6 +81,7 @@ void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
         evbuffer_drain(x->sent_body, evbuffer_get_length(x->sent_body));
     x->resp_started = false; /* whatever the previous exchange sent */
     x->cause = MR_CAUSE_NONE;
+    x->set_cookie = false;
 }
 
 void mr_exchange_free(struct mr_exchange *x)
