@@ -25,20 +25,15 @@
 #include "common/proxyproto.h"
 #include "router/stats.h"
 #include "router/tls.h"
+#include "router/tunnel.h"
 #include "router/upstream.h"
 #include "router/worker.h"
 #include "health/passive.h"
 
 #define CLIENT_MAGIC 0xc11e47a5U
 
-/* Back-pressure: stop reading one side while the other side's output holds
- * this much, resume when it is down to the low mark. */
-#define BUFFER_HIGH (512 * 1024)
-#define BUFFER_LOW (128 * 1024)
 /* Pipelined bytes read ahead while a request is in flight. */
 #define PIPELINE_MAX (64 * 1024)
-/* How often an open tunnel looks at its idle time and its cluster's drain. */
-#define TUNNEL_CHECK_MS 1000
 
 enum client_state {
     CS_PREFACE, /* reading the PROXY protocol header */
@@ -480,9 +475,9 @@ static void pump_request_body(struct mr_client *c)
     if (c->ex.body_forwarded)
         upstream_progress(c);
     mr_conn_flush(c->ex.up);
-    if (!c->ex.req_done && evbuffer_get_length(out) >= BUFFER_HIGH) {
+    if (!c->ex.req_done && evbuffer_get_length(out) >= MR_CONN_OUT_HIGH) {
         mr_conn_read_stop(c->conn);
-        c->ex.up->out_low = BUFFER_LOW;
+        c->ex.up->out_low = MR_CONN_OUT_LOW;
     }
 }
 
@@ -939,9 +934,9 @@ static void pump_response_body(struct mr_client *c)
         return;
     }
     mr_conn_flush(c->conn);
-    if (evbuffer_get_length(out) >= BUFFER_HIGH) {
+    if (evbuffer_get_length(out) >= MR_CONN_OUT_HIGH) {
         mr_conn_read_stop(c->ex.up);
-        c->conn->out_low = BUFFER_LOW;
+        c->conn->out_low = MR_CONN_OUT_LOW;
         /* A client that stops reading is dropped after client_idle_ms. */
         arm_timer(c->timer, c->ex.lease->snap->timeouts.client_idle_ms);
     }
@@ -960,10 +955,10 @@ static void end_tunnel(struct mr_client *c)
     close_when_flushed(c);
 }
 
-/* Moves what one side sent to the other, as it is. */
+/* Moves what one side sent to the other, as it is, counting it. */
 static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_conn *to)
 {
-    size_t n = evbuffer_get_length(from->in);
+    size_t n = mr_tunnel_pump(from, to);
 
     if (n == 0)
         return;
@@ -971,13 +966,7 @@ static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_con
         c->ex.bytes_in += n;
     else
         c->ex.bytes_out += n;
-    evbuffer_add_buffer(to->out, from->in);
     upstream_progress(c);
-    mr_conn_flush(to);
-    if (evbuffer_get_length(to->out) >= BUFFER_HIGH) {
-        mr_conn_read_stop(from);
-        to->out_low = BUFFER_LOW;
-    }
 }
 
 /* A hard drain of the tunnel's cluster in the current snapshot, past its
@@ -985,33 +974,29 @@ static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_con
 static bool tunnel_drained(struct mr_client *c)
 {
     struct mr_lease *now_lease = mr_worker_lease(c->w);
-    const struct mr_cluster *cl;
-    bool drained = false;
+    bool drained;
 
     if (now_lease == NULL)
         return false;
-    cl = mr_snap_cluster(now_lease->snap, c->ex.decision.cluster->name);
-    if (cl != NULL && cl->drain == MR_DRAIN_HARD)
-        drained = cl->drain_deadline_s == 0 || now_s(c) >= cl->drain_deadline_s;
+    drained = mr_tunnel_drained(now_lease->snap, c->ex.decision.cluster->name, now_s(c));
     mr_worker_unlease(c->w, now_lease);
     return drained;
 }
 
 static void tunnel_check(struct mr_client *c)
 {
-    int limit_ms = c->ex.lease->snap->timeouts.tunnel_idle_ms;
     struct timeval now, idle;
-    int64_t idle_ms;
+    int next_ms;
 
     event_base_gettimeofday_cached(c->w->base, &now);
     timersub(&now, &c->ex.up_activity, &idle);
-    idle_ms = (int64_t)idle.tv_sec * 1000 + idle.tv_usec / 1000;
-    if (idle_ms >= limit_ms || tunnel_drained(c)) {
+    next_ms = mr_tunnel_next_check_ms((int64_t)idle.tv_sec * 1000 + idle.tv_usec / 1000,
+                                      c->ex.lease->snap->timeouts.tunnel_idle_ms);
+    if (next_ms == 0 || tunnel_drained(c)) {
         end_tunnel(c);
         return;
     }
-    arm_timer(c->timer, limit_ms - idle_ms < TUNNEL_CHECK_MS ? (int)(limit_ms - idle_ms)
-                                                            : TUNNEL_CHECK_MS);
+    arm_timer(c->timer, next_ms);
 }
 
 /* The origin answered 101 to an upgrade: from now on bytes pass both ways
@@ -1029,9 +1014,7 @@ static void start_tunnel(struct mr_client *c, const struct mr_http1_head *head)
     mr_conn_read_start(c->conn);
     mr_conn_flush(c->conn);
     upstream_progress(c);
-    arm_timer(c->timer, TUNNEL_CHECK_MS < c->ex.lease->snap->timeouts.tunnel_idle_ms
-                            ? TUNNEL_CHECK_MS
-                            : c->ex.lease->snap->timeouts.tunnel_idle_ms);
+    arm_timer(c->timer, mr_tunnel_next_check_ms(0, c->ex.lease->snap->timeouts.tunnel_idle_ms));
     /* Bytes that came right behind either head. */
     tunnel_pump(c, c->ex.up, c->conn);
     tunnel_pump(c, c->conn, c->ex.up);
