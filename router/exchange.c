@@ -6,6 +6,9 @@
 
 #include <event2/buffer.h>
 
+#include "router/lease.h"
+#include "router/stats.h"
+
 static const struct {
     const char *name;
     int status;
@@ -143,6 +146,68 @@ void mr_exchange_keep_for_retry(struct mr_exchange *x, struct evbuffer *out, siz
     evbuffer_ptr_set(out, &at, from, EVBUFFER_PTR_SET);
     vec.iov_len = (size_t)evbuffer_copyout_from(out, &at, vec.iov_base, n);
     evbuffer_commit_space(x->sent_body, &vec, 1);
+}
+
+bool mr_exchange_pick_retry(struct mr_exchange *x, const struct mr_endpoint *failed,
+                            bool was_reused, int64_t now, uint64_t random)
+{
+    const struct mr_snapshot *snap = x->lease->snap;
+    const struct mr_cluster *cluster = failed->cluster;
+    struct mr_pick_input in = {
+        .addr = (const struct sockaddr *)&x->client_addr.ss,
+        .exclude = cluster,
+        .now = now,
+        .random = random,
+    };
+
+    x->endpoint = mr_lease_pick_endpoint(x->lease, cluster, failed);
+    if (x->endpoint != NULL)
+        return true;
+    if (was_reused) {
+        /* A stale pooled connection says nothing about the endpoint. */
+        x->endpoint = failed;
+        return true;
+    }
+    if (mr_pick_session(snap, &in, &x->decision) == MR_PICK_NONE)
+        return false;
+    x->set_cookie = true; /* the session now lives elsewhere */
+    mr_exchange_count_decision(x);
+    x->endpoint = mr_lease_pick_endpoint(x->lease, x->decision.cluster, NULL);
+    return x->endpoint != NULL;
+}
+
+void mr_exchange_count_decision(struct mr_exchange *x)
+{
+    const struct mr_decision *d = &x->decision;
+    struct mr_stats_cluster *cs = mr_lease_cluster_stats(x->lease, d->cluster);
+
+    if (x->cluster_stats != NULL)
+        mr_stats_add(&x->cluster_stats->active, (uint64_t)-1);
+    x->cluster_stats = cs;
+    if (cs == NULL)
+        return;
+    mr_stats_add(&cs->active, 1);
+    if (d->reason == MR_PICK_STICKY) {
+        mr_stats_add(&cs->sticky_hits, 1);
+    } else {
+        mr_stats_add(&cs->new_sessions, 1);
+        mr_stats_add(&cs->new_by_country[mr_stats_country_index(
+                         d->located && d->loc.found ? d->loc.country : NULL)],
+                     1);
+    }
+}
+
+void mr_exchange_count_end(struct mr_exchange *x, struct mr_stats *stats, int64_t took_ns)
+{
+    mr_stats_add(&stats->decisions[x->decision.reason], 1);
+    mr_stats_observe(stats, took_ns > 0 ? (uint64_t)took_ns / 1000 : 0);
+    if (x->cluster_stats != NULL) {
+        struct mr_stats_cluster *cs = x->cluster_stats;
+        mr_stats_add(&cs->requests, 1);
+        mr_stats_add(&cs->status[x->status >= 100 && x->status < 600 ? x->status / 100 : 0], 1);
+        mr_stats_add(&cs->active, (uint64_t)-1);
+        x->cluster_stats = NULL;
+    }
 }
 
 void mr_exchange_keep_for_log(struct mr_exchange *x, const struct mr_http1_head *head)

@@ -28,6 +28,7 @@ struct event;
 struct evbuffer;
 struct mr_conn;
 struct mr_lease;
+struct mr_stats;
 struct mr_stats_cluster;
 
 enum mr_exchange_phase {
@@ -151,6 +152,24 @@ bool mr_exchange_may_retry(const struct mr_exchange *x, bool connect_failed);
  * been made. The one place the pumps touch retries. */
 void mr_exchange_keep_for_retry(struct mr_exchange *x, struct evbuffer *out, size_t from,
                                 size_t limit);
+
+/* Where a retry goes: another endpoint of the failed one's cluster that is
+ * up; the failed one again after a stale pooled connection (was_reused: it
+ * says nothing of the endpoint); else a fresh decision that excludes that
+ * cluster, which moves the session (set_cookie) and its count. Sets
+ * x->endpoint; false when there is nowhere to go. now: unix seconds;
+ * random: uniformly random, for weights. */
+bool mr_exchange_pick_retry(struct mr_exchange *x, const struct mr_endpoint *failed,
+                            bool was_reused, int64_t now, uint64_t random);
+
+/* Counts the exchange's cluster: its session kind now, the request when it
+ * ends (mr_exchange_count_end). A retry that moves the session moves the
+ * count. */
+void mr_exchange_count_decision(struct mr_exchange *x);
+
+/* Counts the ended exchange, took_ns long, in the worker's stats and its
+ * cluster's (decision, duration, status class; no longer active). */
+void mr_exchange_count_end(struct mr_exchange *x, struct mr_stats *stats, int64_t took_ns);
 
 /* Copies method and target for the access log line (the head goes soon). */
 void mr_exchange_keep_for_log(struct mr_exchange *x, const struct mr_http1_head *head);

@@ -178,50 +178,18 @@ static int64_t monotonic_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Counts the exchange's cluster: its session kind now, the request when it
- * ends. A retry that moves the session moves the count. */
-static void count_decision(struct mr_client *c)
-{
-    const struct mr_decision *d = &c->ex.decision;
-    struct mr_stats_cluster *cs = mr_lease_cluster_stats(c->ex.lease, d->cluster);
-
-    if (c->ex.cluster_stats != NULL)
-        mr_stats_add(&c->ex.cluster_stats->active, (uint64_t)-1);
-    c->ex.cluster_stats = cs;
-    if (cs == NULL)
-        return;
-    mr_stats_add(&cs->active, 1);
-    if (d->reason == MR_PICK_STICKY) {
-        mr_stats_add(&cs->sticky_hits, 1);
-    } else {
-        mr_stats_add(&cs->new_sessions, 1);
-        mr_stats_add(&cs->new_by_country[mr_stats_country_index(
-                         d->located && d->loc.found ? d->loc.country : NULL)],
-                     1);
-    }
-}
-
 static void write_log_line(struct mr_client *c, int64_t took_ns);
 
 /* Counts the finished exchange and writes its access log line, once. */
 static void log_exchange(struct mr_client *c)
 {
-    struct mr_stats *stats = c->w->stats;
     int64_t took_ns;
 
     if (!c->ex.unlogged)
         return;
     c->ex.unlogged = false;
     took_ns = monotonic_ns() - c->ex.started_ns;
-    mr_stats_add(&stats->decisions[c->ex.decision.reason], 1);
-    mr_stats_observe(stats, took_ns > 0 ? (uint64_t)took_ns / 1000 : 0);
-    if (c->ex.cluster_stats != NULL) {
-        struct mr_stats_cluster *cs = c->ex.cluster_stats;
-        mr_stats_add(&cs->requests, 1);
-        mr_stats_add(&cs->status[c->ex.status >= 100 && c->ex.status < 600 ? c->ex.status / 100 : 0], 1);
-        mr_stats_add(&cs->active, (uint64_t)-1);
-        c->ex.cluster_stats = NULL;
-    }
+    mr_exchange_count_end(&c->ex, c->w->stats, took_ns);
     if (mr_accesslog_enabled() && c->w->log != NULL)
         write_log_line(c, took_ns);
 }
@@ -387,36 +355,6 @@ static int64_t now_s(const struct mr_client *c)
     return (int64_t)now.tv_sec;
 }
 
-/* Where a retry goes: another endpoint of the cluster that is up, else
- * (a fresh decision) the next cluster that can take the session. Sets
- * c->ex.endpoint; false when there is nowhere to go. */
-static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bool was_reused)
-{
-    const struct mr_snapshot *snap = c->ex.lease->snap;
-    const struct mr_cluster *cluster = failed->cluster;
-    struct mr_pick_input in = {
-        .addr = (const struct sockaddr *)&c->ex.client_addr.ss,
-        .exclude = cluster,
-        .now = now_s(c),
-        .random = mr_worker_random(c->w),
-    };
-
-    c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, cluster, failed);
-    if (c->ex.endpoint != NULL)
-        return true;
-    if (was_reused) {
-        /* A stale pooled connection says nothing about the endpoint. */
-        c->ex.endpoint = failed;
-        return true;
-    }
-    if (mr_pick_session(snap, &in, &c->ex.decision) == MR_PICK_NONE)
-        return false;
-    c->ex.set_cookie = true; /* the session now lives elsewhere */
-    count_decision(c);
-    c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, c->ex.decision.cluster, NULL);
-    return c->ex.endpoint != NULL;
-}
-
 /* The upstream failed before any response byte (why). May free c. */
 static void upstream_failed(struct mr_client *c, enum mr_cause cause, enum mr_passive_reason why)
 {
@@ -429,7 +367,8 @@ static void upstream_failed(struct mr_client *c, enum mr_cause cause, enum mr_pa
         mr_lease_connect_failed(c->ex.lease, failed);
     endpoint_failed(c, why);
     release_upstream(c, false);
-    if (mr_exchange_may_retry(&c->ex, connect_failed) && pick_retry(c, failed, was_reused)) {
+    if (mr_exchange_may_retry(&c->ex, connect_failed) &&
+        mr_exchange_pick_retry(&c->ex, failed, was_reused, now_s(c), mr_worker_random(c->w))) {
         mr_stats_add(&c->w->stats->retries, 1);
         connect_upstream(c);
         return;
@@ -706,7 +645,7 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
         return;
     }
     c->ex.set_cookie = c->ex.decision.reason != MR_PICK_STICKY;
-    count_decision(c);
+    mr_exchange_count_decision(&c->ex);
     if (mode == MR_MODE_REDIRECT) {
         const char *url = c->ex.decision.cluster->public_url;
         if (url == NULL) {

@@ -4,8 +4,9 @@
  * after a connect failure, an idempotent one after a failure before any
  * response byte, never twice, never once a response byte came, never when
  * the body forwarded outgrew limits.retry_body_bytes), what is kept of the
- * body for that, the one reset between requests, and the cause table that
- * picks each failure's status and names it in the access log. */
+ * body for that, where a retry goes (and how its counts move), the one
+ * reset between requests, and the cause table that picks each failure's
+ * status and names it in the access log. */
 #include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,9 @@
 #include <event2/buffer.h>
 
 #include "router/exchange.h"
+#include "router/lease.h"
+#include "router/stats.h"
+#include "tests/unit/testutil.h"
 
 /* An exchange on its first attempt, nothing seen or dropped yet. */
 static struct mr_exchange first_attempt(enum mr_http1_method method)
@@ -176,6 +180,93 @@ static void test_begin_resets(void **state)
     mr_exchange_free(&x);
 }
 
+/* Two clusters in one region: "a" with two endpoints, "b" with one. */
+static struct mr_lease *retry_lease(struct mr_stats *stats)
+{
+    struct mr_snapshot *snap = mr_test_load(
+        "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
+        " \"session\": {\"keys_file\": \"session.keys\"},"
+        " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
+        "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"
+        "   {\"name\": \"b\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9003\"]}]}],"
+        " \"routing\": {\"default\": [\"r1\"]}}");
+    struct mr_lease *lease = mr_lease_new(stats, snap);
+
+    assert_non_null(lease);
+    return lease;
+}
+
+/* A decided exchange on cluster c of lease, counted. */
+static struct mr_exchange decided(struct mr_lease *lease, size_t c)
+{
+    struct mr_exchange x = first_attempt(MR_METHOD_GET);
+
+    x.lease = lease;
+    x.decision.reason = MR_PICK_GEO;
+    x.decision.region = &lease->snap->regions[0];
+    x.decision.cluster = lease->snap->clusters[c];
+    x.client_addr.ss.ss_family = AF_INET;
+    x.client_addr.len = sizeof(struct sockaddr_in);
+    mr_exchange_count_decision(&x);
+    return x;
+}
+
+static void test_retry_goes_to_another_endpoint(void **state)
+{
+    struct mr_stats *stats = mr_stats_new();
+    struct mr_lease *lease = retry_lease(stats);
+    struct mr_exchange x = decided(lease, 0);
+    const struct mr_endpoint *e0 = &lease->snap->clusters[0]->endpoints[0];
+    (void)state;
+
+    assert_true(mr_exchange_pick_retry(&x, e0, false, 1000, 1));
+    assert_ptr_equal(x.endpoint, &lease->snap->clusters[0]->endpoints[1]);
+    assert_false(x.set_cookie);
+    assert_ptr_equal(x.decision.cluster, lease->snap->clusters[0]);
+    mr_exchange_count_end(&x, stats, 1000);
+    mr_lease_free(lease);
+    mr_stats_free(stats);
+}
+
+/* Cluster "b" has one endpoint: a failed connect there moves the session
+ * to "a", with a new cookie, and the count of active exchanges with it; a
+ * stale pooled connection goes back to the same endpoint instead. */
+static void test_retry_moves_the_session(void **state)
+{
+    struct mr_stats *stats = mr_stats_new();
+    struct mr_lease *lease = retry_lease(stats);
+    struct mr_exchange x = decided(lease, 1);
+    const struct mr_endpoint *only = &lease->snap->clusters[1]->endpoints[0];
+    struct mr_stats_cluster *sa = mr_lease_cluster_stats(lease, lease->snap->clusters[0]);
+    struct mr_stats_cluster *sb = mr_lease_cluster_stats(lease, lease->snap->clusters[1]);
+    (void)state;
+
+    assert_int_equal(mr_stats_get(&sb->active), 1);
+    assert_true(mr_exchange_pick_retry(&x, only, true, 1000, 1));
+    assert_ptr_equal(x.endpoint, only);
+    assert_false(x.set_cookie);
+
+    assert_true(mr_exchange_pick_retry(&x, only, false, 1000, 1));
+    assert_ptr_equal(x.decision.cluster, lease->snap->clusters[0]);
+    assert_ptr_equal(x.endpoint->cluster, lease->snap->clusters[0]);
+    assert_true(x.set_cookie);
+    assert_int_equal(mr_stats_get(&sb->active), 0);
+    assert_int_equal(mr_stats_get(&sa->active), 1);
+    assert_int_equal(mr_stats_get(&sa->new_sessions), 1);
+
+    x.status = 200;
+    mr_exchange_count_end(&x, stats, 2000000);
+    assert_int_equal(mr_stats_get(&sa->active), 0);
+    assert_int_equal(mr_stats_get(&sa->requests), 1);
+    assert_int_equal(mr_stats_get(&sa->status[2]), 1);
+    assert_int_equal(mr_stats_get(&sb->requests), 0);
+    assert_int_equal(mr_stats_get(&stats->decisions[MR_PICK_GEO]), 1);
+    assert_int_equal(mr_stats_get(&stats->duration_count), 1);
+    assert_null(x.cluster_stats);
+    mr_lease_free(lease);
+    mr_stats_free(stats);
+}
+
 /* Each failure's status is the one meridian has always answered with. */
 static void test_cause_statuses(void **state)
 {
@@ -254,9 +345,11 @@ int main(void)
         cmocka_unit_test(test_body_kept_up_to_the_limit),
         cmocka_unit_test(test_body_not_kept_after_response_or_retry),
         cmocka_unit_test(test_begin_resets),
+        cmocka_unit_test(test_retry_goes_to_another_endpoint),
+        cmocka_unit_test(test_retry_moves_the_session),
         cmocka_unit_test(test_cause_statuses),
         cmocka_unit_test(test_cause_names),
         cmocka_unit_test(test_head_refusals_keep_their_status),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, mr_test_keys_setup, mr_test_keys_teardown);
 }
