@@ -5,8 +5,9 @@
  * listener, its own upstream pool and its own client connections; nothing
  * in it is touched by another thread except the wake-up eventfd through
  * which the control thread asks it to stop. Requests decide against a
- * lease: the worker's hold on one snapshot, refreshed when the control
- * thread publishes a new one (a pointer comparison per request, no lock).
+ * lease (router/lease.h): the worker's hold on one snapshot, refreshed when
+ * the control thread publishes a new one (a pointer comparison per request,
+ * no lock).
  */
 #ifndef MR_ROUTER_WORKER_H
 #define MR_ROUTER_WORKER_H
