@@ -1,9 +1,6 @@
 /* router/proxy.c: see proxy.h. */
 #include "router/proxy.h"
 
-#include <inttypes.h>
-#include <stdio.h>
-#include <strings.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
