@@ -12,58 +12,10 @@
 
 #include "common/log.h"
 #include "router/accesslog.h"
-#include "router/cookie.h"
+#include "router/lease.h"
 #include "router/stats.h"
 #include "router/proxy.h"
 #include "router/upstream.h"
-
-static void lease_free(struct mr_lease *l);
-
-static struct mr_lease *lease_new(struct mr_worker *w, struct mr_snapshot *snap)
-{
-    struct mr_lease *l = calloc(1, sizeof(*l));
-
-    if (l == NULL)
-        return NULL;
-    l->snap = snap;
-    l->users = 1;
-    l->outstanding = calloc(snap->n_endpoints + 1, sizeof(*l->outstanding));
-    l->cursors = calloc(snap->n_clusters + 1, sizeof(*l->cursors));
-    l->awaiting = calloc(snap->n_endpoints + 1, sizeof(*l->awaiting));
-    l->waiting_since = calloc(snap->n_endpoints + 1, sizeof(*l->waiting_since));
-    l->cookie_keys = mr_cookie_keys_new(snap);
-    l->cluster_stats = calloc(snap->n_clusters + 1, sizeof(*l->cluster_stats));
-    l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
-    l->cookie_lines = calloc(2 * snap->n_clusters + 1, sizeof(*l->cookie_lines));
-    if (l->outstanding == NULL || l->cursors == NULL || l->awaiting == NULL ||
-        l->waiting_since == NULL || l->cookie_keys == NULL ||
-        l->cluster_stats == NULL || l->endpoint_stats == NULL || l->cookie_lines == NULL) {
-        l->snap = NULL;
-        lease_free(l);
-        return NULL;
-    }
-    /* Counters are found by name once per snapshot, not per request. */
-    for (size_t i = 0; i < snap->n_clusters; i++)
-        l->cluster_stats[i] = mr_stats_cluster(w->stats, snap->clusters[i]->name);
-    for (size_t i = 0; i < snap->n_endpoints; i++)
-        l->endpoint_stats[i] = mr_stats_endpoint(w->stats, snap->endpoints[i]->cluster->name,
-                                                 snap->endpoints[i]->address);
-    return l;
-}
-
-static void lease_free(struct mr_lease *l)
-{
-    mr_cookie_keys_free(l->cookie_keys);
-    mr_snap_release(l->snap);
-    free(l->outstanding);
-    free(l->cursors);
-    free(l->awaiting);
-    free(l->waiting_since);
-    free(l->cluster_stats);
-    free(l->endpoint_stats);
-    free(l->cookie_lines);
-    free(l);
-}
 
 struct mr_lease *mr_worker_lease(struct mr_worker *w)
 {
@@ -73,7 +25,7 @@ struct mr_lease *mr_worker_lease(struct mr_worker *w)
 
         if (snap == NULL)
             return NULL;
-        fresh = lease_new(w, snap);
+        fresh = mr_lease_new(w->stats, snap);
         if (fresh == NULL) {
             mr_snap_release(snap);
             return NULL;
@@ -91,7 +43,7 @@ void mr_worker_unlease(struct mr_worker *w, struct mr_lease *lease)
 {
     (void)w;
     if (--lease->users == 0)
-        lease_free(lease);
+        mr_lease_free(lease);
 }
 
 uint64_t mr_worker_random(struct mr_worker *w)

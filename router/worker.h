@@ -5,8 +5,9 @@
  * listener, its own upstream pool and its own client connections; nothing
  * in it is touched by another thread except the wake-up eventfd through
  * which the control thread asks it to stop. Requests decide against a
- * lease: the worker's hold on one snapshot, refreshed when the control
- * thread publishes a new one (a pointer comparison per request, no lock).
+ * lease (router/lease.h): the worker's hold on one snapshot, refreshed when
+ * the control thread publishes a new one (a pointer comparison per request,
+ * no lock).
  */
 #ifndef MR_ROUTER_WORKER_H
 #define MR_ROUTER_WORKER_H
@@ -23,34 +24,9 @@ struct event_base;
 struct evconnlistener;
 struct mr_upstream_pool;
 struct mr_client;
-struct mr_cookie_keys;
 struct mr_accesslog_buffer;
 struct mr_stats;
-struct mr_stats_cluster;
-struct mr_stats_endpoint;
-
-/* A worker's hold on one snapshot, with the per-snapshot balancing state. */
-struct mr_lease {
-    struct mr_snapshot *snap;
-    unsigned users;         /* exchanges using it, +1 while it is current */
-    uint32_t *outstanding;  /* requests in flight per endpoint->index */
-    uint32_t *cursors;      /* round-robin position per cluster->index */
-    uint32_t *awaiting;     /* requests waiting for a response head, per endpoint->index */
-    int64_t *waiting_since; /* per endpoint->index: since when (mr_passive_now_ms) it has
-                               had requests waiting and answered none; 0: none waiting */
-    struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
-    struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
-    struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
-    struct mr_cookie_line *cookie_lines;       /* by cluster->index * 2 + tls */
-};
-
-/* A signed Set-Cookie line, reused while its issue second lasts: every new
- * session of that second gets the same bytes, without another HMAC. */
-struct mr_cookie_line {
-    int64_t issued_s;       /* 0: empty */
-    size_t len;
-    char text[640];
-};
+struct mr_lease;
 
 struct mr_worker {
     int id;
