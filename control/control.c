@@ -31,6 +31,7 @@
 #include "health/passive.h"
 #include "router/accesslog.h"
 #include "router/pick.h"
+#include "router/proxy.h"
 #include "router/stats.h"
 #include "router/tls.h"
 #include "router/worker.h"
@@ -769,7 +770,7 @@ static int start_workers(struct mr_control *ctl, const struct mr_snapshot *snap)
                 return -1;
             }
         }
-        ctl->workers[i] = mr_worker_new(i, fds, snap->n_listeners);
+        ctl->workers[i] = mr_worker_new(i, fds, snap->n_listeners, &mr_proxy_conns);
         if (ctl->workers[i] == NULL)
             return -1;
         ctl->stats[i] = ctl->workers[i]->stats;

@@ -1300,3 +1300,9 @@ void mr_proxy_close_all(struct mr_worker *w)
     while (w->clients != NULL)
         free_client(w->clients);
 }
+
+const struct mr_worker_conns mr_proxy_conns = {
+    .accept = mr_proxy_accept,
+    .drain = mr_proxy_drain,
+    .close_all = mr_proxy_close_all,
+};

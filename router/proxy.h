@@ -21,7 +21,10 @@
 #include <event2/util.h>
 #include <sys/socket.h>
 
-struct mr_worker;
+#include "router/worker.h"
+
+/* The three below, as the worker calls them (mr_worker_new). */
+extern const struct mr_worker_conns mr_proxy_conns;
 
 /* Takes over a client socket accepted on listeners[listener] (the index in
  * the configuration). */

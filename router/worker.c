@@ -14,7 +14,6 @@
 #include "router/accesslog.h"
 #include "router/lease.h"
 #include "router/stats.h"
-#include "router/proxy.h"
 #include "router/upstream.h"
 
 struct mr_lease *mr_worker_lease(struct mr_worker *w)
@@ -65,7 +64,7 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
     /* Listeners are few: finding which one accepted costs a short scan. */
     for (size_t i = 0; i < w->n_listeners; i++) {
         if (w->listeners[i] == listener) {
-            mr_proxy_accept(w, i, fd, peer, peer_len);
+            w->conns->accept(w, i, fd, peer, peer_len);
             return;
         }
     }
@@ -80,7 +79,7 @@ static void on_grace_over(evutil_socket_t fd, short events, void *arg)
     if (w->n_clients > 0)
         mr_log(MR_LOG_WARN, "worker %d: grace period over, closing %zu connections",
                w->id, w->n_clients);
-    mr_proxy_close_all(w);
+    w->conns->close_all(w);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -98,7 +97,7 @@ static void begin_stop(struct mr_worker *w)
         w->listeners[i] = NULL;
     }
     mr_upstream_pool_close_all(w->pool);
-    mr_proxy_drain(w);
+    w->conns->drain(w);
     if (w->n_clients == 0) {
         event_base_loopexit(w->base, NULL);
         return;
@@ -123,7 +122,7 @@ void mr_worker_client_gone(struct mr_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
-struct mr_worker *mr_worker_new(int id, int *fds, size_t n)
+struct mr_worker *mr_worker_new(int id, int *fds, size_t n, const struct mr_worker_conns *conns)
 {
     struct mr_worker *w = calloc(1, sizeof(*w));
     struct event_config *cfg = event_config_new();
@@ -131,6 +130,7 @@ struct mr_worker *mr_worker_new(int id, int *fds, size_t n)
     if (w == NULL || cfg == NULL)
         goto fail;
     w->id = id;
+    w->conns = conns;
     w->wake_fd = -1;
     w->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)(id + 1) * 0x9E3779B97F4A7C15ULL;
     /* One thread per base: libevent needs no locks of its own. */
@@ -178,7 +178,7 @@ static void *run(void *arg)
 {
     struct mr_worker *w = arg;
     event_base_dispatch(w->base);
-    mr_proxy_close_all(w);
+    w->conns->close_all(w);
     atomic_store(&w->finished, true);
     return NULL;
 }

@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/util.h>
+#include <sys/socket.h>
+
 #include "conf/snapshot.h"
 
 struct event;
@@ -28,8 +31,22 @@ struct mr_accesslog_buffer;
 struct mr_stats;
 struct mr_lease;
 
+struct mr_worker;
+
+/* What the worker does with its client connections, supplied by the data
+ * path (router/proxy.c's mr_proxy_conns), so the worker knows threads,
+ * sockets and shutdown, not HTTP, and proxy.c alone depends on worker.h. */
+struct mr_worker_conns {
+    /* Takes over a socket accepted on listeners[listener]. */
+    void (*accept)(struct mr_worker *w, size_t listener, evutil_socket_t fd,
+                   const struct sockaddr *peer, int peer_len);
+    void (*drain)(struct mr_worker *w);     /* shutdown begins */
+    void (*close_all)(struct mr_worker *w); /* grace over, or exit */
+};
+
 struct mr_worker {
     int id;
+    const struct mr_worker_conns *conns;
     pthread_t thread;
     struct event_base *base;
     int *listen_fds;                    /* one per listener, owned until started */
@@ -51,8 +68,9 @@ struct mr_worker {
 };
 
 /* Creates a worker whose listening sockets are fds (n of them; ownership
- * moves to the worker). NULL on failure (the fds are then closed). */
-struct mr_worker *mr_worker_new(int id, int *fds, size_t n);
+ * moves to the worker) and whose connections conns handles. NULL on failure
+ * (the fds are then closed). */
+struct mr_worker *mr_worker_new(int id, int *fds, size_t n, const struct mr_worker_conns *conns);
 
 /* Starts the thread; 0 or -1. */
 int mr_worker_start(struct mr_worker *w);
