@@ -18,6 +18,7 @@
  * request is sent.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -425,6 +426,22 @@ static const struct command commands[] = {
 
 /* ------------------------------------------------------- the command line */
 
+/* Every option; a command option's val is its OPT_* flag, the others' a
+ * letter. */
+static const struct option long_options[] = {
+    {"admin", required_argument, NULL, 'a'},
+    {"token-file", required_argument, NULL, 't'},
+    {"json", no_argument, NULL, 'j'},
+    {"hard", no_argument, NULL, OPT_HARD},
+    {"deadline", required_argument, NULL, OPT_DEADLINE},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"cookie", required_argument, NULL, OPT_COOKIE},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
 /* "-5" and "-0.5" are arguments (a weight that will be refused with a clear
  * message), not unknown options. */
 static bool
@@ -434,34 +451,57 @@ looks_negative_number(const char *a)
            ((a[1] >= '0' && a[1] <= '9') || (a[1] == '.' && a[2] >= '0' && a[2] <= '9'));
 }
 
+/* Is the option word a (its name is a's first n bytes) spelled exactly as
+ * one we take? getopt_long alone would also take abbreviations ("--adm"),
+ * clusters ("-hx") and "--help=1", which the command line refuses as
+ * unknown options. */
+static bool
+option_known(const char *a, size_t n)
+{
+    if (strcmp(a, "-h") == 0) {
+        return true;
+    }
+    if (n < 3 || a[1] != '-') {
+        return false;
+    }
+    for (const struct option *o = long_options; o->name != NULL; o++) {
+        if (strlen(o->name) == n - 2 && strncmp(o->name, a + 2, n - 2) == 0) {
+            /* --help and --version count only as whole words. */
+            return a[n] == '\0' || (o->val != 'h' && o->val != 'V');
+        }
+    }
+    return false;
+}
+
 /* Parses argv into ctl; EXIT_DONE to go on, else the exit code (help and
- * version print and return -1 meaning "exit 0 now"). */
+ * version print and return -1 meaning "exit 0 now"). Options and arguments
+ * may come in any order; words after "--" and words like "-5" are
+ * arguments. Each option word is checked before getopt_long reads it (with
+ * "+", so it never reorders argv), which takes its value from "=VALUE" or
+ * from the next word. */
 static int
 parse_args(int argc, char **argv, struct ctl *ctl)
 {
     bool positional_only = false;
 
     ctl->args = mr_ctl_xrealloc(NULL, sizeof *ctl->args * (size_t)argc);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *value = NULL;
+    opterr = 0;
+    optind = 1;
+    while (optind < argc) {
+        const char *a = argv[optind];
         char name[64];
         size_t n;
+        int opt;
 
         if (positional_only || a[0] != '-' || a[1] == '\0' || looks_negative_number(a)) {
             ctl->args[ctl->n_args++] = a;
+            optind++;
             continue;
         }
         if (strcmp(a, "--") == 0) {
             positional_only = true;
+            optind++;
             continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return -1;
-        }
-        if (strcmp(a, "--version") == 0) {
-            printf("meridianctl %s\n", MR_VERSION);
-            return -1;
         }
         /* "--name=value" or "--name value" */
         n = strcspn(a, "=");
@@ -470,56 +510,61 @@ parse_args(int argc, char **argv, struct ctl *ctl)
         }
         memcpy(name, a, n);
         name[n] = '\0';
-        if (a[n] == '=') {
-            value = a + n + 1;
-        }
-        bool takes_value = strcmp(name, "--admin") == 0 || strcmp(name, "--token-file") == 0 ||
-                           strcmp(name, "--deadline") == 0 || strcmp(name, "--cookie") == 0;
-        bool known = takes_value || strcmp(name, "--json") == 0 || strcmp(name, "--hard") == 0 ||
-                     strcmp(name, "--dry-run") == 0 || strcmp(name, "--force") == 0;
-
-        if (!known) {
+        if (!option_known(a, n)) {
             return usage_error("unknown option %s", name);
         }
-        if (takes_value && value == NULL) {
-            if (i + 1 >= argc) {
-                return usage_error("%s needs a value", name);
-            }
-            value = argv[++i];
-        } else if (!takes_value && value != NULL) {
+        opt = getopt_long(argc, argv, "+:h", long_options, NULL);
+        switch (opt) {
+        case ':':
+            return usage_error("%s needs a value", name);
+        case '?':
             return usage_error("%s takes no value", name);
-        }
-        if (strcmp(name, "--admin") == 0) {
-            ctl->admin_url = value;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case 'V':
+            printf("meridianctl %s\n", MR_VERSION);
+            return -1;
+        case 'a':
+            ctl->admin_url = optarg;
             ctl->admin_from = "--admin";
-        } else if (strcmp(name, "--token-file") == 0) {
-            ctl->token_file = value;
+            break;
+        case 't':
+            ctl->token_file = optarg;
             ctl->token_from = "--token-file";
-        } else if (strcmp(name, "--json") == 0) {
+            break;
+        case 'j':
             ctl->json_out = true;
-        } else if (strcmp(name, "--hard") == 0) {
+            break;
+        case OPT_HARD:
             ctl->hard = true;
             ctl->opts_seen |= OPT_HARD;
-        } else if (strcmp(name, "--dry-run") == 0) {
+            break;
+        case OPT_DRY_RUN:
             ctl->dry_run = true;
             ctl->opts_seen |= OPT_DRY_RUN;
-        } else if (strcmp(name, "--force") == 0) {
+            break;
+        case OPT_FORCE:
             ctl->force = true;
             ctl->opts_seen |= OPT_FORCE;
-        } else if (strcmp(name, "--cookie") == 0) {
-            ctl->cookie = value;
+            break;
+        case OPT_COOKIE:
+            ctl->cookie = optarg;
             ctl->opts_seen |= OPT_COOKIE;
-        } else if (strcmp(name, "--deadline") == 0) {
+            break;
+        case OPT_DEADLINE: {
             char *end;
 
             errno = 0;
-            ctl->deadline_s = strtol(value, &end, 10);
-            if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+            ctl->deadline_s = strtol(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 ||
                 ctl->deadline_s < 1 || ctl->deadline_s > DEADLINE_MAX_S) {
                 return usage_error("--deadline: expected a whole number of seconds >= 1, not '%s'",
-                                   value);
+                                   optarg);
             }
             ctl->opts_seen |= OPT_DEADLINE;
+            break;
+        }
         }
     }
     return EXIT_DONE;
