@@ -363,10 +363,8 @@ dechunk(const char *p, const char *end, struct mr_ctl_buf *out)
     }
 }
 
-/* Parses what has arrived of an answer: 1 complete (ans filled), 0 more bytes
- * needed, -1 malformed (*why says how). eof: the peer has closed. */
-static int
-parse_answer(const char *data, size_t len, bool eof, struct mr_ctl_answer *ans, const char **why)
+int
+mr_ctl_http_parse(const char *data, size_t len, bool eof, struct mr_ctl_answer *ans, const char **why)
 {
     const char *end = data + len, *head_end, *line, *p, *value;
     bool chunked = false, has_length = false;
@@ -467,17 +465,70 @@ parse_answer(const char *data, size_t len, bool eof, struct mr_ctl_answer *ans, 
     return 1;
 }
 
+int
+mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answer *ans)
+{
+    struct mr_ctl_buf in = {0};
+    char chunk[16384];
+    const char *why = NULL;
+    bool eof = false;
+    int rc = 0;
+
+    memset(ans, 0, sizeof *ans);
+    for (;;) {
+        ssize_t n;
+
+        rc = mr_ctl_http_parse(in.p != NULL ? in.p : "", in.len, eof, ans, &why);
+        if (rc != 0) {
+            break;
+        }
+        n = recv(fd, chunk, sizeof chunk, 0);
+        if (n > 0) {
+            if (in.len + (size_t)n > ANSWER_MAX) {
+                why = "answer too large";
+                rc = -1;
+                break;
+            }
+            mr_ctl_buf_add(&in, chunk, (size_t)n);
+        } else if (n == 0 || errno == ECONNRESET) {
+            eof = true;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            mr_ctl_complain("no answer from the admin API at %s within %d s", authority,
+                            IO_TIMEOUT_S);
+            break;
+        } else if (errno != EINTR) {
+            mr_ctl_complain("reading from the admin API at %s: %s", authority,
+                     strerror(errno));
+            break;
+        }
+    }
+    free(in.p);
+    if (rc == 1) {
+        json_error_t jerr;
+
+        ans->json = json_loadb(ans->body, ans->body_len, 0, &jerr);
+        return 0;
+    }
+    if (rc < 0) {
+        if (send_err != 0 && in.len == 0) {
+            mr_ctl_complain("sending to the admin API at %s: %s", authority,
+                     strerror(send_err));
+        } else {
+            mr_ctl_complain("bad answer from the admin API at %s: %s", authority, why);
+        }
+    }
+    return -1;
+}
+
 /* Sends one request (body: a JSON document, or NULL for none) and reads the
  * whole answer into ans; 0, or -1 with the reason printed. */
 int
 mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const char *method,
                  const char *path, json_t *body, struct mr_ctl_answer *ans)
 {
-    struct mr_ctl_buf req = {0}, in = {0};
-    char *text = NULL, chunk[16384];
-    const char *why = NULL;
-    int fd, send_err, rc = 0;
-    bool eof = false;
+    struct mr_ctl_buf req = {0};
+    char *text = NULL;
+    int fd, send_err, rc;
 
     memset(ans, 0, sizeof *ans);
     if (body != NULL) {
@@ -527,50 +578,9 @@ mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const ch
         close(fd);
         return -1;
     }
-    for (;;) {
-        ssize_t n;
-
-        rc = parse_answer(in.p != NULL ? in.p : "", in.len, eof, ans, &why);
-        if (rc != 0) {
-            break;
-        }
-        n = recv(fd, chunk, sizeof chunk, 0);
-        if (n > 0) {
-            if (in.len + (size_t)n > ANSWER_MAX) {
-                why = "answer too large";
-                rc = -1;
-                break;
-            }
-            mr_ctl_buf_add(&in, chunk, (size_t)n);
-        } else if (n == 0 || errno == ECONNRESET) {
-            eof = true;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            mr_ctl_complain("no answer from the admin API at %s within %d s", target->authority,
-                     IO_TIMEOUT_S);
-            break;
-        } else if (errno != EINTR) {
-            mr_ctl_complain("reading from the admin API at %s: %s", target->authority,
-                     strerror(errno));
-            break;
-        }
-    }
+    rc = mr_ctl_http_read(fd, target->authority, send_err, ans);
     close(fd);
-    free(in.p);
-    if (rc == 1) {
-        json_error_t jerr;
-
-        ans->json = json_loadb(ans->body, ans->body_len, 0, &jerr);
-        return 0;
-    }
-    if (rc < 0) {
-        if (send_err != 0 && in.len == 0) {
-            mr_ctl_complain("sending to the admin API at %s: %s", target->authority,
-                     strerror(send_err));
-        } else {
-            mr_ctl_complain("bad answer from the admin API at %s: %s", target->authority, why);
-        }
-    }
-    return -1;
+    return rc;
 }
 
 void

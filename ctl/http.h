@@ -65,6 +65,20 @@ int mr_ctl_url_parse(const char *url, struct mr_ctl_target *t, const char **why)
 int mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const char *method,
                      const char *path, json_t *body, struct mr_ctl_answer *ans);
 
+/* Reads one whole answer from fd (the request sent) into ans, as
+ * mr_ctl_http_call does; fd stays open. authority names the admin API in
+ * messages; send_err is the errno that cut the request short (EPIPE or
+ * ECONNRESET: an edge refusing early may still have answered), or 0.
+ * 0, or -1 with the reason printed. */
+int mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answer *ans);
+
+/* Parses what has arrived of an answer, [data, data + len): 1 complete (ans
+ * filled but for json), 0 more bytes needed, -1 malformed (*why says how).
+ * eof: the peer has closed, so a close-delimited body is complete and
+ * anything shorter than announced is truncated. */
+int mr_ctl_http_parse(const char *data, size_t len, bool eof, struct mr_ctl_answer *ans,
+                      const char **why);
+
 void mr_ctl_answer_free(struct mr_ctl_answer *ans);
 
 #endif
