@@ -76,8 +76,11 @@ $(B)/libcore.a: $(CORE_SRCS:%.c=$(B)/%.o)
 	$(call say,AR,$@)
 	$(Q)ar rcs $@ $^
 
-# The dashboard page is compiled in (tools/embed.py).
-$(B)/gen/dashboard_html.c: control/dashboard/index.html tools/embed.py
+# The dashboard page is compiled in: index.html with dashboard.css and
+# dashboard.js inlined (tools/embed.py).
+DASHBOARD_FILES := control/dashboard/index.html control/dashboard/dashboard.css \
+	control/dashboard/dashboard.js
+$(B)/gen/dashboard_html.c: $(DASHBOARD_FILES) tools/embed.py
 	@mkdir -p $(dir $@)
 	$(call say,GEN,$@)
 	$(Q)python3 tools/embed.py $< $@ mr_dashboard_html
