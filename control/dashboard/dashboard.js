@@ -1,3 +1,4 @@
+// control/dashboard/dashboard.js: the dashboard's code (index.html; inlined at build).
 'use strict';
 (function () {
   const POLL_MS = 2000;            // refresh period
