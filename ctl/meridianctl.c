@@ -6,10 +6,11 @@
  *
  * One command is one HTTP/1.1 request on a fresh connection (Connection:
  * close), answered by one printout: a readable one by default, the edge's
- * JSON as is with --json. The client is deliberately small and blocking:
- * plain http:// only (the admin API binds to loopback), every send and
- * receive bounded by a 10 s timeout, the answer read whole (Content-Length,
- * chunked or up to EOF) before anything is printed.
+ * JSON as is with --json. The client (ctl/http.c) is deliberately small and
+ * blocking: plain http:// only (the admin API binds to loopback), every send
+ * and receive bounded by a 10 s timeout, the answer read whole
+ * (Content-Length, chunked or up to EOF) before anything is printed
+ * (ctl/print.c). This file holds the commands and the command line.
  *
  * Exit status, which scripts depend on: 0 done; 1 the edge refused (any
  * 4xx/5xx answer; its message on stderr as "meridianctl: refused: ...");
