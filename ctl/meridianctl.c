@@ -47,21 +47,14 @@ enum ctl_exit {
     EXIT_TROUBLE = 2, /* usage, connection or protocol error */
 };
 
-/* Options that only some commands take; a command lists the ones it accepts. */
+/* Options that only some commands take; a command lists the ones it accepts.
+ * Each is also its long_options entry's val. */
 enum cmd_opt {
     OPT_HARD = 1u << 0,
     OPT_DEADLINE = 1u << 1,
     OPT_DRY_RUN = 1u << 2,
     OPT_FORCE = 1u << 3,
     OPT_COOKIE = 1u << 4,
-};
-
-static const struct {
-    enum cmd_opt flag;
-    const char *name;
-} opt_names[] = {
-    {OPT_HARD, "--hard"},     {OPT_DEADLINE, "--deadline"}, {OPT_DRY_RUN, "--dry-run"},
-    {OPT_FORCE, "--force"},   {OPT_COOKIE, "--cookie"},
 };
 
 struct ctl {
@@ -642,10 +635,11 @@ main(int argc, char **argv)
     }
     extra = ctl.opts_seen & ~cmd->opts;
     if (extra != 0) {
-        for (size_t i = 0; i < sizeof opt_names / sizeof opt_names[0]; i++) {
-            if ((extra & opt_names[i].flag) != 0) {
-                usage_error("%s is not an option of %s", opt_names[i].name, cmd->name);
-                break;
+        unsigned first = extra & -extra; /* the lowest flag: --help's order */
+
+        for (const struct option *o = long_options; o->name != NULL; o++) {
+            if ((unsigned)o->val == first) {
+                usage_error("--%s is not an option of %s", o->name, cmd->name);
             }
         }
         goto out;
