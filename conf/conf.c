@@ -1,319 +1,39 @@
 /* conf/conf.c: see conf.h.
  *
  * One pass over the JSON document, section by section, filling a calloc'd
- * snapshot. Every check reports "json.path: message" and carries on, so the
- * user sees every problem at once; a snapshot with any error is freed.
+ * snapshot: the small sections here, listeners (listeners.c), regions
+ * (regions.c) and routing (routing.c) in files of their own, all sharing
+ * one struct mr_loader (loader.h) and the readers of jpath.h. Every check
+ * reports "json.path: message" and carries on, so the user sees every
+ * problem at once; a snapshot with any error is freed.
  * A value that fails a check leaves the default in place, so later checks
  * that depend on it (timeout_ms vs interval_ms) do not report twice.
  */
 #include "conf/conf.h"
 
 #include <errno.h>
-#include <float.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/tls1.h>
 
+#include "conf/jpath.h"
+#include "conf/listeners.h"
+#include "conf/loader.h"
+#include "conf/regions.h"
+#include "conf/routing.h"
 #include "conf/secrets.h"
 
-/* Longer paths are cut short in messages, never overflow. */
-#define JPATH_MAX 512
 #define WORKERS_MAX 256
 #define ADMIN_TOKEN_MIN 16 /* bytes */
 
-struct loader {
-    struct mr_errors *errs;
-    const char *base_dir;    /* relative paths in the file resolve here */
-    struct mr_snapshot *snap;
-    bool proximity;          /* routing.proximity, peeked: regions need lat/lon */
-    bool oom;
-};
-
-static const char *const continent_codes[] = {"AF", "AN", "AS", "EU", "NA", "OC", "SA", NULL};
-
-/* ---- JSON paths ---- */
-
-/* Marks a path cut short by JPATH_MAX with a visible "...". */
-static void mark_truncated(char *out, int n)
-{
-    if (n < 0 || n >= JPATH_MAX)
-        memcpy(out + JPATH_MAX - 4, "...", 4);
-}
-
-static void key_path(char *out, const char *parent, const char *key)
-{
-    mark_truncated(out, snprintf(out, JPATH_MAX, "%s%s%s", parent,
-                                 parent[0] != '\0' ? "." : "", key));
-}
-
-static void index_path(char *out, const char *parent, size_t i)
-{
-    mark_truncated(out, snprintf(out, JPATH_MAX, "%s[%zu]", parent, i));
-}
-
-/* ---- memory: a failure marks the load failed instead of aborting ---- */
-
-static void *zalloc(struct loader *ld, size_t n, size_t size)
-{
-    void *p;
-
-    if (n == 0)
-        return NULL;
-    p = calloc(n, size);
-    if (p == NULL)
-        ld->oom = true;
-    return p;
-}
-
-static char *copy_string(struct loader *ld, const char *s)
-{
-    char *p = strdup(s);
-
-    if (p == NULL)
-        ld->oom = true;
-    return p;
-}
-
-/* Resolves a path from the file against the configuration's directory. */
-static char *resolve_path(struct loader *ld, const char *s)
-{
-    char *p = NULL;
-
-    if (s[0] == '/')
-        return copy_string(ld, s);
-    if (asprintf(&p, "%s/%s", ld->base_dir, s) < 0) {
-        ld->oom = true;
-        return NULL;
-    }
-    return p;
-}
-
-/* ---- typed readers: each reports its own error and returns false ---- */
-
-/* Warns about every key of obj not in known (NULL-terminated). */
-static void check_keys(struct loader *ld, json_t *obj, const char *path,
-                       const char *const *known)
-{
-    char p[JPATH_MAX];
-
-    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
-        const char *key = json_object_iter_key(it);
-        bool found = false;
-
-        for (const char *const *k = known; *k != NULL && !found; k++)
-            found = strcmp(*k, key) == 0;
-        if (!found) {
-            key_path(p, path, key);
-            mr_errors_warn(ld->errs, "%s: unknown key, ignored", p);
-        }
-    }
-}
-
-/* Returns obj.key, or NULL when absent (JSON null counts as absent), with
- * "PATH: required" added when it must be there. */
-static json_t *member(struct loader *ld, json_t *obj, const char *parent, const char *key,
-                      bool required)
-{
-    json_t *v = obj != NULL ? json_object_get(obj, key) : NULL;
-    char p[JPATH_MAX];
-
-    if (v != NULL && json_is_null(v))
-        v = NULL;
-    if (v == NULL && required) {
-        key_path(p, parent, key);
-        mr_errors_add(ld->errs, "%s: required", p);
-    }
-    return v;
-}
-
-static bool read_object(struct loader *ld, json_t *v, const char *path)
-{
-    if (json_is_object(v))
-        return true;
-    mr_errors_add(ld->errs, "%s: expected an object", path);
-    return false;
-}
-
-/* Returns the array's size, or 0 with an error (an empty one is refused). */
-static size_t read_array(struct loader *ld, json_t *v, const char *path)
-{
-    if (!json_is_array(v)) {
-        mr_errors_add(ld->errs, "%s: expected an array", path);
-        return 0;
-    }
-    if (json_array_size(v) == 0)
-        mr_errors_add(ld->errs, "%s: expected a non-empty array", path);
-    return json_array_size(v);
-}
-
-static bool read_string(struct loader *ld, json_t *v, const char *path, bool nonempty,
-                        const char **out)
-{
-    if (!json_is_string(v)) {
-        mr_errors_add(ld->errs, "%s: expected a string", path);
-        return false;
-    }
-    if (nonempty && json_string_length(v) == 0) {
-        mr_errors_add(ld->errs, "%s: expected a non-empty string", path);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool read_bool(struct loader *ld, json_t *v, const char *path, bool *out)
-{
-    if (!json_is_boolean(v)) {
-        mr_errors_add(ld->errs, "%s: expected a boolean", path);
-        return false;
-    }
-    *out = json_is_true(v);
-    return true;
-}
-
-/* Integers in [min, max]; max == INT_MAX means "no stated maximum". */
-static bool read_int(struct loader *ld, json_t *v, const char *path, int64_t min, int64_t max,
-                     int64_t *out)
-{
-    json_int_t x = 0;
-
-    if (json_is_integer(v)) {
-        x = json_integer_value(v);
-        if (x >= min && x <= max) {
-            *out = x;
-            return true;
-        }
-    }
-    if (max == INT_MAX && !(json_is_integer(v) && x > max))
-        mr_errors_add(ld->errs, "%s: expected an integer >= %lld", path, (long long)min);
-    else
-        mr_errors_add(ld->errs, "%s: expected an integer between %lld and %lld", path,
-                      (long long)min, (long long)max);
-    return false;
-}
-
-/* Numbers (integer or real) in [min, max], or (min, max] when min_exclusive;
- * expect states that range in the message. */
-static bool read_number(struct loader *ld, json_t *v, const char *path, double min, double max,
-                        bool min_exclusive, const char *expect, double *out)
-{
-    if (json_is_number(v)) {
-        double x = json_number_value(v);
-
-        if ((min_exclusive ? x > min : x >= min) && x <= max) {
-            *out = x;
-            return true;
-        }
-    }
-    mr_errors_add(ld->errs, "%s: expected a number %s", path, expect);
-    return false;
-}
-
-/* obj.key as an integer; *val keeps its default when absent or invalid. */
-static bool member_int(struct loader *ld, json_t *obj, const char *parent, const char *key,
-                       int64_t min, int64_t max, int64_t *val)
-{
-    json_t *v = member(ld, obj, parent, key, false);
-    char p[JPATH_MAX];
-
-    if (v == NULL)
-        return true;
-    key_path(p, parent, key);
-    return read_int(ld, v, p, min, max, val);
-}
-
-static void member_bool(struct loader *ld, json_t *obj, const char *parent, const char *key,
-                        bool *val)
-{
-    json_t *v = member(ld, obj, parent, key, false);
-    char p[JPATH_MAX];
-
-    if (v == NULL)
-        return;
-    key_path(p, parent, key);
-    read_bool(ld, v, p, val);
-}
-
-/* Replaces *val (an owned string) with obj.key when present and valid. */
-static bool member_string(struct loader *ld, json_t *obj, const char *parent, const char *key,
-                          bool required, bool nonempty, const char **val)
-{
-    json_t *v = member(ld, obj, parent, key, required);
-    char p[JPATH_MAX];
-
-    if (v == NULL)
-        return !required;
-    key_path(p, parent, key);
-    return read_string(ld, v, p, nonempty, val);
-}
-
-/* Parses "HOST:PORT" text found at path. */
-static bool read_hostport(struct loader *ld, const char *text, const char *path,
-                          struct mr_sockaddr *out)
-{
-    if (mr_netaddr_parse(text, out) == 0)
-        return true;
-    mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as HOST:PORT", path, text);
-    return false;
-}
-
-static char **make_strv(struct loader *ld, const char *const *items)
-{
-    size_t n = 0;
-    char **v;
-
-    while (items[n] != NULL)
-        n++;
-    v = zalloc(ld, n + 1, sizeof(*v));
-    if (v == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        v[i] = copy_string(ld, items[i]);
-    return v;
-}
-
-/* A non-empty array of non-empty strings, as a NULL-terminated vector. */
-static char **read_strv(struct loader *ld, json_t *v, const char *path)
-{
-    size_t n = read_array(ld, v, path);
-    char p[JPATH_MAX];
-    char **out;
-    bool ok = true;
-
-    if (n == 0)
-        return NULL;
-    out = zalloc(ld, n + 1, sizeof(*out));
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *s;
-
-        index_path(p, path, i);
-        if (read_string(ld, json_array_get(v, i), p, true, &s))
-            out[i] = copy_string(ld, s);
-        else
-            ok = false;
-    }
-    if (!ok) {
-        /* Entries are not contiguous after a bad one: free them here. */
-        for (size_t i = 0; i < n; i++)
-            free(out[i]);
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
 /* ---- sections, in the order of the example file ---- */
 
-static void load_workers(struct loader *ld, json_t *root)
+static void load_workers(struct mr_loader *ld, json_t *root)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t workers;
@@ -321,343 +41,38 @@ static void load_workers(struct loader *ld, json_t *root)
     if (cpus < 1)
         cpus = 1;
     workers = cpus > WORKERS_MAX ? WORKERS_MAX : cpus;
-    member_int(ld, root, "", "workers", 1, WORKERS_MAX, &workers);
+    mr_jpath_member_int(&ld->jp, root, "", "workers", 1, WORKERS_MAX, &workers);
     ld->snap->workers = (int)workers;
 }
 
-#define LISTENERS_MAX 32
-
-/* Mozilla's "intermediate" TLS 1.2 list: forward secrecy, AEAD only. */
-#define DEFAULT_CIPHERS                                                                    \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                          \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                          \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
-static bool read_mode(struct loader *ld, json_t *v, const char *path, enum mr_mode *out)
-{
-    const char *s;
-
-    if (!read_string(ld, v, path, true, &s))
-        return false;
-    if (strcmp(s, "proxy") == 0)
-        *out = MR_MODE_PROXY;
-    else if (strcmp(s, "redirect") == 0)
-        *out = MR_MODE_REDIRECT;
-    else {
-        mr_errors_add(ld->errs, "%s: expected \"proxy\" or \"redirect\"", path);
-        return false;
-    }
-    return true;
-}
-
-static void load_certificates(struct loader *ld, json_t *tls, const char *tpath,
-                              struct mr_tls_conf *conf)
-{
-    static const char *const keys[] = {"cert", "key", "ocsp", NULL};
-    json_t *arr = member(ld, tls, tpath, "certificates", true);
-    char p[JPATH_MAX], q[JPATH_MAX];
-    size_t n;
-
-    key_path(q, tpath, "certificates");
-    if (arr == NULL || (n = read_array(ld, arr, q)) == 0)
-        return;
-    conf->certificates = zalloc(ld, n, sizeof(*conf->certificates));
-    if (conf->certificates == NULL)
-        return;
-    conf->n_certificates = n;
-    for (size_t i = 0; i < n; i++) {
-        struct mr_tls_certificate *c = &conf->certificates[i];
-        json_t *item = json_array_get(arr, i);
-        const char *s;
-
-        index_path(p, q, i);
-        if (!read_object(ld, item, p))
-            continue;
-        check_keys(ld, item, p, keys);
-        s = NULL;
-        if (member_string(ld, item, p, "cert", true, true, &s) && s != NULL)
-            c->cert = resolve_path(ld, s);
-        s = NULL;
-        if (member_string(ld, item, p, "key", true, true, &s) && s != NULL)
-            c->key = resolve_path(ld, s);
-        s = NULL;
-        if (member_string(ld, item, p, "ocsp", false, true, &s) && s != NULL)
-            c->ocsp = resolve_path(ld, s);
-    }
-}
-
-/* listeners[i].tls; the files themselves are read by router/tls.c. */
-static void load_tls(struct loader *ld, json_t *item, const char *lpath, struct mr_listener *l)
-{
-    static const char *const keys[] = {"certificates", "min_version", "ciphers", "ciphersuites",
-                                       "alpn", "session_tickets", "ticket_rotate_s", NULL};
-    static const char *const default_alpn[] = {"http/1.1", NULL};
-    json_t *tls = member(ld, item, lpath, "tls", false), *v;
-    struct mr_tls_conf *conf;
-    char p[JPATH_MAX], q[JPATH_MAX];
-    const char *s;
-    int64_t rotate = 3600;
-
-    if (tls == NULL)
-        return;
-    key_path(p, lpath, "tls");
-    if (!read_object(ld, tls, p))
-        return;
-    check_keys(ld, tls, p, keys);
-    conf = l->tls = zalloc(ld, 1, sizeof(*conf));
-    if (conf == NULL)
-        return;
-    load_certificates(ld, tls, p, conf);
-    conf->min_version = TLS1_2_VERSION;
-    s = NULL;
-    if (member_string(ld, tls, p, "min_version", false, true, &s) && s != NULL) {
-        if (strcmp(s, "TLSv1.3") == 0) {
-            conf->min_version = TLS1_3_VERSION;
-        } else if (strcmp(s, "TLSv1.2") != 0) {
-            key_path(q, p, "min_version");
-            mr_errors_add(ld->errs, "%s: expected \"TLSv1.2\" or \"TLSv1.3\" (older versions are "
-                                    "not offered)", q);
-        }
-    }
-    s = DEFAULT_CIPHERS;
-    member_string(ld, tls, p, "ciphers", false, true, &s);
-    conf->ciphers = copy_string(ld, s);
-    s = NULL;
-    if (member_string(ld, tls, p, "ciphersuites", false, true, &s) && s != NULL)
-        conf->ciphersuites = copy_string(ld, s);
-    if ((v = member(ld, tls, p, "alpn", false)) != NULL) {
-        key_path(q, p, "alpn");
-        conf->alpn = read_strv(ld, v, q);
-        for (size_t i = 0; conf->alpn != NULL && conf->alpn[i] != NULL; i++) {
-            if (strcmp(conf->alpn[i], "http/1.1") != 0 && strcmp(conf->alpn[i], "http/1.0") != 0) {
-                char r[JPATH_MAX];
-                index_path(r, q, i);
-                mr_errors_add(ld->errs, "%s: \"%s\" is not offered: meridian speaks HTTP/1.1 "
-                                        "(\"http/1.1\" or \"http/1.0\")", r, conf->alpn[i]);
-            }
-        }
-    } else {
-        conf->alpn = make_strv(ld, default_alpn);
-    }
-    conf->session_tickets = true;
-    member_bool(ld, tls, p, "session_tickets", &conf->session_tickets);
-    member_int(ld, tls, p, "ticket_rotate_s", 1, 7 * 86400, &rotate);
-    conf->ticket_rotate_s = (int)rotate;
-}
-
-/* An array of addresses or CIDR prefixes at path into set. */
-static void read_cidr_set(struct loader *ld, json_t *arr, const char *path,
-                          struct mr_cidr_set *set)
-{
-    char p[JPATH_MAX];
-    size_t n;
-
-    if (!json_is_array(arr)) {
-        mr_errors_add(ld->errs, "%s: expected an array", path);
-        return;
-    }
-    n = json_array_size(arr);
-    set->items = zalloc(ld, n, sizeof(*set->items));
-    if (set->items == NULL)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        const char *s;
-
-        index_path(p, path, i);
-        if (!read_string(ld, json_array_get(arr, i), p, false, &s))
-            continue;
-        if (mr_cidr_parse(s, &set->items[set->n]) < 0) {
-            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix", p,
-                          s);
-            continue;
-        }
-        set->n++;
-    }
-}
-
-static void load_listeners(struct loader *ld, json_t *root)
-{
-    static const char *const keys[] = {"name", "address", "tls", "proxy_protocol", "mode",
-                                       "redirect_https", "https_port", "proxy_protocol_from", NULL};
-    struct mr_snapshot *snap = ld->snap;
-    json_t *arr = member(ld, root, "", "listeners", true);
-    char p[JPATH_MAX], q[JPATH_MAX];
-    size_t n;
-
-    if (arr == NULL || (n = read_array(ld, arr, "listeners")) == 0)
-        return;
-    if (n > LISTENERS_MAX) {
-        mr_errors_add(ld->errs, "listeners: at most %d listeners", LISTENERS_MAX);
-        return;
-    }
-    snap->listeners = zalloc(ld, n, sizeof(*snap->listeners));
-    if (snap->listeners == NULL)
-        return;
-    snap->n_listeners = n;
-    for (size_t i = 0; i < n; i++) {
-        struct mr_listener *l = &snap->listeners[i];
-        json_t *item = json_array_get(arr, i), *v;
-        const char *s = NULL;
-        int64_t https_port = 443;
-
-        index_path(p, "listeners", i);
-        l->https_port = 443;
-        if (!read_object(ld, item, p))
-            continue;
-        check_keys(ld, item, p, keys);
-        if (member_string(ld, item, p, "name", true, true, &s) && s != NULL) {
-            key_path(q, p, "name");
-            for (size_t j = 0; j < i; j++) {
-                if (snap->listeners[j].name != NULL && strcmp(snap->listeners[j].name, s) == 0) {
-                    mr_errors_add(ld->errs,
-                                  "%s: duplicate listener name \"%s\" (first at "
-                                  "listeners[%zu].name)",
-                                  q, s, j);
-                    break;
-                }
-            }
-            l->name = copy_string(ld, s);
-        }
-        load_tls(ld, item, p, l);
-        member_bool(ld, item, p, "proxy_protocol", &l->proxy_protocol);
-        if ((v = member(ld, item, p, "proxy_protocol_from", false)) != NULL) {
-            key_path(q, p, "proxy_protocol_from");
-            read_cidr_set(ld, v, q, &l->proxy_protocol_from);
-            if (!l->proxy_protocol)
-                mr_errors_warn(ld->errs, "%s: ignored: proxy_protocol is false", q);
-        }
-        if ((v = member(ld, item, p, "mode", false)) != NULL) {
-            key_path(q, p, "mode");
-            read_mode(ld, v, q, &l->mode);
-        }
-        member_bool(ld, item, p, "redirect_https", &l->redirect_https);
-        if (l->redirect_https && l->tls != NULL) {
-            key_path(q, p, "redirect_https");
-            mr_errors_add(ld->errs, "%s: only for a plain listener (this one has tls)", q);
-        }
-        if (member_int(ld, item, p, "https_port", 1, 65535, &https_port))
-            l->https_port = (int)https_port;
-        if (l->mode == MR_MODE_REDIRECT && !l->redirect_https)
-            snap->uses_redirect = true;
-        s = NULL;
-        if (member_string(ld, item, p, "address", true, true, &s) && s != NULL) {
-            key_path(q, p, "address");
-            if (!read_hostport(ld, s, q, &l->addr))
-                continue;
-            for (size_t j = 0; j < i; j++) {
-                if (snap->listeners[j].address != NULL &&
-                    mr_netaddr_equal(&snap->listeners[j].addr, &l->addr)) {
-                    mr_errors_add(ld->errs,
-                                  "%s: duplicate address \"%s\" (first at "
-                                  "listeners[%zu].address)",
-                                  q, s, j);
-                    break;
-                }
-            }
-            l->address = copy_string(ld, s);
-        }
-    }
-}
-
-/* "hosts": {"go.example.com": {"mode": "redirect"}}: a mode per request Host. */
-static void load_hosts(struct loader *ld, json_t *root)
-{
-    static const char *const keys[] = {"mode", NULL};
-    struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "hosts", false);
-    const char *host;
-    json_t *rule;
-    char p[JPATH_MAX], q[JPATH_MAX];
-
-    if (obj == NULL || !read_object(ld, obj, "hosts") || json_object_size(obj) == 0)
-        return;
-    snap->hosts = zalloc(ld, json_object_size(obj), sizeof(*snap->hosts));
-    if (snap->hosts == NULL)
-        return;
-    json_object_foreach(obj, host, rule) {
-        struct mr_host_rule *h = &snap->hosts[snap->n_hosts];
-        bool ok = host[0] != '\0';
-
-        key_path(p, "hosts", host);
-        for (const char *c = host; *c != '\0' && ok; c++)
-            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                 (*c >= '0' && *c <= '9') || *c == '-' || *c == '.';
-        if (!ok) {
-            mr_errors_add(ld->errs, "%s: expected a host name (letters, digits, '-' and '.', "
-                                    "no port)", p);
-            continue;
-        }
-        if (!read_object(ld, rule, p))
-            continue;
-        check_keys(ld, rule, p, keys);
-        h->mode = MR_MODE_PROXY;
-        if (member(ld, rule, p, "mode", true) != NULL) {
-            key_path(q, p, "mode");
-            if (!read_mode(ld, json_object_get(rule, "mode"), q, &h->mode))
-                continue;
-        }
-        h->host = copy_string(ld, host);
-        for (char *c = h->host; c != NULL && *c != '\0'; c++)
-            if (*c >= 'A' && *c <= 'Z')
-                *c = (char)(*c - 'A' + 'a');
-        if (h->mode == MR_MODE_REDIRECT)
-            snap->uses_redirect = true;
-        snap->n_hosts++;
-    }
-}
-
-static void load_trusted_proxies(struct loader *ld, json_t *root)
-{
-    json_t *arr = member(ld, root, "", "trusted_proxies", false);
-
-    if (arr != NULL)
-        read_cidr_set(ld, arr, "trusted_proxies", &ld->snap->trusted_proxies);
-}
-
-/* A PROXY header is believed only from proxy_protocol_from, by default
- * trusted_proxies: with neither, any client could forge its address. */
-static void check_proxy_protocol_from(struct loader *ld)
-{
-    const struct mr_snapshot *snap = ld->snap;
-
-    for (size_t i = 0; i < snap->n_listeners; i++) {
-        const struct mr_listener *l = &snap->listeners[i];
-        if (l->proxy_protocol && l->proxy_protocol_from.n == 0 && snap->trusted_proxies.n == 0)
-            mr_errors_add(ld->errs,
-                          "listeners[%zu].proxy_protocol_from: required when proxy_protocol "
-                          "is true and trusted_proxies is empty",
-                          i);
-    }
-}
-
-static void load_geoip(struct loader *ld, json_t *root)
+static void load_geoip(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"database", "country", "latitude", "longitude", NULL};
     static const char *const def_country[] = {"country", "iso_code", NULL};
     static const char *const def_latitude[] = {"location", "latitude", NULL};
     static const char *const def_longitude[] = {"location", "longitude", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "geoip", false);
+    json_t *obj = mr_jpath_member(&ld->jp, root, "", "geoip", false);
     const char *s = NULL;
     json_t *v;
 
-    if (obj != NULL && read_object(ld, obj, "geoip")) {
-        check_keys(ld, obj, "geoip", keys);
-        if (member_string(ld, obj, "geoip", "database", true, true, &s) && s != NULL)
-            snap->geoip.database = resolve_path(ld, s);
-        if ((v = member(ld, obj, "geoip", "country", false)) != NULL)
-            snap->geoip.country = read_strv(ld, v, "geoip.country");
-        if ((v = member(ld, obj, "geoip", "latitude", false)) != NULL)
-            snap->geoip.latitude = read_strv(ld, v, "geoip.latitude");
-        if ((v = member(ld, obj, "geoip", "longitude", false)) != NULL)
-            snap->geoip.longitude = read_strv(ld, v, "geoip.longitude");
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "geoip")) {
+        mr_jpath_check_keys(&ld->jp, obj, "geoip", keys);
+        if (mr_jpath_member_string(&ld->jp, obj, "geoip", "database", true, true, &s) && s != NULL)
+            snap->geoip.database = mr_loader_path(ld, s);
+        if ((v = mr_jpath_member(&ld->jp, obj, "geoip", "country", false)) != NULL)
+            snap->geoip.country = mr_loader_read_strv(ld, v, "geoip.country");
+        if ((v = mr_jpath_member(&ld->jp, obj, "geoip", "latitude", false)) != NULL)
+            snap->geoip.latitude = mr_loader_read_strv(ld, v, "geoip.latitude");
+        if ((v = mr_jpath_member(&ld->jp, obj, "geoip", "longitude", false)) != NULL)
+            snap->geoip.longitude = mr_loader_read_strv(ld, v, "geoip.longitude");
     }
     if (snap->geoip.country == NULL)
-        snap->geoip.country = make_strv(ld, def_country);
+        snap->geoip.country = mr_loader_strv(ld, def_country);
     if (snap->geoip.latitude == NULL)
-        snap->geoip.latitude = make_strv(ld, def_latitude);
+        snap->geoip.latitude = mr_loader_strv(ld, def_latitude);
     if (snap->geoip.longitude == NULL)
-        snap->geoip.longitude = make_strv(ld, def_longitude);
+        snap->geoip.longitude = mr_loader_strv(ld, def_longitude);
 }
 
 /* RFC 6265 cookie-name: an RFC 2616 token. */
@@ -674,30 +89,31 @@ static bool is_token(const char *s)
     return true;
 }
 
-static void load_session(struct loader *ld, json_t *root)
+static void load_session(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"cookie", "max_age_s", "keys_file", "secure",
                                        "http_only", "same_site", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "session", true);
+    json_t *obj = mr_jpath_member(&ld->jp, root, "", "session", true);
     const char *cookie = "MRD", *same_site = "Lax", *keys_file = NULL;
     int64_t max_age_s = 86400;
 
     snap->session.secure = false;
     snap->session.http_only = true;
-    if (obj != NULL && read_object(ld, obj, "session")) {
-        check_keys(ld, obj, "session", keys);
-        if (member_string(ld, obj, "session", "cookie", false, false, &cookie) &&
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "session")) {
+        mr_jpath_check_keys(&ld->jp, obj, "session", keys);
+        if (mr_jpath_member_string(&ld->jp, obj, "session", "cookie", false, false, &cookie) &&
             !is_token(cookie)) {
             mr_errors_add(ld->errs,
                           "session.cookie: \"%s\" is not a valid cookie name (RFC 6265 token)",
                           cookie);
             cookie = "MRD";
         }
-        member_int(ld, obj, "session", "max_age_s", 1, INT_MAX, &max_age_s);
-        member_bool(ld, obj, "session", "secure", &snap->session.secure);
-        member_bool(ld, obj, "session", "http_only", &snap->session.http_only);
-        if (member_string(ld, obj, "session", "same_site", false, false, &same_site) &&
+        mr_jpath_member_int(&ld->jp, obj, "session", "max_age_s", 1, INT_MAX, &max_age_s);
+        mr_jpath_member_bool(&ld->jp, obj, "session", "secure", &snap->session.secure);
+        mr_jpath_member_bool(&ld->jp, obj, "session", "http_only", &snap->session.http_only);
+        if (mr_jpath_member_string(&ld->jp, obj, "session", "same_site", false, false,
+                                   &same_site) &&
             strcmp(same_site, "Strict") != 0 && strcmp(same_site, "Lax") != 0 &&
             strcmp(same_site, "None") != 0) {
             mr_errors_add(ld->errs,
@@ -707,38 +123,42 @@ static void load_session(struct loader *ld, json_t *root)
         if (strcmp(same_site, "None") == 0 && !snap->session.secure)
             mr_errors_warn(ld->errs, "session.same_site: \"None\" without session.secure: "
                                      "browsers reject such a cookie");
-        if (member_string(ld, obj, "session", "keys_file", true, true, &keys_file) &&
+        if (mr_jpath_member_string(&ld->jp, obj, "session", "keys_file", true, true, &keys_file) &&
             keys_file != NULL) {
-            snap->session.keys_file = resolve_path(ld, keys_file);
+            snap->session.keys_file = mr_loader_path(ld, keys_file);
             if (snap->session.keys_file != NULL)
                 mr_secrets_read_keys(snap->session.keys_file, "session.keys_file",
                                      &snap->session.keys, &snap->session.n_keys, ld->errs);
         }
     }
-    snap->session.cookie = copy_string(ld, cookie);
-    snap->session.same_site = copy_string(ld, same_site);
+    snap->session.cookie = mr_loader_strdup(ld, cookie);
+    snap->session.same_site = mr_loader_strdup(ld, same_site);
     snap->session.max_age_s = max_age_s;
 }
 
 /* health.passive: ejection of endpoints the data path sees failing. */
-static void load_passive(struct loader *ld, json_t *obj)
+static void load_passive(struct mr_loader *ld, json_t *obj)
 {
     static const char *const keys[] = {"consecutive_failures", "base_ms", "max_ms",
                                        "max_ejected_percent", NULL};
     struct mr_snapshot *snap = ld->snap;
     int64_t failures = 3, base_ms = 5000, max_ms = 300000, percent = 50;
 
-    if (obj != NULL && read_object(ld, obj, "health.passive")) {
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "health.passive")) {
         bool base_ok, max_ok;
 
-        check_keys(ld, obj, "health.passive", keys);
-        member_int(ld, obj, "health.passive", "consecutive_failures", 0, 1000, &failures);
-        base_ok = member_int(ld, obj, "health.passive", "base_ms", 1, 86400000, &base_ms);
-        max_ok = member_int(ld, obj, "health.passive", "max_ms", 1, 86400000, &max_ms);
+        mr_jpath_check_keys(&ld->jp, obj, "health.passive", keys);
+        mr_jpath_member_int(&ld->jp, obj, "health.passive", "consecutive_failures", 0, 1000,
+                            &failures);
+        base_ok =
+            mr_jpath_member_int(&ld->jp, obj, "health.passive", "base_ms", 1, 86400000, &base_ms);
+        max_ok =
+            mr_jpath_member_int(&ld->jp, obj, "health.passive", "max_ms", 1, 86400000, &max_ms);
         if (base_ok && max_ok && max_ms < base_ms)
             mr_errors_add(ld->errs, "health.passive.max_ms: must not be below "
                                     "health.passive.base_ms (%lld)", (long long)base_ms);
-        member_int(ld, obj, "health.passive", "max_ejected_percent", 0, 100, &percent);
+        mr_jpath_member_int(&ld->jp, obj, "health.passive", "max_ejected_percent", 0, 100,
+                            &percent);
     }
     snap->health.passive.consecutive_failures = (int)failures;
     snap->health.passive.base_ms = (int)base_ms;
@@ -746,42 +166,45 @@ static void load_passive(struct loader *ld, json_t *obj)
     snap->health.passive.max_ejected_percent = (int)percent;
 }
 
-static void load_health(struct loader *ld, json_t *root)
+static void load_health(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"path", "rise", "fall", "interval_ms", "timeout_ms",
                                        "min_healthy", "passive", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "health", false);
+    json_t *obj = mr_jpath_member(&ld->jp, root, "", "health", false);
     const char *path = "/healthz", *s = NULL;
     int64_t interval_ms = 2000, timeout_ms = 1000, rise = 2, fall = 3;
     double min_healthy = 0.5;
     json_t *v;
 
-    if (obj != NULL && read_object(ld, obj, "health")) {
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "health")) {
         bool interval_ok, timeout_ok;
 
-        check_keys(ld, obj, "health", keys);
-        if (member_string(ld, obj, "health", "path", false, false, &s) && s != NULL) {
+        mr_jpath_check_keys(&ld->jp, obj, "health", keys);
+        if (mr_jpath_member_string(&ld->jp, obj, "health", "path", false, false, &s) && s != NULL) {
             if (s[0] == '/')
                 path = s;
             else
                 mr_errors_add(ld->errs, "health.path: expected a string starting with \"/\"");
         }
-        interval_ok = member_int(ld, obj, "health", "interval_ms", 10, INT_MAX, &interval_ms);
-        timeout_ok = member_int(ld, obj, "health", "timeout_ms", 1, INT_MAX, &timeout_ms);
+        interval_ok =
+            mr_jpath_member_int(&ld->jp, obj, "health", "interval_ms", 10, INT_MAX, &interval_ms);
+        timeout_ok =
+            mr_jpath_member_int(&ld->jp, obj, "health", "timeout_ms", 1, INT_MAX, &timeout_ms);
         if (interval_ok && timeout_ok && timeout_ms > interval_ms)
             mr_errors_add(ld->errs,
                           "health.timeout_ms: must not exceed health.interval_ms (%lld)",
                           (long long)interval_ms);
-        member_int(ld, obj, "health", "rise", 1, INT_MAX, &rise);
-        member_int(ld, obj, "health", "fall", 1, INT_MAX, &fall);
-        if ((v = member(ld, obj, "health", "min_healthy", false)) != NULL)
-            read_number(ld, v, "health.min_healthy", 0, 1, true, "> 0 and <= 1", &min_healthy);
-        load_passive(ld, member(ld, obj, "health", "passive", false));
+        mr_jpath_member_int(&ld->jp, obj, "health", "rise", 1, INT_MAX, &rise);
+        mr_jpath_member_int(&ld->jp, obj, "health", "fall", 1, INT_MAX, &fall);
+        if ((v = mr_jpath_member(&ld->jp, obj, "health", "min_healthy", false)) != NULL)
+            mr_jpath_read_number(&ld->jp, v, "health.min_healthy", 0, 1, true, "> 0 and <= 1",
+                                 &min_healthy);
+        load_passive(ld, mr_jpath_member(&ld->jp, obj, "health", "passive", false));
     } else {
         load_passive(ld, NULL);
     }
-    snap->health.path = copy_string(ld, path);
+    snap->health.path = mr_loader_strdup(ld, path);
     snap->health.interval_ms = (int)interval_ms;
     snap->health.timeout_ms = (int)timeout_ms;
     snap->health.rise = (int)rise;
@@ -789,441 +212,34 @@ static void load_health(struct loader *ld, json_t *root)
     snap->health.min_healthy = min_healthy;
 }
 
-/* Fills c->endpoints from the cluster's "endpoints" array. */
-static void load_endpoints(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
-{
-    json_t *arr = member(ld, obj, cpath, "endpoints", true);
-    char apath[JPATH_MAX], p[JPATH_MAX], q[JPATH_MAX];
-    size_t n;
-
-    key_path(apath, cpath, "endpoints");
-    if (arr == NULL || (n = read_array(ld, arr, apath)) == 0)
-        return;
-    c->endpoints = zalloc(ld, n, sizeof(*c->endpoints));
-    if (c->endpoints == NULL)
-        return;
-    c->n_endpoints = n;
-    for (size_t i = 0; i < n; i++) {
-        struct mr_endpoint *e = &c->endpoints[i];
-        const char *s;
-
-        e->cluster = c;
-        index_path(p, apath, i);
-        if (!read_string(ld, json_array_get(arr, i), p, false, &s) ||
-            !read_hostport(ld, s, p, &e->addr))
-            continue;
-        for (size_t j = 0; j < i; j++) {
-            if (c->endpoints[j].address != NULL &&
-                mr_netaddr_equal(&c->endpoints[j].addr, &e->addr)) {
-                index_path(q, apath, j);
-                mr_errors_add(ld->errs, "%s: duplicate endpoint \"%s\" (first at %s)", p, s, q);
-                break;
-            }
-        }
-        e->address = copy_string(ld, s);
-    }
-}
-
-/* Finds the path of an earlier cluster named name, for duplicate messages. */
-static bool find_cluster(const struct mr_snapshot *snap, size_t upto_region, size_t upto_cluster,
-                         const char *name, char *where)
-{
-    for (size_t r = 0; r <= upto_region; r++) {
-        const struct mr_region *region = &snap->regions[r];
-        size_t limit = r == upto_region ? upto_cluster : region->n_clusters;
-
-        for (size_t c = 0; c < limit; c++) {
-            if (region->clusters[c].name != NULL && strcmp(region->clusters[c].name, name) == 0) {
-                mark_truncated(where, snprintf(where, JPATH_MAX,
-                                               "regions[%zu].clusters[%zu].name", r, c));
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-/* Region and cluster names appear in URLs, cookies, metric labels and log
- * lines: keep them to characters that need no escaping anywhere. */
-static void check_name(struct loader *ld, const char *parent, const char *name)
-{
-    char p[JPATH_MAX];
-    size_t len = strlen(name);
-
-    for (size_t i = 0; i < len; i++) {
-        char ch = name[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '.' || ch == '_' || ch == '-')
-            continue;
-        key_path(p, parent, "name");
-        mr_errors_add(ld->errs, "%s: \"%s\" may contain only letters, digits, '.', '_' and '-'",
-                      p, name);
-        return;
-    }
-    if (len > 64) {
-        key_path(p, parent, "name");
-        mr_errors_add(ld->errs, "%s: longer than 64 characters", p);
-    }
-}
-
-/* A drain written in the file: {"mode": "soft"|"hard", "deadline_s": N},
- * N seconds from this load (0 or absent: no deadline). */
-static void load_drain(struct loader *ld, json_t *obj, const char *cpath, struct mr_cluster *c)
-{
-    static const char *const keys[] = {"mode", "deadline_s", NULL};
-    json_t *v = member(ld, obj, cpath, "drain", false);
-    char p[JPATH_MAX], q[JPATH_MAX];
-    const char *mode = NULL;
-    int64_t deadline = 0;
-
-    if (v == NULL)
-        return;
-    key_path(p, cpath, "drain");
-    if (!read_object(ld, v, p))
-        return;
-    check_keys(ld, v, p, keys);
-    if (member_string(ld, v, p, "mode", true, true, &mode) && mode != NULL) {
-        if (strcmp(mode, "soft") == 0) {
-            c->drain = MR_DRAIN_SOFT;
-        } else if (strcmp(mode, "hard") == 0) {
-            c->drain = MR_DRAIN_HARD;
-        } else {
-            key_path(q, p, "mode");
-            mr_errors_add(ld->errs, "%s: expected \"soft\" or \"hard\"", q);
-        }
-    }
-    if (member_int(ld, v, p, "deadline_s", 0, INT_MAX, &deadline) && deadline > 0) {
-        /* Deadlines are whole seconds: round up, so a session keeps at
-         * least deadline_s, never a fraction of a second less. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        c->drain_deadline_s = (int64_t)ts.tv_sec + deadline + (ts.tv_nsec > 0 ? 1 : 0);
-    }
-}
-
-/* An absolute http(s) URL with a host, no query or fragment; kept without
- * a trailing '/', since the request target is appended to it. */
-static void load_public_url(struct loader *ld, const char *cpath, const char *s,
-                            struct mr_cluster *c)
-{
-    const char *rest = strncmp(s, "https://", 8) == 0 ? s + 8
-                       : strncmp(s, "http://", 7) == 0 ? s + 7
-                                                        : NULL;
-    char p[JPATH_MAX];
-    size_t len = strlen(s);
-    bool ok = rest != NULL && rest[0] != '\0' && rest[0] != '/';
-
-    for (const char *ch = s; ok && *ch != '\0'; ch++)
-        ok = *ch > 0x20 && *ch < 0x7f && *ch != '?' && *ch != '#' && *ch != '"';
-    if (!ok) {
-        key_path(p, cpath, "public_url");
-        mr_errors_add(ld->errs, "%s: expected an absolute http:// or https:// URL without "
-                                "query or fragment", p);
-        return;
-    }
-    while (len > 0 && s[len - 1] == '/')
-        len--;
-    c->public_url = strndup(s, len);
-    if (c->public_url == NULL)
-        ld->oom = true;
-}
-
-static void load_cluster(struct loader *ld, json_t *obj, const char *cpath, size_t r, size_t i)
-{
-    static const char *const keys[] = {"name",  "weight",     "endpoints", "public_url",
-                                       "drain", "send_proxy", NULL};
-    struct mr_region *region = &ld->snap->regions[r];
-    struct mr_cluster *c = &region->clusters[i];
-    char p[JPATH_MAX], where[JPATH_MAX];
-    const char *s = NULL;
-    json_t *v;
-
-    c->region = region;
-    c->weight = 1;
-    if (!read_object(ld, obj, cpath))
-        return;
-    check_keys(ld, obj, cpath, keys);
-    if (member_string(ld, obj, cpath, "name", true, true, &s) && s != NULL) {
-        if (find_cluster(ld->snap, r, i, s, where)) {
-            key_path(p, cpath, "name");
-            mr_errors_add(ld->errs, "%s: duplicate cluster name \"%s\" (first at %s)", p, s,
-                          where);
-        }
-        check_name(ld, cpath, s);
-        c->name = copy_string(ld, s);
-    }
-    if ((v = member(ld, obj, cpath, "weight", false)) != NULL) {
-        key_path(p, cpath, "weight");
-        read_number(ld, v, p, 0, DBL_MAX, false, ">= 0", &c->weight);
-    }
-    c->configured_weight = c->weight;
-    s = NULL;
-    if (member_string(ld, obj, cpath, "public_url", false, true, &s) && s != NULL)
-        load_public_url(ld, cpath, s, c);
-    s = NULL;
-    if (member_string(ld, obj, cpath, "send_proxy", false, true, &s) && s != NULL) {
-        if (strcmp(s, "v1") == 0)
-            c->send_proxy = MR_SEND_PROXY_V1;
-        else if (strcmp(s, "v2") == 0)
-            c->send_proxy = MR_SEND_PROXY_V2;
-        else if (strcmp(s, "none") != 0) {
-            key_path(p, cpath, "send_proxy");
-            mr_errors_add(ld->errs, "%s: expected \"v1\", \"v2\" or \"none\"", p);
-        }
-    }
-    load_drain(ld, obj, cpath, c);
-    load_endpoints(ld, obj, cpath, c);
-}
-
-static void load_coordinate(struct loader *ld, json_t *obj, const char *rpath, const char *key,
-                            double limit, double *out)
-{
-    json_t *v = member(ld, obj, rpath, key, false);
-    char p[JPATH_MAX], expect[64];
-
-    key_path(p, rpath, key);
-    if (v == NULL) {
-        if (ld->proximity)
-            mr_errors_add(ld->errs, "%s: required when routing.proximity is true", p);
-        return;
-    }
-    snprintf(expect, sizeof(expect), "between %g and %g", -limit, limit);
-    read_number(ld, v, p, -limit, limit, false, expect, out);
-}
-
-static void load_regions(struct loader *ld, json_t *root)
-{
-    static const char *const keys[] = {"name", "lat", "lon", "clusters", NULL};
-    struct mr_snapshot *snap = ld->snap;
-    json_t *arr = member(ld, root, "", "regions", true);
-    char p[JPATH_MAX], q[JPATH_MAX], cpath[JPATH_MAX];
-    size_t n;
-
-    if (arr == NULL || (n = read_array(ld, arr, "regions")) == 0)
-        return;
-    snap->regions = zalloc(ld, n, sizeof(*snap->regions));
-    if (snap->regions == NULL)
-        return;
-    snap->n_regions = n;
-    for (size_t i = 0; i < n; i++) {
-        struct mr_region *region = &snap->regions[i];
-        json_t *item = json_array_get(arr, i), *clusters;
-        const char *s = NULL;
-        size_t nc;
-
-        region->index = i;
-        index_path(p, "regions", i);
-        if (!read_object(ld, item, p))
-            continue;
-        check_keys(ld, item, p, keys);
-        if (member_string(ld, item, p, "name", true, true, &s) && s != NULL) {
-            key_path(q, p, "name");
-            for (size_t j = 0; j < i; j++) {
-                if (snap->regions[j].name != NULL && strcmp(snap->regions[j].name, s) == 0) {
-                    mr_errors_add(ld->errs,
-                                  "%s: duplicate region name \"%s\" (first at regions[%zu].name)",
-                                  q, s, j);
-                    break;
-                }
-            }
-            check_name(ld, p, s);
-            region->name = copy_string(ld, s);
-        }
-        load_coordinate(ld, item, p, "lat", 90, &region->lat);
-        load_coordinate(ld, item, p, "lon", 180, &region->lon);
-
-        clusters = member(ld, item, p, "clusters", true);
-        key_path(q, p, "clusters");
-        if (clusters == NULL || (nc = read_array(ld, clusters, q)) == 0)
-            continue;
-        region->clusters = zalloc(ld, nc, sizeof(*region->clusters));
-        if (region->clusters == NULL)
-            continue;
-        region->n_clusters = nc;
-        for (size_t c = 0; c < nc; c++) {
-            index_path(cpath, q, c);
-            load_cluster(ld, json_array_get(clusters, c), cpath, i, c);
-        }
-    }
-}
-
-/* Numbers clusters and endpoints densely and builds the by-index arrays. */
-static void index_snapshot(struct loader *ld)
-{
-    struct mr_snapshot *snap = ld->snap;
-    size_t nc = 0, ne = 0;
-
-    for (size_t r = 0; r < snap->n_regions; r++) {
-        nc += snap->regions[r].n_clusters;
-        for (size_t c = 0; c < snap->regions[r].n_clusters; c++)
-            ne += snap->regions[r].clusters[c].n_endpoints;
-    }
-    snap->clusters = zalloc(ld, nc, sizeof(*snap->clusters));
-    snap->endpoints = zalloc(ld, ne, sizeof(*snap->endpoints));
-    if ((nc > 0 && snap->clusters == NULL) || (ne > 0 && snap->endpoints == NULL))
-        return;
-    snap->n_clusters = nc;
-    snap->n_endpoints = ne;
-    nc = ne = 0;
-    for (size_t r = 0; r < snap->n_regions; r++) {
-        struct mr_region *region = &snap->regions[r];
-
-        for (size_t c = 0; c < region->n_clusters; c++) {
-            struct mr_cluster *cluster = &region->clusters[c];
-
-            cluster->index = nc;
-            snap->clusters[nc++] = cluster;
-            for (size_t e = 0; e < cluster->n_endpoints; e++) {
-                cluster->endpoints[e].index = ne;
-                snap->endpoints[ne++] = &cluster->endpoints[e];
-            }
-        }
-    }
-}
-
-/* A non-empty list of distinct, known region names. */
-static void read_region_list(struct loader *ld, json_t *arr, const char *path,
-                             struct mr_region_list *out)
-{
-    const struct mr_snapshot *snap = ld->snap;
-    size_t n = read_array(ld, arr, path);
-    char p[JPATH_MAX], q[JPATH_MAX];
-
-    if (n == 0)
-        return;
-    out->regions = zalloc(ld, n, sizeof(*out->regions));
-    if (out->regions == NULL)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        json_t *item = json_array_get(arr, i);
-        const struct mr_region *region;
-        const char *s;
-        bool dup = false;
-
-        index_path(p, path, i);
-        if (!read_string(ld, item, p, false, &s))
-            continue;
-        region = mr_snap_region(snap, s);
-        if (region == NULL) {
-            /* Without a usable "regions" every name is unknown: said once there. */
-            if (snap->n_regions > 0)
-                mr_errors_add(ld->errs, "%s: unknown region \"%s\"", p, s);
-            continue;
-        }
-        for (size_t j = 0; j < i && !dup; j++) {
-            json_t *earlier = json_array_get(arr, j);
-
-            if (json_is_string(earlier) && strcmp(json_string_value(earlier), s) == 0) {
-                index_path(q, path, j);
-                mr_errors_add(ld->errs, "%s: duplicate region \"%s\" (first at %s)", p, s, q);
-                dup = true;
-            }
-        }
-        if (!dup)
-            out->regions[out->n++] = region->index;
-    }
-}
-
-static bool is_country_code(const char *s)
-{
-    return s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] == '\0';
-}
-
-static bool is_continent_code(const char *s)
-{
-    for (const char *const *c = continent_codes; *c != NULL; c++) {
-        if (strcmp(*c, s) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* routing.countries or routing.continents: code -> region list. */
-static void load_routes(struct loader *ld, json_t *routing, const char *key, bool continents,
-                        struct mr_route **routes, size_t *n_routes)
-{
-    json_t *obj = member(ld, routing, "routing", key, false);
-    char path[JPATH_MAX], p[JPATH_MAX];
-    size_t n;
-
-    key_path(path, "routing", key);
-    if (obj == NULL || !read_object(ld, obj, path))
-        return;
-    n = json_object_size(obj);
-    *routes = zalloc(ld, n, sizeof(**routes));
-    if (*routes == NULL)
-        return;
-    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
-        const char *code = json_object_iter_key(it);
-        struct mr_route *route = &(*routes)[*n_routes];
-
-        key_path(p, path, code);
-        if (continents && !is_continent_code(code)) {
-            mr_errors_add(ld->errs,
-                          "%s: expected a continent code (AF, AN, AS, EU, NA, OC or SA)", p);
-            continue;
-        }
-        if (!continents && !is_country_code(code)) {
-            mr_errors_add(ld->errs, "%s: expected a two-letter upper-case country code", p);
-            continue;
-        }
-        memcpy(route->code, code, 3);
-        (*n_routes)++;
-        read_region_list(ld, json_object_iter_value(it), p, &route->list);
-    }
-}
-
-static void load_routing(struct loader *ld, json_t *root)
-{
-    static const char *const keys[] = {"countries", "continents", "proximity", "default",
-                                       "endpoint_policy", NULL};
-    struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "routing", true), *v;
-    const char *policy = NULL;
-
-    snap->routing.endpoint_policy = MR_POLICY_LEAST_REQUESTS;
-    if (obj == NULL || !read_object(ld, obj, "routing"))
-        return;
-    check_keys(ld, obj, "routing", keys);
-    load_routes(ld, obj, "countries", false, &snap->routing.countries,
-                &snap->routing.n_countries);
-    load_routes(ld, obj, "continents", true, &snap->routing.continents,
-                &snap->routing.n_continents);
-    member_bool(ld, obj, "routing", "proximity", &snap->routing.proximity);
-    if ((v = member(ld, obj, "routing", "default", true)) != NULL)
-        read_region_list(ld, v, "routing.default", &snap->routing.default_regions);
-    if (member_string(ld, obj, "routing", "endpoint_policy", false, false, &policy) &&
-        policy != NULL) {
-        if (strcmp(policy, "round_robin") == 0)
-            snap->routing.endpoint_policy = MR_POLICY_ROUND_ROBIN;
-        else if (strcmp(policy, "least_requests") != 0)
-            mr_errors_add(ld->errs, "routing.endpoint_policy: expected \"least_requests\" or "
-                                    "\"round_robin\"");
-    }
-}
-
-static void load_timeouts(struct loader *ld, json_t *root)
+static void load_timeouts(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"client_header_ms",    "client_idle_ms",
                                        "upstream_connect_ms", "upstream_response_ms",
                                        "upstream_idle_ms",    "shutdown_grace_ms",
                                        "tunnel_idle_ms",      NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "timeouts", false);
+    json_t *obj = mr_jpath_member(&ld->jp, root, "", "timeouts", false);
     int64_t client_header_ms = 10000, client_idle_ms = 60000, upstream_connect_ms = 2000,
             upstream_response_ms = 30000, upstream_idle_ms = 30000, shutdown_grace_ms = 30000,
             tunnel_idle_ms = 300000;
 
-    if (obj != NULL && read_object(ld, obj, "timeouts")) {
-        check_keys(ld, obj, "timeouts", keys);
-        member_int(ld, obj, "timeouts", "client_header_ms", 1, INT_MAX, &client_header_ms);
-        member_int(ld, obj, "timeouts", "client_idle_ms", 1, INT_MAX, &client_idle_ms);
-        member_int(ld, obj, "timeouts", "upstream_connect_ms", 1, INT_MAX, &upstream_connect_ms);
-        member_int(ld, obj, "timeouts", "upstream_response_ms", 1, INT_MAX,
-                   &upstream_response_ms);
-        member_int(ld, obj, "timeouts", "upstream_idle_ms", 1, INT_MAX, &upstream_idle_ms);
-        member_int(ld, obj, "timeouts", "shutdown_grace_ms", 0, INT_MAX, &shutdown_grace_ms);
-        member_int(ld, obj, "timeouts", "tunnel_idle_ms", 1, INT_MAX, &tunnel_idle_ms);
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "timeouts")) {
+        mr_jpath_check_keys(&ld->jp, obj, "timeouts", keys);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "client_header_ms", 1, INT_MAX,
+                            &client_header_ms);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "client_idle_ms", 1, INT_MAX,
+                            &client_idle_ms);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "upstream_connect_ms", 1, INT_MAX,
+                            &upstream_connect_ms);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "upstream_response_ms", 1, INT_MAX,
+                            &upstream_response_ms);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "upstream_idle_ms", 1, INT_MAX,
+                            &upstream_idle_ms);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "shutdown_grace_ms", 0, INT_MAX,
+                            &shutdown_grace_ms);
+        mr_jpath_member_int(&ld->jp, obj, "timeouts", "tunnel_idle_ms", 1, INT_MAX,
+                            &tunnel_idle_ms);
     }
     snap->timeouts.client_header_ms = (int)client_header_ms;
     snap->timeouts.client_idle_ms = (int)client_idle_ms;
@@ -1234,22 +250,25 @@ static void load_timeouts(struct loader *ld, json_t *root)
     snap->timeouts.tunnel_idle_ms = (int)tunnel_idle_ms;
 }
 
-static void load_limits(struct loader *ld, json_t *root)
+static void load_limits(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"max_head_bytes", "max_headers", "max_uri_bytes",
                                        "retry_body_bytes", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "limits", false);
+    json_t *obj = mr_jpath_member(&ld->jp, root, "", "limits", false);
     int64_t max_head_bytes = 16384, max_headers = 100, max_uri_bytes = 8192;
     int64_t retry_body_bytes = 65536;
 
-    if (obj != NULL && read_object(ld, obj, "limits")) {
-        check_keys(ld, obj, "limits", keys);
-        member_int(ld, obj, "limits", "max_head_bytes", 1024, 1048576, &max_head_bytes);
-        member_int(ld, obj, "limits", "max_headers", 1, 1000, &max_headers);
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "limits")) {
+        mr_jpath_check_keys(&ld->jp, obj, "limits", keys);
+        mr_jpath_member_int(&ld->jp, obj, "limits", "max_head_bytes", 1024, 1048576,
+                            &max_head_bytes);
+        mr_jpath_member_int(&ld->jp, obj, "limits", "max_headers", 1, 1000, &max_headers);
         /* The request target is part of the head, so it cannot be longer. */
-        member_int(ld, obj, "limits", "max_uri_bytes", 16, max_head_bytes, &max_uri_bytes);
-        member_int(ld, obj, "limits", "retry_body_bytes", 0, 16777216, &retry_body_bytes);
+        mr_jpath_member_int(&ld->jp, obj, "limits", "max_uri_bytes", 16, max_head_bytes,
+                            &max_uri_bytes);
+        mr_jpath_member_int(&ld->jp, obj, "limits", "retry_body_bytes", 0, 16777216,
+                            &retry_body_bytes);
     }
     if (max_uri_bytes > max_head_bytes)
         max_uri_bytes = max_head_bytes;
@@ -1261,7 +280,7 @@ static void load_limits(struct loader *ld, json_t *root)
 
 /* An admin token: read, then at least ADMIN_TOKEN_MIN bytes, so that it
  * cannot be guessed in the requests an attacker can afford. */
-static char *read_admin_token(struct loader *ld, const char *file, const char *path)
+static char *read_admin_token(struct mr_loader *ld, const char *file, const char *path)
 {
     char *token = mr_secrets_read_token(file, path, ld->errs);
 
@@ -1275,26 +294,27 @@ static char *read_admin_token(struct loader *ld, const char *file, const char *p
     return token;
 }
 
-static void load_admin(struct loader *ld, json_t *root)
+static void load_admin(struct mr_loader *ld, json_t *root)
 {
     static const char *const keys[] = {"address", "token_file", "metrics_token_file", NULL};
     struct mr_snapshot *snap = ld->snap;
-    json_t *obj = member(ld, root, "", "admin", false);
+    json_t *obj = mr_jpath_member(&ld->jp, root, "", "admin", false);
     const char *address = "127.0.0.1:9090", *token_file = NULL, *metrics_token_file = NULL;
     bool address_ok = true;
 
-    if (obj != NULL && read_object(ld, obj, "admin")) {
-        check_keys(ld, obj, "admin", keys);
-        if (!member_string(ld, obj, "admin", "address", false, true, &address)) {
+    if (obj != NULL && mr_jpath_read_object(&ld->jp, obj, "admin")) {
+        mr_jpath_check_keys(&ld->jp, obj, "admin", keys);
+        if (!mr_jpath_member_string(&ld->jp, obj, "admin", "address", false, true, &address)) {
             address = "127.0.0.1:9090";
             address_ok = false;
         }
-        member_string(ld, obj, "admin", "token_file", false, true, &token_file);
-        member_string(ld, obj, "admin", "metrics_token_file", false, true, &metrics_token_file);
+        mr_jpath_member_string(&ld->jp, obj, "admin", "token_file", false, true, &token_file);
+        mr_jpath_member_string(&ld->jp, obj, "admin", "metrics_token_file", false, true,
+                               &metrics_token_file);
     }
-    if (address_ok && !read_hostport(ld, address, "admin.address", &snap->admin.addr))
+    if (address_ok && !mr_loader_hostport(ld, address, "admin.address", &snap->admin.addr))
         address_ok = false;
-    snap->admin.address = copy_string(ld, address);
+    snap->admin.address = mr_loader_strdup(ld, address);
     if (address_ok) {
         for (size_t i = 0; i < snap->n_listeners; i++) {
             if (snap->listeners[i].address != NULL &&
@@ -1306,7 +326,7 @@ static void load_admin(struct loader *ld, json_t *root)
         }
     }
     if (token_file != NULL) {
-        snap->admin.token_file = resolve_path(ld, token_file);
+        snap->admin.token_file = mr_loader_path(ld, token_file);
         if (snap->admin.token_file != NULL)
             snap->admin.token = read_admin_token(ld, snap->admin.token_file, "admin.token_file");
     } else if (address_ok &&
@@ -1318,28 +338,29 @@ static void load_admin(struct loader *ld, json_t *root)
          * metrics token alone would protect nothing. */
         if (token_file == NULL)
             mr_errors_add(ld->errs, "admin.metrics_token_file: needs admin.token_file");
-        snap->admin.metrics_token_file = resolve_path(ld, metrics_token_file);
+        snap->admin.metrics_token_file = mr_loader_path(ld, metrics_token_file);
         if (snap->admin.metrics_token_file != NULL)
             snap->admin.metrics_token = read_admin_token(ld, snap->admin.metrics_token_file,
                                                          "admin.metrics_token_file");
     }
 }
 
-static void load_files(struct loader *ld, json_t *root)
+static void load_files(struct mr_loader *ld, json_t *root)
 {
     struct mr_snapshot *snap = ld->snap;
     const char *s = NULL;
 
-    if (member_string(ld, root, "", "state_file", false, true, &s) && s != NULL)
-        snap->state_file = resolve_path(ld, s);
+    if (mr_jpath_member_string(&ld->jp, root, "", "state_file", false, true, &s) && s != NULL)
+        snap->state_file = mr_loader_path(ld, s);
     s = NULL;
-    if (member_string(ld, root, "", "access_log", false, false, &s) && s != NULL &&
+    if (mr_jpath_member_string(&ld->jp, root, "", "access_log", false, false, &s) && s != NULL &&
         s[0] != '\0')
-        snap->access_log = strcmp(s, "-") == 0 ? copy_string(ld, s) : resolve_path(ld, s);
+        snap->access_log = strcmp(s, "-") == 0 ? mr_loader_strdup(ld, s) : mr_loader_path(ld, s);
     s = NULL;
     /* The audit log of runtime changes: by default beside the state file. */
-    if (member_string(ld, root, "", "audit_log", false, false, &s) && s != NULL && s[0] != '\0') {
-        snap->audit_log = resolve_path(ld, s);
+    if (mr_jpath_member_string(&ld->jp, root, "", "audit_log", false, false, &s) && s != NULL &&
+        s[0] != '\0') {
+        snap->audit_log = mr_loader_path(ld, s);
     } else if (snap->state_file != NULL) {
         const char *slash = strrchr(snap->state_file, '/');
         int dir_len = slash != NULL ? (int)(slash - snap->state_file) : 0;
@@ -1347,21 +368,6 @@ static void load_files(struct loader *ld, json_t *root)
                      slash != NULL ? "/" : "") < 0)
             snap->audit_log = NULL;
     }
-}
-
-/* Redirect mode sends sessions to public_url: every cluster needs one. */
-static void check_public_urls(struct loader *ld)
-{
-    const struct mr_snapshot *snap = ld->snap;
-
-    if (!snap->uses_redirect)
-        return;
-    for (size_t r = 0; r < snap->n_regions; r++)
-        for (size_t i = 0; i < snap->regions[r].n_clusters; i++)
-            if (snap->regions[r].clusters[i].public_url == NULL)
-                mr_errors_add(ld->errs,
-                              "regions[%zu].clusters[%zu].public_url: required when a listener "
-                              "or host uses redirect mode", r, i);
 }
 
 /* Validates root into a new snapshot that takes over path; NULL when any
@@ -1373,7 +379,7 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
                                        "session", "health",    "regions",         "routing",
                                        "timeouts", "limits",   "admin",           "state_file",
                                        "access_log", "audit_log", "hosts",       NULL};
-    struct loader ld = {.errs = errs, .base_dir = base_dir};
+    struct mr_loader ld = {.errs = errs, .jp = {.errs = errs}, .base_dir = base_dir};
     size_t errors_before = errs->n_errors;
     json_t *routing;
 
@@ -1393,23 +399,23 @@ static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
     routing = json_object_get(root, "routing");
     ld.proximity = json_is_object(routing) && json_is_true(json_object_get(routing, "proximity"));
 
-    check_keys(&ld, root, "", keys);
+    mr_jpath_check_keys(&ld.jp, root, "", keys);
     load_workers(&ld, root);
-    load_listeners(&ld, root);
-    load_trusted_proxies(&ld, root);
-    check_proxy_protocol_from(&ld);
-    load_hosts(&ld, root);
+    mr_listeners_load(&ld, root);
+    mr_listeners_load_trusted_proxies(&ld, root);
+    mr_listeners_check_proxy_protocol_from(&ld);
+    mr_listeners_load_hosts(&ld, root);
     load_geoip(&ld, root);
     load_session(&ld, root);
     load_health(&ld, root);
-    load_regions(&ld, root);
-    index_snapshot(&ld);
-    load_routing(&ld, root);
+    mr_regions_load(&ld, root);
+    mr_regions_index(&ld);
+    mr_routing_load(&ld, root);
     load_timeouts(&ld, root);
     load_limits(&ld, root);
     load_admin(&ld, root);
     load_files(&ld, root);
-    check_public_urls(&ld);
+    mr_regions_check_public_urls(&ld);
 
     if (ld.oom)
         mr_errors_add(errs, "%s: out of memory", source);

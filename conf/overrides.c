@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,10 @@
 
 #include <jansson.h>
 
+#include "common/file.h"
+#include "conf/jpath.h"
+
 #define STATE_VERSION 1
-/* Longer paths are cut short in messages, never overflow. */
-#define JPATH_MAX 512
 /* 15 significant digits print weights as typed ("0.1", not
  * "0.10000000000000001") and still read back the same for any weight that
  * was itself written with 15 digits or fewer. */
@@ -233,40 +235,12 @@ void mr_overrides_apply(const struct mr_overrides *ov, struct mr_snapshot *snap,
 
 /* ---- load ---- */
 
-static void key_path(char *out, const char *parent, const char *key)
-{
-    int n = snprintf(out, JPATH_MAX, "%s%s%s", parent, parent[0] != '\0' ? "." : "", key);
-
-    if (n < 0 || n >= JPATH_MAX)
-        memcpy(out + JPATH_MAX - 4, "...", 4);
-}
-
-/* Warns about every key of obj not in known (NULL-terminated). */
-static void check_keys(json_t *obj, const char *path, const char *const *known,
-                       struct mr_errors *errs)
-{
-    char p[JPATH_MAX];
-    const char *key;
-    json_t *v;
-
-    json_object_foreach(obj, key, v) {
-        bool found = false;
-
-        for (const char *const *k = known; *k != NULL && !found; k++)
-            found = strcmp(*k, key) == 0;
-        if (!found) {
-            key_path(p, path, key);
-            mr_errors_warn(errs, "state_file: %s: unknown key, ignored", p);
-        }
-    }
-}
-
 /* obj.key as unix seconds (absent: 0); false with an error when invalid. */
-static bool read_time(json_t *obj, const char *parent, const char *key, int64_t *out,
-                      struct mr_errors *errs)
+static bool read_time(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                      int64_t *out)
 {
     json_t *v = json_object_get(obj, key);
-    char p[JPATH_MAX];
+    char p[MR_JPATH_MAX];
 
     *out = 0;
     if (v == NULL)
@@ -275,141 +249,83 @@ static bool read_time(json_t *obj, const char *parent, const char *key, int64_t 
         *out = json_integer_value(v);
         return true;
     }
-    key_path(p, parent, key);
-    mr_errors_add(errs, "state_file: %s: expected an integer >= 0 (unix seconds)", p);
+    mr_jpath_key(p, parent, key);
+    mr_jpath_error(jp, p, "expected an integer >= 0 (unix seconds)");
     return false;
 }
 
 /* {"mode": "soft"|"hard", "deadline": N, "since": N} into o; false with
- * every problem reported when invalid. */
-static bool read_drain(json_t *v, const char *path, struct mr_override *o,
-                       struct mr_errors *errs)
+ * every problem reported when invalid. Unlike the configuration, a JSON
+ * null here is a wrong value, not an absent one. */
+static bool read_drain(struct mr_jpath *jp, json_t *v, const char *path, struct mr_override *o)
 {
     static const char *const keys[] = {"mode", "deadline", "since", NULL};
     const char *mode;
-    char p[JPATH_MAX];
+    char p[MR_JPATH_MAX];
     bool ok = true;
     json_t *m;
 
-    if (!json_is_object(v)) {
-        mr_errors_add(errs, "state_file: %s: expected an object", path);
+    if (!mr_jpath_read_object(jp, v, path))
         return false;
-    }
-    check_keys(v, path, keys, errs);
-    key_path(p, path, "mode");
+    mr_jpath_check_keys(jp, v, path, keys);
+    mr_jpath_key(p, path, "mode");
     m = json_object_get(v, "mode");
     mode = json_string_value(m);
     if (m == NULL) {
-        mr_errors_add(errs, "state_file: %s: required", p);
+        mr_jpath_error(jp, p, "required");
         ok = false;
     } else if (mode != NULL && strcmp(mode, "soft") == 0) {
         o->drain = MR_DRAIN_SOFT;
     } else if (mode != NULL && strcmp(mode, "hard") == 0) {
         o->drain = MR_DRAIN_HARD;
     } else {
-        mr_errors_add(errs, "state_file: %s: expected \"soft\" or \"hard\"", p);
+        mr_jpath_error(jp, p, "expected \"soft\" or \"hard\"");
         ok = false;
     }
     /* Non-short-circuit, so every field's problem is reported. */
-    ok &= read_time(v, path, "deadline", &o->drain_deadline_s, errs);
-    ok &= read_time(v, path, "since", &o->drained_at_s, errs);
+    ok &= read_time(jp, v, path, "deadline", &o->drain_deadline_s);
+    ok &= read_time(jp, v, path, "since", &o->drained_at_s);
     o->has_drain = ok;
     return ok;
 }
 
 /* One member of "clusters"; false when anything in it was reported. */
-static bool read_entry(const char *name, json_t *v, struct mr_override *o,
-                       struct mr_errors *errs)
+static bool read_entry(struct mr_jpath *jp, const char *name, json_t *v, struct mr_override *o)
 {
     static const char *const keys[] = {"drain", "weight", NULL};
-    char path[JPATH_MAX], p[JPATH_MAX];
+    char path[MR_JPATH_MAX], p[MR_JPATH_MAX];
     bool ok = true;
     json_t *d, *w;
 
     if (name[0] == '\0') {
-        mr_errors_add(errs, "state_file: clusters: empty cluster name");
+        mr_jpath_error(jp, "clusters", "empty cluster name");
         return false;
     }
-    key_path(path, "clusters", name);
-    if (!json_is_object(v)) {
-        mr_errors_add(errs, "state_file: %s: expected an object", path);
+    mr_jpath_key(path, "clusters", name);
+    if (!mr_jpath_read_object(jp, v, path))
         return false;
-    }
-    check_keys(v, path, keys, errs);
+    mr_jpath_check_keys(jp, v, path, keys);
     if ((d = json_object_get(v, "drain")) != NULL) {
-        key_path(p, path, "drain");
-        ok &= read_drain(d, p, o, errs);
+        mr_jpath_key(p, path, "drain");
+        ok &= read_drain(jp, d, p, o);
     }
     if ((w = json_object_get(v, "weight")) != NULL) {
         /* The parser refuses inf and nan; only the sign needs checking. */
-        if (json_is_number(w) && json_number_value(w) >= 0) {
+        mr_jpath_key(p, path, "weight");
+        if (mr_jpath_read_number(jp, w, p, 0, DBL_MAX, false, ">= 0", &o->weight))
             o->has_weight = true;
-            o->weight = json_number_value(w);
-        } else {
-            key_path(p, path, "weight");
-            mr_errors_add(errs, "state_file: %s: expected a number >= 0", p);
+        else
             ok = false;
-        }
     }
     if (ok && d == NULL && w == NULL)
-        mr_errors_warn(errs, "state_file: %s: neither drain nor weight, ignored", path);
+        mr_jpath_warn(jp, path, "neither drain nor weight, ignored");
     return ok;
-}
-
-/* Reads the whole of path into a NUL-terminated buffer; NULL with errno set
- * (ENOENT when the file does not exist). */
-static char *slurp(const char *path, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = NULL, *grown;
-    struct stat st;
-    int fd, saved;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    /* open() succeeds on a directory; say so rather than "read failed". */
-    if (fstat(fd, &st) < 0)
-        goto fail;
-    if (S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        goto fail;
-    }
-    for (;;) {
-        ssize_t r;
-
-        if (buf == NULL || n + 1 >= cap) {
-            if (buf != NULL)
-                cap *= 2;
-            grown = realloc(buf, cap);
-            if (grown == NULL)
-                goto fail;
-            buf = grown;
-        }
-        r = read(fd, buf + n, cap - n - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto fail;
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-fail:
-    saved = errno;
-    free(buf);
-    close(fd);
-    errno = saved;
-    return NULL;
 }
 
 int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_errors *errs)
 {
     static const char *const keys[] = {"version", "saved", "clusters", NULL};
+    struct mr_jpath jp = {.errs = errs, .prefix = "state_file: "};
     size_t errors_before = errs->n_errors, len = 0;
     json_t *root, *version, *clusters, *v;
     json_error_t je;
@@ -417,7 +333,7 @@ int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_error
     char *text;
 
     mr_overrides_clear(ov);
-    text = slurp(path, &len);
+    text = mr_file_read(path, 0, 0, NULL, &len);
     if (text == NULL) {
         /* No file yet: the first start, or nothing was ever overridden. */
         if (errno == ENOENT)
@@ -437,27 +353,25 @@ int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_error
         json_decref(root);
         return -1;
     }
-    check_keys(root, "", keys, errs);
+    mr_jpath_check_keys(&jp, root, "", keys);
     /* Another version may mean other things by the same keys: read none. */
     version = json_object_get(root, "version");
     if (!json_is_integer(version) || json_integer_value(version) != STATE_VERSION) {
-        mr_errors_add(errs, "state_file: version: expected %d", STATE_VERSION);
+        mr_jpath_error(&jp, "version", "expected %d", STATE_VERSION);
         json_decref(root);
         return -1;
     }
     v = json_object_get(root, "saved");
     if (v != NULL && !json_is_string(v))
-        mr_errors_warn(errs, "state_file: saved: expected a string, ignored");
+        mr_jpath_warn(&jp, "saved", "expected a string, ignored");
     clusters = json_object_get(root, "clusters");
-    if (clusters != NULL && !json_is_object(clusters)) {
-        mr_errors_add(errs, "state_file: clusters: expected an object");
+    if (clusters != NULL && !mr_jpath_read_object(&jp, clusters, "clusters"))
         clusters = NULL;
-    }
     json_object_foreach(clusters, name, v) {
         struct mr_override o = {0};
         struct mr_override *slot;
 
-        if (!read_entry(name, v, &o, errs) || (!o.has_drain && !o.has_weight))
+        if (!read_entry(&jp, name, v, &o) || (!o.has_drain && !o.has_weight))
             continue;
         slot = get_or_insert(ov, name);
         if (slot == NULL) {

@@ -10,6 +10,8 @@
 
 #include <openssl/crypto.h>
 
+#include "common/file.h"
+
 #define KID_MAX 32
 /* A token or key file larger than this is certainly a wrong path. */
 #define SECRET_FILE_MAX (64 * 1024)
@@ -104,35 +106,14 @@ static void trim(char **s, size_t *len)
  * used, but the operator should know it leaks. */
 static char *slurp(const char *file, const char *json_path, struct mr_errors *errs, size_t *len)
 {
-    FILE *f = fopen(file, "re");
     struct stat st;
-    char *buf;
-    size_t n;
+    char *buf = mr_file_read(file, SECRET_FILE_MAX, 0, &st, len);
+    int saved = errno;
 
-    if (f == NULL)
-        return NULL;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH)))
+    if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH)))
         mr_errors_warn(errs, "%s: %s is readable by group or others (mode %04o; chmod 600 it)",
                        json_path, file, (unsigned)(st.st_mode & 07777));
-    buf = malloc(SECRET_FILE_MAX + 1);
-    if (buf == NULL) {
-        fclose(f);
-        errno = ENOMEM;
-        return NULL;
-    }
-    n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
-    if (ferror(f) || n > SECRET_FILE_MAX) {
-        int saved = ferror(f) ? errno : EFBIG;
-
-        OPENSSL_cleanse(buf, SECRET_FILE_MAX + 1);
-        free(buf);
-        fclose(f);
-        errno = saved != 0 ? saved : EIO;
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
+    errno = saved;
     return buf;
 }
 

@@ -18,15 +18,13 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
-#include "control/control.h"
 #include "control/dashboard.h"
-#include "control/metrics.h"
 
 #define MAX_BODY (64 * 1024)
 #define MAX_HEADERS (16 * 1024) /* request line and headers */
 
 struct mr_admin {
-    struct mr_control *ctl;
+    struct mr_admin_ops ops;
     struct evhttp *http;
     /* The bound address, fixed at start (a reload never moves it): the only
      * Host and Origin a request may name. */
@@ -314,8 +312,7 @@ static void change(struct mr_admin *admin, struct evhttp_request *req, const cha
         reply_error(req, 400, msg);
         return;
     }
-    status = mr_control_change(admin->ctl, action, cluster, ch.mode, ch.deadline_s, ch.weight,
-                               ch.dry_run, ch.force, &answer);
+    status = admin->ops.change(admin->ops.ctx, action, cluster, &ch, &answer);
     reply_json(req, status, answer);
 }
 
@@ -354,7 +351,7 @@ static void explain(struct mr_admin *admin, struct evhttp_request *req)
         evhttp_clear_headers(&query);
         return;
     }
-    answer = mr_control_explain(admin->ctl, evhttp_find_header(&query, "ip"),
+    answer = admin->ops.explain(admin->ops.ctx, evhttp_find_header(&query, "ip"),
                                 evhttp_find_header(&query, "cookie"), &status);
     reply_json(req, status, answer);
     evhttp_clear_headers(&query);
@@ -372,7 +369,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (strcmp(path, "/healthz") == 0) {
         if (!method_is(req, EVHTTP_REQ_GET, "GET"))
             return;
-        if (admin->ctl->stopping)
+        if (admin->ops.stopping(admin->ops.ctx))
             reply_text(req, 503, "text/plain", "stopping\n", 9);
         else
             reply_text(req, 200, "text/plain", "ok\n", 3);
@@ -409,7 +406,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/metrics") == 0) {
         if (method_is(req, EVHTTP_REQ_GET, "GET")) {
             struct evbuffer *out = evbuffer_new();
-            mr_metrics_write(admin->ctl, out);
+            admin->ops.metrics(admin->ops.ctx, out);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
             evhttp_send_reply(req, 200, NULL, out);
@@ -417,10 +414,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
     } else if (strcmp(path, "/api/v1/status") == 0) {
         if (method_is(req, EVHTTP_REQ_GET, "GET"))
-            reply_json(req, 200, mr_control_status(admin->ctl));
+            reply_json(req, 200, admin->ops.status(admin->ops.ctx));
     } else if (strcmp(path, "/api/v1/history") == 0) {
         if (method_is(req, EVHTTP_REQ_GET, "GET"))
-            reply_json(req, 200, mr_control_history(admin->ctl));
+            reply_json(req, 200, admin->ops.history(admin->ops.ctx));
     } else if (strcmp(path, "/api/v1/explain") == 0) {
         if (method_is(req, EVHTTP_REQ_GET, "GET"))
             explain(admin, req);
@@ -428,7 +425,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (method_is(req, EVHTTP_REQ_POST, "POST")) {
             struct mr_errors errs = {0};
             uint64_t before = mr_snap_peek()->generation;
-            if (mr_control_reload(admin->ctl, &errs) == 0) {
+            if (admin->ops.reload(admin->ops.ctx, &errs) == 0) {
                 json_t *warnings = json_array();
                 for (size_t i = 0; i < errs.n_warnings; i++) {
                     json_array_append_new(warnings, json_string(errs.warnings[i]));
@@ -455,7 +452,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/api/v1/undo") == 0) {
         if (method_is(req, EVHTTP_REQ_POST, "POST")) {
             json_t *answer = NULL;
-            int status = mr_control_undo(admin->ctl, &answer);
+            int status = admin->ops.undo(admin->ops.ctx, &answer);
             reply_json(req, status, answer);
         }
     } else if (strncmp(path, "/api/v1/clusters/", 17) == 0) {
@@ -465,7 +462,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
 }
 
-struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *snap)
+struct mr_admin *mr_admin_new(struct event_base *base, const struct mr_admin_ops *ops,
+                              const struct mr_snapshot *snap)
 {
     struct mr_admin *admin;
     char host[64];
@@ -481,8 +479,8 @@ struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *
     admin = calloc(1, sizeof(*admin));
     if (admin == NULL)
         return NULL;
-    admin->ctl = ctl;
-    admin->http = evhttp_new(ctl->base);
+    admin->ops = *ops;
+    admin->http = evhttp_new(base);
     if (admin->http == NULL ||
         mr_netaddr_host((const struct sockaddr *)&snap->admin.addr.ss, host, sizeof(host)) < 0 ||
         mr_netaddr_parse_host(host, strlen(host), &admin->host) != 0) {

@@ -9,25 +9,28 @@
  * application/json (415). Requests that cannot apply change nothing:
  * 400 for a malformed body or value, 404 for an unknown cluster or path,
  * 405 for a wrong method, 409 for a guardrail. Control thread only.
+ *
+ * The answers come from the control thread through struct mr_admin_ops,
+ * which control.c fills when it starts the listener: admin.c knows HTTP and
+ * the routes, not the control thread, and includes no control/ header but
+ * dashboard.h, so the arrows point one way: control -> admin (control.h
+ * draws the whole picture).
  */
-#ifndef MR_ROUTER_ADMIN_H
-#define MR_ROUTER_ADMIN_H
+#ifndef MR_CONTROL_ADMIN_H
+#define MR_CONTROL_ADMIN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "common/err.h"
 #include "conf/snapshot.h"
 
+struct event_base;
+struct evbuffer;
 struct mr_admin;
-struct mr_control;
-
-/* Binds snap's admin.address and serves ctl; NULL (logged) when it cannot
- * listen, or when the address is not loopback and no token is set. */
-struct mr_admin *mr_admin_new(struct mr_control *ctl, const struct mr_snapshot *snap);
-
-/* Closes the listener; accepts NULL. */
-void mr_admin_free(struct mr_admin *admin);
 
 /* What a drain, undrain or weight request's body asks for. */
 struct mr_admin_change {
@@ -36,6 +39,31 @@ struct mr_admin_change {
     double weight;
     bool dry_run, force;
 };
+
+/* The control thread's answers, each called with ctx. JSON results are new
+ * references the admin sends and frees; statuses are HTTP statuses. */
+struct mr_admin_ops {
+    void *ctx;
+    bool (*stopping)(void *ctx);    /* GET /healthz answers 503 */
+    /* action "drain", "undrain" or "weight" on cluster. */
+    int (*change)(void *ctx, const char *action, const char *cluster,
+                  const struct mr_admin_change *ch, json_t **answer);
+    int (*undo)(void *ctx, json_t **answer);
+    int (*reload)(void *ctx, struct mr_errors *errs); /* 0 or -1 */
+    json_t *(*status)(void *ctx);
+    json_t *(*history)(void *ctx);
+    json_t *(*explain)(void *ctx, const char *ip, const char *cookie, int *status);
+    void (*metrics)(void *ctx, struct evbuffer *out);
+};
+
+/* Binds snap's admin.address on base and serves ops (copied); NULL (logged)
+ * when it cannot listen, or when the address is not loopback and no token
+ * is set. */
+struct mr_admin *mr_admin_new(struct event_base *base, const struct mr_admin_ops *ops,
+                              const struct mr_snapshot *snap);
+
+/* Closes the listener; accepts NULL. */
+void mr_admin_free(struct mr_admin *admin);
 
 /* Reads the JSON body (len bytes, not NUL-terminated; empty is {}) of a
  * change; action is "drain", "undrain" or "weight". 0, or -1 with the 400

@@ -17,17 +17,19 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "conf/conf.h"
-#include "geo/countries.h"
+#include "control/admin.h"
+#include "control/history.h"
+#include "control/metrics.h"
+#include "control/status.h"
+#include "control/whatif.h"
 #include "geo/geoip.h"
-#include "geo/policy.h"
 #include "health/check.h"
 #include "health/health.h"
 #include "health/passive.h"
 #include "router/accesslog.h"
-#include "control/admin.h"
-#include "router/cookie.h"
 #include "router/pick.h"
 #include "router/stats.h"
 #include "router/tls.h"
@@ -45,33 +47,12 @@ static int64_t now_ms(void)
 
 static char *read_file(const char *path, struct mr_errors *errs)
 {
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
-    size_t len = 0, cap = 0;
+    char *text = mr_file_read(path, 0, MR_FILE_SHORT_READ_OK, NULL, NULL);
 
-    if (f == NULL) {
+    if (text == NULL && errno == ENOMEM)
+        mr_errors_add(errs, "%s: out of memory", path);
+    else if (text == NULL)
         mr_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
-        size_t n;
-        if (len + 4096 + 1 > cap) {
-            char *grown = realloc(text, cap = cap * 2 + 8192);
-            if (grown == NULL) {
-                free(text);
-                fclose(f);
-                mr_errors_add(errs, "%s: out of memory", path);
-                return NULL;
-            }
-            text = grown;
-        }
-        n = fread(text + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
-    text[len] = '\0';
     return text;
 }
 
@@ -222,154 +203,6 @@ int mr_control_check(const char *path)
     return 0;
 }
 
-/* ---- history and audit ------------------------------------------------ */
-
-static struct mr_change *history_at(struct mr_control *ctl, size_t age)
-{
-    size_t i = (ctl->history_head + MR_CONTROL_HISTORY - 1 - age) % MR_CONTROL_HISTORY;
-    return age < ctl->history_len ? &ctl->history[i] : NULL;
-}
-
-static void change_clear(struct mr_change *c)
-{
-    json_decref(c->value);
-    json_decref(c->previous);
-    free(c->previous_text);
-    memset(c, 0, sizeof(*c));
-}
-
-static json_t *change_json(const struct mr_change *c)
-{
-    char stamp[40];
-    time_t secs = (time_t)(c->time_ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&secs, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%03dZ",
-             (int)(c->time_ms % 1000));
-    return json_pack("{s:I, s:s, s:s, s:s?, s:O?, s:O?, s:I, s:I, s:b}", "seq", (json_int_t)c->seq,
-                     "time", stamp, "change", c->kind, "cluster",
-                     c->cluster[0] != '\0' ? c->cluster : NULL, "value", c->value, "previous",
-                     c->previous, "generation_before", (json_int_t)c->generation_before,
-                     "generation_after", (json_int_t)c->generation_after, "undone", c->undone);
-}
-
-/* Appends one line to the audit log (O_APPEND: one write per line). */
-static void audit(struct mr_control *ctl, const struct mr_change *c)
-{
-    const struct mr_snapshot *snap = mr_snap_peek();
-    json_t *line;
-    char *text;
-    int fd;
-
-    if (snap == NULL || snap->audit_log == NULL)
-        return;
-    line = change_json(c);
-    text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
-    json_decref(line);
-    if (text == NULL)
-        return;
-    fd = open(snap->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (fd >= 0) {
-        size_t len = strlen(text);
-        text[len] = '\n';
-        if (write(fd, text, len + 1) != (ssize_t)(len + 1))
-            mr_log(MR_LOG_ERROR, "audit_log: cannot write %s: %m", snap->audit_log);
-        close(fd);
-    } else {
-        mr_log(MR_LOG_ERROR, "audit_log: cannot open %s: %m", snap->audit_log);
-    }
-    free(text);
-    (void)ctl;
-}
-
-static struct mr_change *record(struct mr_control *ctl, const char *kind, const char *cluster,
-                                json_t *value, json_t *previous, uint64_t before, uint64_t after)
-{
-    struct mr_change *c = &ctl->history[ctl->history_head];
-
-    change_clear(c);
-    ctl->history_head = (ctl->history_head + 1) % MR_CONTROL_HISTORY;
-    if (ctl->history_len < MR_CONTROL_HISTORY)
-        ctl->history_len++;
-    c->seq = ++ctl->next_seq;
-    c->time_ms = now_ms();
-    snprintf(c->kind, sizeof(c->kind), "%s", kind);
-    snprintf(c->cluster, sizeof(c->cluster), "%s", cluster != NULL ? cluster : "");
-    c->value = value;
-    c->previous = previous;
-    c->generation_before = before;
-    c->generation_after = after;
-    return c;
-}
-
-/* Parses "2026-11-27T08:24:35.982Z" back to unix ms; 0 when it does not. */
-static int64_t parse_iso_ms(const char *text)
-{
-    struct tm tm;
-    int ms = 0;
-    const char *rest;
-
-    memset(&tm, 0, sizeof(tm));
-    if (text == NULL || (rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
-        return 0;
-    if (rest[0] == '.')
-        ms = atoi(rest + 1);
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
-/* Reads the newest changes of earlier runs back from the audit log, so
- * history and undo survive a restart. */
-static void load_history(struct mr_control *ctl, const char *audit_log)
-{
-    FILE *f = audit_log != NULL ? fopen(audit_log, "r") : NULL;
-    char line[16384];
-
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        json_t *entry = json_loads(line, 0, NULL);
-        const char *kind = json_string_value(json_object_get(entry, "change"));
-        const char *cluster = json_string_value(json_object_get(entry, "cluster"));
-        struct mr_change *c;
-        uint64_t seq = (uint64_t)json_integer_value(json_object_get(entry, "seq"));
-
-        if (kind == NULL) {
-            json_decref(entry);
-            continue;
-        }
-        if (strcmp(kind, "undo") == 0) {
-            /* An undo marks what it undid. */
-            uint64_t undid = (uint64_t)json_integer_value(
-                json_object_get(json_object_get(entry, "value"), "undid"));
-            for (size_t age = 0; age < ctl->history_len; age++)
-                if (history_at(ctl, age)->seq == undid)
-                    history_at(ctl, age)->undone = true;
-        }
-        c = record(ctl, kind, cluster, json_incref(json_object_get(entry, "value")),
-                   json_incref(json_object_get(entry, "previous")),
-                   (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
-                   (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
-        c->seq = seq;
-        c->time_ms = parse_iso_ms(json_string_value(json_object_get(entry, "time")));
-        c->undone = c->undone || json_is_true(json_object_get(entry, "undone"));
-        if (seq > ctl->next_seq)
-            ctl->next_seq = seq;
-        json_decref(entry);
-    }
-    fclose(f);
-}
-
-json_t *mr_control_history(struct mr_control *ctl)
-{
-    json_t *list = json_array();
-
-    for (size_t age = 0; age < ctl->history_len; age++)
-        json_array_append_new(list, change_json(history_at(ctl, age)));
-    return json_pack("{s:o}", "changes", list);
-}
-
 /* ---- overrides as JSON (the "value" and "previous" of a change) -------- */
 
 static json_t *override_json(const struct mr_overrides *ov, const struct mr_snapshot *snap,
@@ -415,67 +248,22 @@ static int restore_override(struct mr_overrides *ov, const struct mr_snapshot *s
     return rc;
 }
 
-/* ---- guardrail: who would be stranded ---------------------------------- */
-
-/* A synthetic client of one routing class. */
-static void class_location(const char *country, const char *continent, struct mr_location *loc)
-{
-    memset(loc, 0, sizeof(*loc));
-    if (country != NULL) {
-        loc->found = true;
-        memcpy(loc->country, country, 2);
-        mr_countries_continent(country, loc->continent);
-        loc->has_coords = mr_countries_centroid(country, &loc->lat, &loc->lon);
-    } else if (continent != NULL) {
-        loc->found = true;
-        memcpy(loc->continent, continent, 2);
-    }
-}
-
-/* True when a client at loc has a cluster taking new sessions. */
-static bool class_served(const struct mr_snapshot *snap, const struct mr_location *loc)
-{
-    size_t regions[snap->n_regions + 1];
-    size_t n = mr_policy_regions(snap, loc, regions, NULL, snap->n_regions);
-
-    for (size_t i = 0; i < n; i++) {
-        const struct mr_region *r = &snap->regions[regions[i]];
-        for (size_t k = 0; k < r->n_clusters; k++)
-            if (mr_pick_takes_new(snap, &r->clusters[k]))
-                return true;
-    }
-    return false;
-}
-
-/* Routing classes served by before and not by after: "countries.GB",
- * "continents.EU", "default". */
-static json_t *stranded(const struct mr_snapshot *before, const struct mr_snapshot *after)
-{
-    json_t *out = json_array();
-    struct mr_location loc;
-    char name[32];
-
-    for (size_t i = 0; i < after->routing.n_countries; i++) {
-        class_location(after->routing.countries[i].code, NULL, &loc);
-        if (class_served(before, &loc) && !class_served(after, &loc)) {
-            snprintf(name, sizeof(name), "countries.%s", after->routing.countries[i].code);
-            json_array_append_new(out, json_string(name));
-        }
-    }
-    for (size_t i = 0; i < after->routing.n_continents; i++) {
-        class_location(NULL, after->routing.continents[i].code, &loc);
-        if (class_served(before, &loc) && !class_served(after, &loc)) {
-            snprintf(name, sizeof(name), "continents.%s", after->routing.continents[i].code);
-            json_array_append_new(out, json_string(name));
-        }
-    }
-    class_location(NULL, NULL, &loc);
-    if (class_served(before, &loc) && !class_served(after, &loc))
-        json_array_append_new(out, json_string("default"));
-    return out;
-}
-
 /* ---- dry run: where the new sessions would go -------------------------- */
+
+/* One cluster's new sessions by country into the object arg. */
+static void add_new_sessions(const char *name, const struct mr_stats_cluster_sum *sum, void *arg)
+{
+    json_t *per = json_object();
+
+    for (size_t k = 0; k < MR_STATS_COUNTRIES; k++) {
+        char cc[8];
+        if (sum->new_by_country[k] == 0)
+            continue;
+        mr_stats_country_name(k, cc);
+        json_object_set_new(per, cc, json_integer((json_int_t)sum->new_by_country[k]));
+    }
+    json_object_set_new(arg, name, per);
+}
 
 /* New sessions per cluster and country since start, summed over workers:
  * {"eu-west-a": {"GB": 12, "unknown": 3}, ...}. */
@@ -483,30 +271,7 @@ static json_t *new_session_counts(struct mr_control *ctl)
 {
     json_t *counts = json_object();
 
-    for (int i = 0; i < ctl->n_workers; i++) {
-        struct mr_stats_cluster *cs =
-            atomic_load_explicit(&ctl->workers[i]->stats->clusters, memory_order_acquire);
-        for (; cs != NULL; cs = cs->next) {
-            json_t *per = json_object_get(counts, cs->name);
-            if (per == NULL) {
-                per = json_object();
-                json_object_set_new(counts, cs->name, per);
-            }
-            for (size_t k = 0; k < MR_STATS_COUNTRIES; k++) {
-                uint64_t n = mr_stats_get(&cs->new_by_country[k]);
-                char cc[8];
-                if (n == 0)
-                    continue;
-                if (k == MR_STATS_COUNTRY_UNKNOWN)
-                    snprintf(cc, sizeof(cc), "unknown");
-                else
-                    snprintf(cc, sizeof(cc), "%c%c", (char)('A' + k / 26), (char)('A' + k % 26));
-                json_object_set_new(per, cc,
-                                    json_integer(json_integer_value(json_object_get(per, cc)) +
-                                                 (json_int_t)n));
-            }
-        }
-    }
+    mr_stats_sum_clusters(ctl->stats, (size_t)ctl->n_workers, add_new_sessions, counts);
     return counts;
 }
 
@@ -551,86 +316,6 @@ static void sample_mix(struct mr_control *ctl)
         ctl->mix_len++;
 }
 
-/* Adds, for n sessions of a client at loc, the clusters they would go to
- * under snap (split by weight within the first region that takes them). */
-static void spread(const struct mr_snapshot *snap, const struct mr_location *loc, double n,
-                   json_t *shares)
-{
-    size_t regions[snap->n_regions + 1];
-    size_t count = mr_policy_regions(snap, loc, regions, NULL, snap->n_regions);
-    const char *where = "fail_open";
-
-    for (size_t i = 0; i < count; i++) {
-        const struct mr_region *r = &snap->regions[regions[i]];
-        double total = 0;
-        for (size_t k = 0; k < r->n_clusters; k++)
-            if (mr_pick_takes_new(snap, &r->clusters[k]))
-                total += r->clusters[k].weight;
-        if (total <= 0)
-            continue;
-        for (size_t k = 0; k < r->n_clusters; k++) {
-            const struct mr_cluster *c = &r->clusters[k];
-            if (!mr_pick_takes_new(snap, c))
-                continue;
-            json_object_set_new(shares, c->name,
-                                json_real(json_number_value(json_object_get(shares, c->name)) +
-                                          n * c->weight / total));
-        }
-        return;
-    }
-    json_object_set_new(shares, where,
-                        json_real(json_number_value(json_object_get(shares, where)) + n));
-}
-
-/* Where the new sessions that cluster took lately would go under after. */
-static json_t *dry_run_shares(struct mr_control *ctl, const struct mr_snapshot *before,
-                              const struct mr_snapshot *after, const char *cluster,
-                              const char **basis)
-{
-    json_t *mix = traffic_mix(ctl), *per = json_object_get(mix, cluster);
-    json_t *shares = json_object(), *list = json_array();
-    struct mr_location loc;
-    double total = 0;
-    const char *key;
-    json_t *value;
-
-    *basis = "new sessions of the last minutes";
-    if (per != NULL && json_object_size(per) > 0) {
-        const char *cc;
-        json_t *n;
-        json_object_foreach(per, cc, n)
-        {
-            class_location(strcmp(cc, "unknown") == 0 ? NULL : cc, NULL, &loc);
-            spread(after, &loc, (double)json_integer_value(n), shares);
-        }
-    } else {
-        /* No traffic yet: one client of each routing class, counted for
-         * the share of it that the cluster takes now. */
-        *basis = "no recent new sessions: one client per routing class";
-        for (size_t i = 0; i <= before->routing.n_countries; i++) {
-            json_t *now_shares = json_object();
-            double mine;
-            class_location(i < before->routing.n_countries ? before->routing.countries[i].code
-                                                           : NULL,
-                           NULL, &loc);
-            spread(before, &loc, 1, now_shares);
-            mine = json_number_value(json_object_get(now_shares, cluster));
-            if (mine > 0)
-                spread(after, &loc, mine, shares);
-            json_decref(now_shares);
-        }
-    }
-    json_object_foreach(shares, key, value) total += json_number_value(value);
-    json_object_foreach(shares, key, value)
-    {
-        json_array_append_new(list, json_pack("{s:s, s:f}", "cluster", key, "share",
-                                              total > 0 ? json_number_value(value) / total : 0));
-    }
-    json_decref(shares);
-    json_decref(mix);
-    return list;
-}
-
 /* ---- changes ----------------------------------------------------------- */
 
 static int answer_error(json_t **answer, int status, const char *fmt, ...)
@@ -665,6 +350,15 @@ static const char *describe(const char *kind, int mode, int64_t deadline_s, doub
     return buf;
 }
 
+/* Appends c to the audit log of the running snapshot. */
+static void audit(const struct mr_change *c)
+{
+    const struct mr_snapshot *snap = mr_snap_peek();
+
+    if (snap != NULL)
+        mr_history_append(snap->audit_log, c);
+}
+
 /* Builds with next, checks, saves, publishes and records. */
 static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
                  struct mr_overrides *next, bool dry_run, bool force, uint64_t undid,
@@ -683,10 +377,13 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
                               errs.n_errors > 0 ? errs.errors[0] : "unknown error");
         goto out;
     }
-    lost = stranded(before, after);
+    lost = mr_whatif_stranded(before, after);
     if (dry_run) {
         const char *basis;
-        json_t *shares = dry_run_shares(ctl, before, after, cluster, &basis);
+        json_t *mix = traffic_mix(ctl);
+        json_t *shares = mr_whatif_shares(before, after, cluster, json_object_get(mix, cluster),
+                                          &basis);
+        json_decref(mix);
         *answer = json_pack("{s:b, s:s+, s:o, s:o, s:s, s:I}", "dry_run", 1, "message",
                             "dry run, nothing changed: ", what, "new_sessions_to", shares,
                             "stranded", lost, "basis", basis, "generation",
@@ -727,13 +424,14 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
         json_object_set_new(value, "undid", json_integer((json_int_t)undid));
     if (force && undid == 0)
         json_object_set_new(value, "forced", json_true());
-    *done = record(ctl, kind, cluster, value, previous, before->generation, after->generation);
-    audit(ctl, *done);
+    *done = mr_history_record(&ctl->history, now_ms(), kind, cluster, value, previous,
+                              before->generation, after->generation);
+    audit(*done);
     mr_log(MR_LOG_INFO, "%s %s: %s (generation %llu -> %llu)", kind, cluster, what,
            (unsigned long long)before->generation, (unsigned long long)after->generation);
     *answer = json_pack("{s:I, s:I, s:s, s:s, s:o}", "generation", (json_int_t)after->generation,
                         "previous_generation", (json_int_t)before->generation, "cluster",
-                        cluster, "message", what, "change", change_json(*done));
+                        cluster, "message", what, "change", mr_history_change_json(*done));
     if (saved > 0) {
         /* The file was renamed into place: a restart would apply the change,
          * so it runs now too, and only its surviving a crash is in doubt. */
@@ -876,11 +574,11 @@ int mr_control_reload(struct mr_control *ctl, struct mr_errors *errs)
         free(text);
         return -1;
     }
-    done = record(ctl, "reload", NULL, json_pack("{s:s}", "file", ctl->conf_path), NULL, before,
-                  after);
+    done = mr_history_record(&ctl->history, now_ms(), "reload", NULL,
+                             json_pack("{s:s}", "file", ctl->conf_path), NULL, before, after);
     done->previous_text = ctl->conf_text;
     ctl->conf_text = text;
-    audit(ctl, done);
+    audit(done);
     mr_log(MR_LOG_INFO, "reloaded %s: generation %llu (was %llu)", ctl->conf_path,
            (unsigned long long)after, (unsigned long long)before);
     return 0;
@@ -888,17 +586,10 @@ int mr_control_reload(struct mr_control *ctl, struct mr_errors *errs)
 
 int mr_control_undo(struct mr_control *ctl, json_t **answer)
 {
-    struct mr_change *target = NULL, *done;
+    struct mr_change *target = mr_history_undo_target(&ctl->history), *done;
     struct mr_errors errs = {0};
     int status;
 
-    for (size_t age = 0; age < ctl->history_len; age++) {
-        struct mr_change *c = history_at(ctl, age);
-        if (!c->undone && strcmp(c->kind, "undo") != 0) {
-            target = c;
-            break;
-        }
-    }
     if (target == NULL)
         return answer_error(answer, 409, "nothing to undo");
     if (strcmp(target->kind, "reload") == 0) {
@@ -918,14 +609,15 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         target->previous_text = ctl->conf_text;
         ctl->conf_text = text;
         target->undone = true;
-        done = record(ctl, "undo", NULL, json_pack("{s:I, s:s}", "undid", (json_int_t)target->seq,
-                                                   "change", "reload"),
-                      NULL, before, after);
-        audit(ctl, done);
+        done = mr_history_record(&ctl->history, now_ms(), "undo", NULL,
+                                 json_pack("{s:I, s:s}", "undid", (json_int_t)target->seq,
+                                           "change", "reload"),
+                                 NULL, before, after);
+        audit(done);
         *answer = json_pack("{s:I, s:I, s:s, s:o}", "generation", (json_int_t)after,
                             "previous_generation", (json_int_t)before, "message",
                             "undid reload: the previous configuration is running",
-                            "change", change_json(done));
+                            "change", mr_history_change_json(done));
         return 200;
     }
     {
@@ -959,257 +651,82 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
     }
 }
 
-/* ---- views --------------------------------------------------------------- */
-
-static void iso_time(int64_t ms, char *buf, size_t len)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-void mr_control_cluster_traffic(struct mr_control *ctl, const char *cluster, uint64_t *requests,
-                                uint64_t *active, uint64_t *new_sessions, uint64_t *sticky)
-{
-    *requests = *active = *new_sessions = *sticky = 0;
-    for (int i = 0; i < ctl->n_workers; i++) {
-        struct mr_stats_cluster *cs =
-            atomic_load_explicit(&ctl->workers[i]->stats->clusters, memory_order_acquire);
-        for (; cs != NULL; cs = cs->next) {
-            if (strcmp(cs->name, cluster) != 0)
-                continue;
-            *requests += mr_stats_get(&cs->requests);
-            *active += mr_stats_get(&cs->active);
-            *new_sessions += mr_stats_get(&cs->new_sessions);
-            *sticky += mr_stats_get(&cs->sticky_hits);
-        }
-    }
-}
-
-static void endpoint_traffic(struct mr_control *ctl, const char *cluster, const char *address,
-                             uint64_t *requests, uint64_t *active)
-{
-    *requests = *active = 0;
-    for (int i = 0; i < ctl->n_workers; i++) {
-        struct mr_stats_endpoint *es =
-            atomic_load_explicit(&ctl->workers[i]->stats->endpoints, memory_order_acquire);
-        for (; es != NULL; es = es->next) {
-            if (strcmp(es->cluster, cluster) != 0 || strcmp(es->address, address) != 0)
-                continue;
-            *requests += mr_stats_get(&es->requests);
-            *active += mr_stats_get(&es->active);
-        }
-    }
-}
-
-static const char *cluster_state(const struct mr_snapshot *snap, const struct mr_cluster *c,
-                                 int64_t now)
-{
-    if (!mr_health_cluster_healthy(snap, c))
-        return "down";
-    if (c->drain == MR_DRAIN_HARD ||
-        (c->drain == MR_DRAIN_SOFT && c->drain_deadline_s != 0 && now >= c->drain_deadline_s))
-        return "drained";
-    if (c->drain == MR_DRAIN_SOFT)
-        return "draining";
-    return "active";
-}
-
-static json_t *drain_json(const struct mr_cluster *c, int64_t now)
-{
-    char stamp[40];
-
-    if (c->drain == MR_DRAIN_NONE)
-        return json_null();
-    if (c->drain_deadline_s == 0)
-        return json_pack("{s:s, s:n, s:n}", "mode", c->drain == MR_DRAIN_HARD ? "hard" : "soft",
-                         "deadline", "deadline_s");
-    iso_time(c->drain_deadline_s * 1000, stamp, sizeof(stamp));
-    return json_pack("{s:s, s:s, s:I}", "mode", c->drain == MR_DRAIN_HARD ? "hard" : "soft",
-                     "deadline", stamp, "deadline_s",
-                     (json_int_t)(c->drain_deadline_s > now ? c->drain_deadline_s - now : 0));
-}
-
-/* The endpoint's passive-health ejection in force, or JSON null. */
-static json_t *ejection_json(const struct mr_endpoint *ep)
-{
-    const struct mr_health_slot *slot = ep->health;
-    int64_t now = mr_passive_now_ms(), until;
-    struct timespec wall;
-    char stamp[40];
-
-    if (!mr_passive_ejected(ep, now))
-        return json_null();
-    until = atomic_load(&slot->ejected_until);
-    clock_gettime(CLOCK_REALTIME, &wall);
-    iso_time((int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + (until - now), stamp,
-             sizeof(stamp));
-    return json_pack("{s:s, s:s, s:I, s:i}", "reason",
-                     mr_passive_reason_name((enum mr_passive_reason)atomic_load(
-                         &slot->eject_reason)),
-                     "until", stamp, "remaining_ms", (json_int_t)(until - now), "ejections",
-                     atomic_load(&slot->ejections));
-}
-
 json_t *mr_control_status(struct mr_control *ctl)
 {
     struct mr_snapshot *snap = mr_snap_acquire();
-    struct mr_health_transition tr[64];
-    size_t n_tr = mr_health_transitions(ctl->health, tr, 64);
-    json_t *regions = json_array(), *transitions = json_array(), *out;
-    int64_t now = time(NULL);
-    char stamp[40];
+    struct mr_status_source src = {
+        .health = ctl->health,
+        .stats = ctl->stats,
+        .n_stats = (size_t)ctl->n_workers,
+        .started_s = ctl->started_s,
+        .stopping = ctl->stopping,
+    };
+    json_t *out = mr_status_json(snap, &src);
 
-    for (size_t r = 0; r < snap->n_regions; r++) {
-        const struct mr_region *region = &snap->regions[r];
-        json_t *clusters = json_array();
-        for (size_t k = 0; k < region->n_clusters; k++) {
-            const struct mr_cluster *c = &region->clusters[k];
-            json_t *endpoints = json_array();
-            uint64_t req, act, fresh, sticky;
-            for (size_t e = 0; e < c->n_endpoints; e++) {
-                const struct mr_endpoint *ep = &c->endpoints[e];
-                const struct mr_health_slot *slot = ep->health;
-                uint64_t ereq, eact;
-                endpoint_traffic(ctl, c->name, ep->address, &ereq, &eact);
-                iso_time(slot != NULL ? slot->changed_ms : ctl->started_s * 1000, stamp,
-                         sizeof(stamp));
-                json_array_append_new(
-                    endpoints,
-                    json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:b, s:o, s:I}", "address",
-                              ep->address, "health", mr_health_endpoint_up(ep) ? "up" : "down",
-                              "since", stamp, "last_check",
-                              slot != NULL && slot->checks > 0 ? slot->last : "not checked yet",
-                              "traffic", "requests", (json_int_t)ereq, "active_connections",
-                              (json_int_t)eact, "ejected",
-                              mr_passive_ejected(ep, mr_passive_now_ms()), "ejection",
-                              ejection_json(ep), "ejections_total",
-                              (json_int_t)(slot != NULL ? atomic_load(&slot->ejections_total)
-                                                        : 0)));
-            }
-            mr_control_cluster_traffic(ctl, c->name, &req, &act, &fresh, &sticky);
-            json_array_append_new(
-                clusters,
-                json_pack("{s:s, s:s, s:b, s:I, s:I, s:f, s:f, s:o, s:b, s:b, "
-                          "s:{s:I, s:I, s:I, s:I}, s:o}",
-                          "name", c->name, "state", cluster_state(snap, c, now), "healthy",
-                          mr_health_cluster_healthy(snap, c), "endpoints_up",
-                          (json_int_t)mr_health_cluster_up(c), "endpoints_total",
-                          (json_int_t)c->n_endpoints, "weight", c->weight, "configured_weight",
-                          c->configured_weight, "drain", drain_json(c, now),
-                          "takes_new_sessions", mr_pick_takes_new(snap, c), "keeps_sessions",
-                          mr_pick_keeps_sessions(snap, c, now), "traffic", "requests",
-                          (json_int_t)req, "active_connections", (json_int_t)act,
-                          "new_sessions", (json_int_t)fresh, "sticky_hits", (json_int_t)sticky,
-                          "endpoints", endpoints));
-        }
-        json_array_append_new(regions, json_pack("{s:s, s:f, s:f, s:o}", "name", region->name,
-                                                 "lat", region->lat, "lon", region->lon,
-                                                 "clusters", clusters));
-    }
-    for (size_t i = 0; i < n_tr; i++) {
-        iso_time(tr[i].time_ms, stamp, sizeof(stamp));
-        json_array_append_new(transitions,
-                              json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", stamp, "cluster",
-                                        tr[i].cluster, "address", tr[i].address, "health",
-                                        tr[i].up ? "up" : "down", "reason", tr[i].reason));
-    }
-    iso_time(ctl->started_s * 1000, stamp, sizeof(stamp));
-    out = json_pack("{s:I, s:s?, s:s, s:b, s:o, s:o}", "generation", (json_int_t)snap->generation,
-                    "config", snap->path, "started", stamp, "stopping", ctl->stopping, "regions",
-                    regions, "health_transitions", transitions);
     mr_snap_release(snap);
     return out;
-}
-
-static const char *skip_reason(const struct mr_snapshot *snap, const struct mr_cluster *c)
-{
-    if (!mr_health_cluster_healthy(snap, c))
-        return "down";
-    if (c->drain != MR_DRAIN_NONE)
-        return "drained";
-    if (c->weight <= 0)
-        return "weight 0";
-    return NULL;
 }
 
 json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie,
                            int *status)
 {
     struct mr_snapshot *snap = mr_snap_acquire();
-    struct mr_sockaddr addr;
-    struct mr_pick_input in = {0};
-    struct mr_decision d;
-    struct mr_location *loc = &d.loc;
-    size_t regions[snap->n_regions + 1];
-    enum mr_policy_step steps[snap->n_regions + 1];
-    size_t n;
-    json_t *candidates = json_array(), *cookie_json = json_null(), *out;
-    char cluster[MR_COOKIE_CLUSTER_MAX + 1];
-    const char *cookie_cluster = NULL;
+    struct mr_whatif_clock clock = {
+        .now_s = time(NULL), .mono_ms = mr_passive_now_ms(), .wall_ms = now_ms()};
+    json_t *out = mr_whatif_explain(snap, ip, cookie, &clock,
+                                    (uint64_t)random() << 32 ^ (uint64_t)random(), status);
 
     (void)ctl;
-    *status = 200;
-    if (ip == NULL || mr_netaddr_parse_host(ip, strlen(ip), &addr) != 0) {
-        *status = 400;
-        mr_snap_release(snap);
-        json_decref(candidates);
-        return json_pack("{s:s}", "error", "ip: expected an IPv4 or IPv6 address");
-    }
-    if (cookie != NULL) {
-        struct mr_cookie_keys *keys = mr_cookie_keys_new(snap);
-        enum mr_cookie_result r =
-            keys != NULL ? mr_cookie_verify(keys, cookie, strlen(cookie), time(NULL), cluster,
-                                            sizeof(cluster))
-                         : MR_COOKIE_MALFORMED;
-        mr_cookie_keys_free(keys);
-        if (r == MR_COOKIE_VALID)
-            cookie_cluster = cluster;
-        cookie_json = json_pack("{s:b, s:s, s:s?}", "present", 1, "result",
-                                mr_cookie_result_name(r), "cluster", cookie_cluster);
-    }
-    in.addr = (const struct sockaddr *)&addr.ss;
-    in.cookie_cluster = cookie_cluster;
-    in.now = time(NULL);
-    in.random = (uint64_t)random() << 32 ^ (uint64_t)random();
-    mr_pick_session(snap, &in, &d);
-    if (!d.located)
-        mr_geoip_lookup(snap, in.addr, loc);
-    n = mr_policy_regions(snap, loc, regions, steps, snap->n_regions);
-    for (size_t i = 0; i < n; i++) {
-        const struct mr_region *r = &snap->regions[regions[i]];
-        json_t *clusters = json_array();
-        for (size_t k = 0; k < r->n_clusters; k++) {
-            const struct mr_cluster *c = &r->clusters[k];
-            const char *why = skip_reason(snap, c);
-            json_t *ejected = json_array();
-            for (size_t e = 0; e < c->n_endpoints; e++) {
-                json_t *ej = ejection_json(&c->endpoints[e]);
-                if (json_is_null(ej))
-                    continue;
-                json_object_set_new(ej, "address", json_string(c->endpoints[e].address));
-                json_array_append_new(ejected, ej);
-            }
-            json_array_append_new(clusters, json_pack("{s:s, s:b, s:s?, s:o}", "name", c->name,
-                                                      "eligible", why == NULL, "reason", why,
-                                                      "ejected_endpoints", ejected));
-        }
-        json_array_append_new(candidates,
-                              json_pack("{s:s, s:s, s:o}", "region", r->name, "rule",
-                                        mr_policy_step_name(steps[i]), "clusters", clusters));
-    }
-    out = json_pack("{s:I, s:s, s:{s:b, s:s?, s:s?, s:o, s:o}, s:o, s:o, s:s, s:s?, s:s?}",
-                    "generation", (json_int_t)snap->generation, "ip", ip, "location", "found",
-                    loc->found, "country", loc->country[0] ? loc->country : NULL, "continent",
-                    loc->continent[0] ? loc->continent : NULL, "lat",
-                    loc->has_coords ? json_real(loc->lat) : json_null(), "lon",
-                    loc->has_coords ? json_real(loc->lon) : json_null(), "cookie", cookie_json,
-                    "candidates", candidates, "decision", mr_pick_reason_name(d.reason),
-                    "region", d.region != NULL ? d.region->name : NULL, "cluster",
-                    d.cluster != NULL ? d.cluster->name : NULL);
     mr_snap_release(snap);
     return out;
+}
+
+/* ---- the admin API's view of the control thread (struct mr_admin_ops) ---- */
+
+static bool admin_stopping(void *ctx)
+{
+    return ((struct mr_control *)ctx)->stopping;
+}
+
+static int admin_change(void *ctx, const char *action, const char *cluster,
+                        const struct mr_admin_change *ch, json_t **answer)
+{
+    return mr_control_change(ctx, action, cluster, ch->mode, ch->deadline_s, ch->weight,
+                             ch->dry_run, ch->force, answer);
+}
+
+static int admin_undo(void *ctx, json_t **answer)
+{
+    return mr_control_undo(ctx, answer);
+}
+
+static int admin_reload(void *ctx, struct mr_errors *errs)
+{
+    return mr_control_reload(ctx, errs);
+}
+
+static json_t *admin_status(void *ctx)
+{
+    return mr_control_status(ctx);
+}
+
+static json_t *admin_history(void *ctx)
+{
+    return mr_history_json(&((struct mr_control *)ctx)->history);
+}
+
+static json_t *admin_explain(void *ctx, const char *ip, const char *cookie, int *status)
+{
+    return mr_control_explain(ctx, ip, cookie, status);
+}
+
+static void admin_metrics(void *ctx, struct evbuffer *out)
+{
+    struct mr_control *ctl = ctx;
+    struct mr_snapshot *snap = mr_snap_acquire();
+
+    mr_metrics_write(out, snap, ctl->stats, (size_t)ctl->n_workers, ctl->reload_failures);
+    mr_snap_release(snap);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -1239,7 +756,8 @@ static int bind_listener(const struct mr_listener *l)
 static int start_workers(struct mr_control *ctl, const struct mr_snapshot *snap)
 {
     ctl->workers = calloc((size_t)snap->workers, sizeof(*ctl->workers));
-    if (ctl->workers == NULL)
+    ctl->stats = calloc((size_t)snap->workers, sizeof(*ctl->stats));
+    if (ctl->workers == NULL || ctl->stats == NULL)
         return -1;
     for (int i = 0; i < snap->workers; i++) {
         int fds[snap->n_listeners + 1];
@@ -1254,6 +772,7 @@ static int start_workers(struct mr_control *ctl, const struct mr_snapshot *snap)
         ctl->workers[i] = mr_worker_new(i, fds, snap->n_listeners);
         if (ctl->workers[i] == NULL)
             return -1;
+        ctl->stats[i] = ctl->workers[i]->stats;
         ctl->n_workers = i + 1;
         if (mr_worker_start(ctl->workers[i]) != 0)
             return -1;
@@ -1336,6 +855,17 @@ int mr_control_start(struct mr_control *ctl, const char *path)
     struct mr_errors errs = {0};
     struct mr_snapshot *snap;
     struct timeval tick = {0, TICK_MS * 1000};
+    const struct mr_admin_ops admin_ops = {
+        .ctx = ctl,
+        .stopping = admin_stopping,
+        .change = admin_change,
+        .undo = admin_undo,
+        .reload = admin_reload,
+        .status = admin_status,
+        .history = admin_history,
+        .explain = admin_explain,
+        .metrics = admin_metrics,
+    };
 
     /* Until mr_control_run() handles them, the stop and reload signals wait:
      * a SIGHUP in the moment between the first accept and the handler would
@@ -1373,7 +903,7 @@ int mr_control_start(struct mr_control *ctl, const char *path)
     }
     log_errors(path, &errs);
     mr_errors_clear(&errs);
-    load_history(ctl, snap->audit_log);
+    mr_history_load(&ctl->history, snap->audit_log);
     if (mr_accesslog_open(snap->access_log) != 0) {
         mr_log(MR_LOG_ERROR, "access_log: cannot open %s: %m", snap->access_log);
         mr_snap_free(snap);
@@ -1386,7 +916,7 @@ int mr_control_start(struct mr_control *ctl, const char *path)
     }
     mr_snap_publish(snap);
     mr_checker_update(ctl->checker, snap);
-    ctl->admin = mr_admin_new(ctl, snap);
+    ctl->admin = mr_admin_new(ctl->base, &admin_ops, snap);
     if (ctl->admin == NULL)
         goto fail_running;
     if (start_workers(ctl, snap) != 0)
@@ -1426,6 +956,7 @@ void mr_control_run(struct mr_control *ctl)
     for (int i = 0; i < ctl->n_workers; i++)
         mr_worker_join(ctl->workers[i]);
     free(ctl->workers);
+    free(ctl->stats);
     for (int i = 0; i < 3; i++)
         if (signals[i] != NULL)
             event_free(signals[i]);
@@ -1439,8 +970,7 @@ void mr_control_run(struct mr_control *ctl)
     mr_health_free(ctl->health);
     mr_accesslog_close();
     mr_overrides_clear(&ctl->overrides);
-    for (size_t i = 0; i < MR_CONTROL_HISTORY; i++)
-        change_clear(&ctl->history[i]);
+    mr_history_clear(&ctl->history);
     for (size_t i = 0; i < MR_CONTROL_MIX_SAMPLES; i++)
         json_decref(ctl->mix[i].counts);
     free(ctl->conf_text);

@@ -8,9 +8,19 @@
  * snapshot beside the running one (file text + overrides + GeoIP + health
  * slots), check it, save the state, publish it with an atomic swap. A
  * change that cannot apply changes nothing. Control thread only.
+ *
+ * control.c keeps the thread (start, signals, tick, stop), the snapshot
+ * build and publish, reload, and applying changes; the rest is in modules
+ * it calls, and none of them calls back or includes this header:
+ *
+ *   main -> control -> admin     (served through struct mr_admin_ops)
+ *                   -> metrics   -> router/stats (sums over workers)
+ *                   -> status    -> whatif, router/stats
+ *                   -> history
+ *                   -> whatif    -> geo/policy, router/pick, router/cookie
  */
-#ifndef MR_ROUTER_CONTROL_H
-#define MR_ROUTER_CONTROL_H
+#ifndef MR_CONTROL_CONTROL_H
+#define MR_CONTROL_CONTROL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,28 +30,15 @@
 #include "common/err.h"
 #include "conf/overrides.h"
 #include "conf/snapshot.h"
+#include "control/history.h"
 
 struct event_base;
 struct mr_worker;
 struct mr_health;
 struct mr_checker;
 struct mr_admin;
-struct mr_stats_cluster;
+struct mr_stats;
 
-/* One entry of the change history (and of the audit log). */
-struct mr_change {
-    uint64_t seq;
-    int64_t time_ms;
-    char kind[16];            /* "drain", "undrain", "weight", "reload", "undo" */
-    char cluster[72];         /* empty for reload */
-    json_t *value;            /* what was set (owned) */
-    json_t *previous;         /* what it replaced (owned) */
-    uint64_t generation_before, generation_after;
-    bool undone;
-    char *previous_text;      /* reload: the configuration text it replaced */
-};
-
-#define MR_CONTROL_HISTORY 100
 #define MR_CONTROL_MIX_SAMPLES 31 /* every 10 s: the last 5 minutes */
 
 struct mr_control {
@@ -49,6 +46,7 @@ struct mr_control {
     char *conf_text;          /* the JSON the running snapshot came from */
     struct event_base *base;
     struct mr_worker **workers;
+    struct mr_stats **stats;  /* workers[i]->stats, for the sums */
     int n_workers;
     struct mr_health *health;
     struct mr_checker *checker;
@@ -58,9 +56,7 @@ struct mr_control {
     int64_t started_s;
     uint64_t reload_failures;
     struct event *tick;       /* drain deadlines, traffic mix, shutdown */
-    struct mr_change history[MR_CONTROL_HISTORY]; /* ring, newest at head-1 */
-    size_t history_len, history_head;
-    uint64_t next_seq;
+    struct mr_history history;
     /* New sessions per cluster and country, sampled for dry runs. */
     struct mix_sample {
         int64_t time_s;
@@ -100,12 +96,7 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer);
 
 /* JSON views for the admin API (new references). */
 json_t *mr_control_status(struct mr_control *ctl);
-json_t *mr_control_history(struct mr_control *ctl);
 json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie,
                            int *status);
-
-/* Traffic summed over workers for one cluster (requests, active, ...). */
-void mr_control_cluster_traffic(struct mr_control *ctl, const char *cluster, uint64_t *requests,
-                                uint64_t *active, uint64_t *new_sessions, uint64_t *sticky);
 
 #endif

@@ -1,16 +1,23 @@
 /*
  * control/metrics.h: GET /metrics, Prometheus text format 0.0.4.
  *
- * Sums every worker's counters (router/stats.h) and reads health and the
- * current snapshot; runs on the control thread, never on the data path.
+ * Writes sums of the workers' counters (router/stats.h), health and the
+ * snapshot it is given; knows nothing of the control thread, whose caller
+ * passes everything in. Runs on the control thread, never on the data path.
  */
-#ifndef MR_ROUTER_METRICS_H
-#define MR_ROUTER_METRICS_H
+#ifndef MR_CONTROL_METRICS_H
+#define MR_CONTROL_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 struct evbuffer;
-struct mr_control;
+struct mr_snapshot;
+struct mr_stats;
 
-/* Appends the whole exposition to out. */
-void mr_metrics_write(struct mr_control *ctl, struct evbuffer *out);
+/* Appends the whole exposition for snap to out: stats holds every worker's
+ * counters (n_stats of them); reload_failures counts refused reloads. */
+void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
+                      struct mr_stats *const *stats, size_t n_stats, uint64_t reload_failures);
 
 #endif

@@ -8,6 +8,12 @@
  * counters keep counting across reloads; a worker finds or adds its records
  * when it takes a lease on a new snapshot and publishes new records with a
  * release store, so readers can walk the lists at any time.
+ *
+ * Readers never walk the lists themselves: the mr_stats_sum* functions take
+ * every worker's set (an array of n pointers) and add up what each has
+ * counted, matching records by name, so a cluster or endpoint only some
+ * workers have seen sums what those have. Sums are plain numbers on the
+ * caller's side; a gauge is the sum of the workers' gauges.
  */
 #ifndef MR_ROUTER_STATS_H
 #define MR_ROUTER_STATS_H
@@ -101,5 +107,54 @@ size_t mr_stats_country_index(const char *cc);
 
 /* Counts one finished request's duration. */
 void mr_stats_observe(struct mr_stats *s, uint64_t duration_us);
+
+/* The label of new_by_country[k]: "GB", or "unknown" for
+ * MR_STATS_COUNTRY_UNKNOWN. out holds at least 8 bytes. */
+void mr_stats_country_name(size_t k, char *out);
+
+/* The process-wide counters of struct mr_stats, summed over workers. */
+struct mr_stats_listener_sum {
+    uint64_t tls_handshakes, tls_resumed, tls_handshake_failures;
+    uint64_t proxy_protocol_errors, proxy_protocol_refused;
+};
+
+struct mr_stats_sum {
+    uint64_t decisions[5];                          /* by enum mr_pick_reason */
+    uint64_t bad_cookies, bad_response_bodies, retries;
+    uint64_t duration_buckets[MR_STATS_BUCKETS];    /* per bucket, not cumulative */
+    uint64_t duration_count, duration_sum_us;
+    uint64_t client_connections, tunnels, tunnels_total;
+    struct mr_stats_listener_sum listeners[MR_STATS_LISTENERS];
+};
+
+/* One cluster's counters summed over workers (0 where none counted it). */
+struct mr_stats_cluster_sum {
+    uint64_t requests, status[6], active, new_sessions, sticky_hits;
+    uint64_t new_by_country[MR_STATS_COUNTRIES];
+};
+
+/* One endpoint's counters summed over workers. */
+struct mr_stats_endpoint_sum {
+    uint64_t requests, active, connect_failures;
+};
+
+/* Fills *out with the sum of the n sets in stats. */
+void mr_stats_sum(struct mr_stats *const *stats, size_t n, struct mr_stats_sum *out);
+
+/* Fills *out with the sum of every record named cluster. */
+void mr_stats_sum_cluster(struct mr_stats *const *stats, size_t n, const char *cluster,
+                          struct mr_stats_cluster_sum *out);
+
+/* Fills *out with the sum of every record of (cluster, address). */
+void mr_stats_sum_endpoint(struct mr_stats *const *stats, size_t n, const char *cluster,
+                           const char *address, struct mr_stats_endpoint_sum *out);
+
+/* Calls each once for every cluster name some worker has a record of (those
+ * of clusters a reload removed included), with that cluster's sum; sum is
+ * valid during the call only. */
+typedef void mr_stats_cluster_fn(const char *name, const struct mr_stats_cluster_sum *sum,
+                                 void *arg);
+void mr_stats_sum_clusters(struct mr_stats *const *stats, size_t n, mr_stats_cluster_fn *each,
+                           void *arg);
 
 #endif

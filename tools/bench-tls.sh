@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/bench-tls.sh (run by `make bench` after tools/bench.sh): TLS
-# termination, meridian (1 worker) beside HAProxy (nbthread 1, like
-# haproxy-1t in ../shared/bench) in the same run, both fronting the test
+# termination, meridian (1 worker) beside HAProxy (nbthread 1, as the
+# side-by-side bench's haproxy-1t) in the same run, both fronting the test
 # origin on loopback with the same certificate, cipher settings and load.
 #
 # Scenarios, each NAME-VERSION-KEY (VERSION 1.3 or 1.2, KEY ec = P-256 or rsa = RSA-2048):
@@ -55,7 +55,7 @@ hz=$(getconf CLK_TCK)
 srv_ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 srv_suites="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
-# Ports: 18490-18499 (tools/bench.sh uses 18480-18489, ../shared/bench 18080, 18090, 18101-18301).
+# Ports: 18490-18499 (tools/bench.sh uses 18480-18489, the side-by-side bench 18080, 18090, 18101-18301).
 ha_ec=18490 ha_rsa=18491 mr_ec=18492 mr_rsa=18493 ha_plain=18494 mr_plain=18495
 origin_a=18496 origin_b=18497 admin=18498
 
@@ -163,7 +163,7 @@ wait_probe() { # PORT KEY SECONDS (a TLS handshake that fails once connected fai
 }
 
 # cookie_of PORT -> "MRD=..." of a first answer (then sent on every request,
-# as ../shared/bench's `sticky`: a returning session, no new routing decision).
+# as the side-by-side bench's `sticky`: a returning session, no new routing decision).
 cookie_of() {
   curl -sk -m 5 -D - -o /dev/null --resolve "$sni:$1:127.0.0.1" "https://$sni:$1/" | tr -d '\r' |
     awk 'tolower($0) ~ /^set-cookie: *mrd=/ { sub(/^[^:]*: */, ""); split($0, a, ";"); print a[1]; exit }'
@@ -174,10 +174,10 @@ active=()
 
 start_haproxy() {
   if ! command -v haproxy >/dev/null; then
-    say "haproxy-1t: skipped, haproxy is not installed (apt-get install haproxy, or ../shared/bench/deps.sh)"; return 1
+    say "haproxy-1t: skipped, haproxy is not installed (apt-get install haproxy)"; return 1
   fi
   cat > "$run/haproxy.cfg" <<EOF
-# The peer of ../shared/bench (conf/haproxy.cfg.in) with TLS on its listeners.
+# The side-by-side bench's HAProxy peer with TLS on its listeners.
 global
     nbthread 1
     maxconn 8000

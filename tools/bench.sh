@@ -7,7 +7,8 @@
 # used, default 18480).
 # Then tools/bench-tls.sh: TLS handshakes and requests, meridian beside
 # HAProxy (about 1.6 minutes more; TLS=0 skips it, see its settings).
-# For the side-by-side run against HAProxy and nginx, see ../shared/bench.
+# The side-by-side run against HAProxy and nginx (CPU per request as a
+# ratio to HAProxy's) is a separate harness, not part of this repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-5}
