@@ -32,9 +32,9 @@ CORE_SRCS := $(wildcard common/*.c conf/*.c geo/*.c health/*.c)
 ROUTER_SRCS := $(wildcard router/*.c)
 CONTROL_SRCS := $(filter-out control/main.c,$(wildcard control/*.c))
 CTL_SRCS := $(wildcard ctl/*.c)
-# meridianctl needs of libcore only the token reader and its error list, and
-# of the libraries only jansson and libcrypto (OPENSSL_cleanse).
-CTL_CORE_OBJS := common/err.o conf/secrets.o
+# meridianctl needs of libcore only the token reader, its file reader and its
+# error list, and of the libraries only jansson and libcrypto (OPENSSL_cleanse).
+CTL_CORE_OBJS := common/err.o common/file.o conf/secrets.o
 CTL_LIBS = $(shell pkg-config --libs jansson libcrypto 2>/dev/null)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
