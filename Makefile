@@ -28,17 +28,22 @@ B := build/$(VARIANT)
 
 # One library per plane: libcore (common, conf, geo, health), librouter (the
 # data path), libcontrol (the control plane, but its main()); ctl/ is
-# meridianctl, a separate program.
+# meridianctl, a separate program that links none of them.
 CORE_SRCS := $(wildcard common/*.c conf/*.c geo/*.c health/*.c)
 ROUTER_SRCS := $(wildcard router/*.c)
 CONTROL_SRCS := $(filter-out control/main.c,$(wildcard control/*.c))
 CTL_SRCS := $(wildcard ctl/*.c)
+# meridianctl needs of libcore only the token reader, its file reader and its
+# error list, and of the libraries only jansson and libcrypto (OPENSSL_cleanse).
+CTL_CORE_OBJS := common/err.o common/file.o conf/secrets.o
+CTL_LIBS = $(shell pkg-config --libs jansson libcrypto 2>/dev/null)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 # A unit test named after a module links that module's plane and those below.
 ROUTER_TESTS := $(filter $(ROUTER_SRCS:router/%.c=$(B)/tests/test_%),$(UNIT_BINS))
 CONTROL_TESTS := $(filter $(CONTROL_SRCS:control/%.c=$(B)/tests/test_%),$(UNIT_BINS))
-CORE_TESTS := $(filter-out $(ROUTER_TESTS) $(CONTROL_TESTS),$(UNIT_BINS))
+CTL_TESTS := $(filter $(B)/tests/test_ctl_%,$(UNIT_BINS))
+CORE_TESTS := $(filter-out $(ROUTER_TESTS) $(CONTROL_TESTS) $(CTL_TESTS),$(UNIT_BINS))
 
 # Test GeoIP databases (written by tools/mkmmdb.pl): rules in geo/testdata.mk.
 include geo/testdata.mk
@@ -73,8 +78,11 @@ $(B)/libcore.a: $(CORE_SRCS:%.c=$(B)/%.o)
 	$(call say,AR,$@)
 	$(Q)ar rcs $@ $^
 
-# The dashboard page is compiled in (tools/embed.py).
-$(B)/gen/dashboard_html.c: control/dashboard/index.html tools/embed.py
+# The dashboard page is compiled in: index.html with dashboard.css and
+# dashboard.js inlined (tools/embed.py).
+DASHBOARD_FILES := control/dashboard/index.html control/dashboard/dashboard.css \
+	control/dashboard/dashboard.js
+$(B)/gen/dashboard_html.c: $(DASHBOARD_FILES) tools/embed.py
 	@mkdir -p $(dir $@)
 	$(call say,GEN,$@)
 	$(Q)python3 tools/embed.py $< $@ mr_dashboard_html
@@ -97,9 +105,9 @@ $(B)/meridian: $(B)/control/main.o $(B)/libcontrol.a $(B)/librouter.a $(B)/libco
 	$(call say,LD,$@)
 	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-$(B)/meridianctl: $(CTL_SRCS:%.c=$(B)/%.o) $(B)/libcore.a
+$(B)/meridianctl: $(CTL_SRCS:%.c=$(B)/%.o) $(CTL_CORE_OBJS:%=$(B)/%)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(CTL_LIBS)
 
 $(B)/origin: $(B)/tools/origin.o
 	$(call say,LD,$@)
@@ -129,6 +137,12 @@ $(CONTROL_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/testutil.o \
 		$(B)/libcontrol.a $(B)/librouter.a $(B)/libcore.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(OPT) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+# test_ctl_X tests ctl/X.c: meridianctl's objects but its main(), and libcore.
+$(CTL_TESTS): $(B)/tests/%: $(B)/tests/unit/%.o $(filter-out $(B)/ctl/meridianctl.o,\
+		$(CTL_SRCS:%.c=$(B)/%.o)) $(B)/libcore.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(OPT) -o $@ $^ $(CTL_LIBS) $(shell pkg-config --libs cmocka)
 
 # Installs the Debian packages the build and the tests need (root, apt).
 deps:

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "common/clock.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "conf/conf.h"
@@ -31,19 +32,13 @@
 #include "health/passive.h"
 #include "router/accesslog.h"
 #include "router/pick.h"
+#include "router/proxy.h"
 #include "router/stats.h"
 #include "router/tls.h"
 #include "router/worker.h"
 
 #define TICK_MS 250
 #define MIX_EVERY_S 10
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *read_file(const char *path, struct mr_errors *errs)
 {
@@ -424,7 +419,7 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
         json_object_set_new(value, "undid", json_integer((json_int_t)undid));
     if (force && undid == 0)
         json_object_set_new(value, "forced", json_true());
-    *done = mr_history_record(&ctl->history, now_ms(), kind, cluster, value, previous,
+    *done = mr_history_record(&ctl->history, mr_wall_ms(), kind, cluster, value, previous,
                               before->generation, after->generation);
     audit(*done);
     mr_log(MR_LOG_INFO, "%s %s: %s (generation %llu -> %llu)", kind, cluster, what,
@@ -459,7 +454,7 @@ int mr_control_change(struct mr_control *ctl, const char *kind, const char *clus
     char what[128];
     int64_t now = time(NULL);
     /* Rounded up: a deadline of N seconds keeps sessions at least N s. */
-    int64_t deadline_at = deadline_s > 0 ? (now_ms() + deadline_s * 1000 + 999) / 1000 : 0;
+    int64_t deadline_at = deadline_s > 0 ? (mr_wall_ms() + deadline_s * 1000 + 999) / 1000 : 0;
     int rc;
 
     if (mr_snap_cluster(snap, cluster) == NULL)
@@ -574,7 +569,7 @@ int mr_control_reload(struct mr_control *ctl, struct mr_errors *errs)
         free(text);
         return -1;
     }
-    done = mr_history_record(&ctl->history, now_ms(), "reload", NULL,
+    done = mr_history_record(&ctl->history, mr_wall_ms(), "reload", NULL,
                              json_pack("{s:s}", "file", ctl->conf_path), NULL, before, after);
     done->previous_text = ctl->conf_text;
     ctl->conf_text = text;
@@ -609,7 +604,7 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         target->previous_text = ctl->conf_text;
         ctl->conf_text = text;
         target->undone = true;
-        done = mr_history_record(&ctl->history, now_ms(), "undo", NULL,
+        done = mr_history_record(&ctl->history, mr_wall_ms(), "undo", NULL,
                                  json_pack("{s:I, s:s}", "undid", (json_int_t)target->seq,
                                            "change", "reload"),
                                  NULL, before, after);
@@ -672,7 +667,7 @@ json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *c
 {
     struct mr_snapshot *snap = mr_snap_acquire();
     struct mr_whatif_clock clock = {
-        .now_s = time(NULL), .mono_ms = mr_passive_now_ms(), .wall_ms = now_ms()};
+        .now_s = time(NULL), .mono_ms = mr_passive_now_ms(), .wall_ms = mr_wall_ms()};
     json_t *out = mr_whatif_explain(snap, ip, cookie, &clock,
                                     (uint64_t)random() << 32 ^ (uint64_t)random(), status);
 
@@ -769,7 +764,7 @@ static int start_workers(struct mr_control *ctl, const struct mr_snapshot *snap)
                 return -1;
             }
         }
-        ctl->workers[i] = mr_worker_new(i, fds, snap->n_listeners);
+        ctl->workers[i] = mr_worker_new(i, fds, snap->n_listeners, &mr_proxy_conns);
         if (ctl->workers[i] == NULL)
             return -1;
         ctl->stats[i] = ctl->workers[i]->stats;

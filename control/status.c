@@ -5,26 +5,12 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "control/whatif.h"
 #include "health/health.h"
 #include "health/passive.h"
 #include "router/pick.h"
 #include "router/stats.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void iso_time(int64_t ms, char *buf, size_t len)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static const char *cluster_state(const struct mr_snapshot *snap, const struct mr_cluster *c,
                                  int64_t now)
@@ -48,7 +34,7 @@ static json_t *drain_json(const struct mr_cluster *c, int64_t now)
     if (c->drain_deadline_s == 0)
         return json_pack("{s:s, s:n, s:n}", "mode", c->drain == MR_DRAIN_HARD ? "hard" : "soft",
                          "deadline", "deadline_s");
-    iso_time(c->drain_deadline_s * 1000, stamp, sizeof(stamp));
+    mr_iso_time(c->drain_deadline_s * 1000, stamp, sizeof(stamp));
     return json_pack("{s:s, s:s, s:I}", "mode", c->drain == MR_DRAIN_HARD ? "hard" : "soft",
                      "deadline", stamp, "deadline_s",
                      (json_int_t)(c->drain_deadline_s > now ? c->drain_deadline_s - now : 0));
@@ -74,7 +60,7 @@ json_t *mr_status_json(const struct mr_snapshot *snap, const struct mr_status_so
                 const struct mr_health_slot *slot = ep->health;
                 struct mr_stats_endpoint_sum es;
                 mr_stats_sum_endpoint(src->stats, src->n_stats, c->name, ep->address, &es);
-                iso_time(slot != NULL ? slot->changed_ms : src->started_s * 1000, stamp,
+                mr_iso_time(slot != NULL ? slot->changed_ms : src->started_s * 1000, stamp,
                          sizeof(stamp));
                 json_array_append_new(
                     endpoints,
@@ -85,7 +71,7 @@ json_t *mr_status_json(const struct mr_snapshot *snap, const struct mr_status_so
                               "traffic", "requests", (json_int_t)es.requests,
                               "active_connections", (json_int_t)es.active, "ejected",
                               mr_passive_ejected(ep, mr_passive_now_ms()), "ejection",
-                              mr_whatif_ejection(ep, mr_passive_now_ms(), now_ms()),
+                              mr_whatif_ejection(ep, mr_passive_now_ms(), mr_wall_ms()),
                               "ejections_total",
                               (json_int_t)(slot != NULL ? atomic_load(&slot->ejections_total)
                                                         : 0)));
@@ -112,13 +98,13 @@ json_t *mr_status_json(const struct mr_snapshot *snap, const struct mr_status_so
                                                  "clusters", clusters));
     }
     for (size_t i = 0; i < n_tr; i++) {
-        iso_time(tr[i].time_ms, stamp, sizeof(stamp));
+        mr_iso_time(tr[i].time_ms, stamp, sizeof(stamp));
         json_array_append_new(transitions,
                               json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", stamp, "cluster",
                                         tr[i].cluster, "address", tr[i].address, "health",
                                         tr[i].up ? "up" : "down", "reason", tr[i].reason));
     }
-    iso_time(src->started_s * 1000, stamp, sizeof(stamp));
+    mr_iso_time(src->started_s * 1000, stamp, sizeof(stamp));
     out = json_pack("{s:I, s:s?, s:s, s:b, s:o, s:o}", "generation", (json_int_t)snap->generation,
                     "config", snap->path, "started", stamp, "stopping", src->stopping, "regions",
                     regions, "health_transitions", transitions);

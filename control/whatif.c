@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/netaddr.h"
 #include "geo/countries.h"
 #include "geo/geoip.h"
@@ -164,14 +165,6 @@ const char *mr_whatif_skip_reason(const struct mr_snapshot *snap, const struct m
     return NULL;
 }
 
-static void iso_time(int64_t ms, char *buf, size_t len)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The endpoint's passive-health ejection in force, or JSON null. */
 json_t *mr_whatif_ejection(const struct mr_endpoint *ep, int64_t now, int64_t wall_ms)
 {
@@ -182,7 +175,7 @@ json_t *mr_whatif_ejection(const struct mr_endpoint *ep, int64_t now, int64_t wa
     if (!mr_passive_ejected(ep, now))
         return json_null();
     until = atomic_load(&slot->ejected_until);
-    iso_time(wall_ms + (until - now), stamp, sizeof(stamp));
+    mr_iso_time(wall_ms + (until - now), stamp, sizeof(stamp));
     return json_pack("{s:s, s:s, s:I, s:i}", "reason",
                      mr_passive_reason_name((enum mr_passive_reason)atomic_load(
                          &slot->eject_reason)),

@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -235,4 +237,61 @@ void mr_accesslog_buffer_commit(struct mr_accesslog_buffer *buf)
         buf->timer_armed = true;
         evtimer_add(buf->timer, &tv);
     }
+}
+
+static void json_string(struct evbuffer *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+
+    evbuffer_add(out, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+            continue;
+        evbuffer_add(out, s + start, i - start);
+        evbuffer_add(out, esc, sizeof(esc));
+        start = i + 1;
+    }
+    evbuffer_add(out, s + start, len - start);
+    evbuffer_add(out, "\"", 1);
+}
+
+void mr_accesslog_format(struct evbuffer *out, const struct mr_accesslog_entry *e)
+{
+    struct tm tm;
+    char stamp[32];
+
+    gmtime_r(&e->time.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    evbuffer_add_printf(out, "{\"time\":\"%s.%03dZ\",\"client\":\"%s\",\"method\":", stamp,
+                        (int)(e->time.tv_usec / 1000), e->client);
+    json_string(out, e->method != NULL ? e->method : "", e->method != NULL ? e->method_len : 0);
+    evbuffer_add(out, ",\"path\":", 8);
+    json_string(out, e->path != NULL ? e->path : "", e->path != NULL ? e->path_len : 0);
+    evbuffer_add_printf(out,
+                        ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+                        ",\"duration_ms\":%.3f,\"decision\":\"%s\"",
+                        e->status, e->bytes_in, e->bytes_out,
+                        (double)e->took_ns / 1e6,
+                        e->decision);
+    /* Names are JSON-safe: the configuration allows no quotes in them. */
+    if (e->cluster != NULL)
+        evbuffer_add_printf(out, ",\"region\":\"%s\",\"cluster\":\"%s\"", e->region,
+                            e->cluster);
+    else
+        evbuffer_add_printf(out, ",\"region\":null,\"cluster\":null");
+    if (e->endpoint != NULL)
+        evbuffer_add_printf(out, ",\"endpoint\":\"%s\"", e->endpoint);
+    else
+        evbuffer_add_printf(out, ",\"endpoint\":null");
+    if (e->country != NULL && e->country[0] != '\0')
+        evbuffer_add_printf(out, ",\"country\":\"%s\"", e->country);
+    else
+        evbuffer_add_printf(out, ",\"country\":null");
+    evbuffer_add_printf(out, ",\"generation\":%" PRIu64, e->generation);
+    if (e->error != NULL)
+        evbuffer_add_printf(out, ",\"error\":\"%s\"", e->error);
+    evbuffer_add(out, "}\n", 2);
 }

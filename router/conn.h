@@ -37,6 +37,12 @@ enum mr_conn_event {
                           one callback that must not free the conn) */
 };
 
+/* Back-pressure on the data path: a side stops reading while its partner's
+ * output holds MR_CONN_OUT_HIGH bytes, and resumes (out_low, the drain
+ * callback) when it is down to MR_CONN_OUT_LOW. */
+#define MR_CONN_OUT_HIGH (512 * 1024)
+#define MR_CONN_OUT_LOW (128 * 1024)
+
 typedef void (*mr_conn_cb)(struct mr_conn *conn, void *arg);
 typedef void (*mr_conn_event_cb)(struct mr_conn *conn, enum mr_conn_event what, void *arg);
 

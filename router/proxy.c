@@ -1,9 +1,6 @@
 /* router/proxy.c: see proxy.h. */
 #include "router/proxy.h"
 
-#include <inttypes.h>
-#include <stdio.h>
-#include <strings.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,26 +13,24 @@
 #include "router/clientaddr.h"
 #include "router/cookie.h"
 #include "router/conn.h"
+#include "router/exchange.h"
 #include "router/headers.h"
 #include "router/http1.h"
+#include "router/lease.h"
 #include "router/pick.h"
+#include "router/redirect.h"
 #include "common/proxyproto.h"
 #include "router/stats.h"
 #include "router/tls.h"
+#include "router/tunnel.h"
 #include "router/upstream.h"
 #include "router/worker.h"
 #include "health/passive.h"
 
 #define CLIENT_MAGIC 0xc11e47a5U
 
-/* Back-pressure: stop reading one side while the other side's output holds
- * this much, resume when it is down to the low mark. */
-#define BUFFER_HIGH (512 * 1024)
-#define BUFFER_LOW (128 * 1024)
 /* Pipelined bytes read ahead while a request is in flight. */
 #define PIPELINE_MAX (64 * 1024)
-/* How often an open tunnel looks at its idle time and its cluster's drain. */
-#define TUNNEL_CHECK_MS 1000
 
 enum client_state {
     CS_PREFACE, /* reading the PROXY protocol header */
@@ -44,12 +39,6 @@ enum client_state {
     CS_ACTIVE,  /* a request is being forwarded or answered */
     CS_CLOSING, /* flushing the last response, then close */
     CS_TUNNEL,  /* upgraded: bytes pass both ways as they are */
-};
-
-enum upstream_phase {
-    UP_CONNECTING, /* the connect timeout runs */
-    UP_WAITING,    /* request sent or being sent, no response head yet */
-    UP_BODY,       /* response body streaming */
 };
 
 struct mr_client {
@@ -70,52 +59,12 @@ struct mr_client {
     bool close_after;          /* no keep-alive after the current response */
     bool peer_closed;          /* the client half-closed: answer what came, then close */
 
-    /* The exchange in flight (state CS_ACTIVE). */
-    struct mr_lease *lease;
-    const struct mr_endpoint *endpoint;
-    struct mr_decision decision;
-    enum mr_http1_method method;
-    bool http10;
-    enum mr_http1_body req_body;
-    uint64_t req_left;         /* MR_BODY_LENGTH bytes still to forward */
-    struct mr_chunked req_chunked; /* MR_BODY_CHUNKED: decoded, re-encoded */
-    bool req_done;             /* the whole request reached the upstream buffer */
-    bool body_forwarded;       /* some request body byte went upstream */
-    int attempts;
-    char *head_buf;            /* the upstream request head, kept for a retry */
-    size_t head_len, head_cap;
-    struct evbuffer *sent_body;/* the body as forwarded, kept for a retry */
-    bool body_unkept;          /* sent_body outgrew limits.retry_body_bytes */
-    bool resp_seen;            /* a response byte came: never sent again */
-    bool awaiting;             /* counted in lease->awaiting for c->endpoint */
-    struct mr_conn *up;
-    bool up_reused;
-    enum upstream_phase phase;
-    struct event *up_timer;    /* connect / response / stall timeout */
-    struct timeval up_activity;/* last progress with the upstream */
-    enum mr_http1_body resp_body;
-    uint64_t resp_left;
-    struct mr_chunked resp_chunked;
-    bool resp_keep_alive;
-    bool resp_started;         /* response bytes went to the client */
-    bool set_cookie;           /* a new decision: the response carries a cookie */
-    bool unlogged;             /* counting and an access log line are owed */
-    struct mr_stats_cluster *cluster_stats; /* counts the exchange's cluster */
-    bool upgrade;              /* the request asks for a tunnel */
-    bool tunnel_eof;           /* one side of the tunnel has closed */
+    struct mr_exchange ex;     /* the exchange in flight (state CS_ACTIVE) */
 
     /* A connection opened with a PROXY header (send_proxy) speaks for one
      * client: kept here between requests instead of the shared pool. */
     struct mr_conn *private_up;
     struct mr_sockaddr private_endpoint, private_client;
-
-    /* For the access log line of the exchange. */
-    struct mr_sockaddr client_addr;
-    int64_t started_ns;        /* CLOCK_MONOTONIC: libevent's cached clock is coarse */
-    int status;
-    uint64_t bytes_in, bytes_out;
-    char *log_request;         /* "METHOD\0TARGET", kept while logging is on */
-    size_t log_method_len, log_target_len, log_cap;
 };
 
 static void on_client_read(struct mr_conn *conn, void *arg);
@@ -141,14 +90,14 @@ static void arm_timer(struct event *timer, int ms)
 
 static const struct mr_snapshot *client_snap(const struct mr_client *c)
 {
-    return c->lease != NULL ? c->lease->snap : c->w->lease->snap;
+    return c->ex.lease != NULL ? c->ex.lease->snap : c->w->lease->snap;
 }
 
 /* Notes upstream progress; the timer checks it lazily instead of being
  * re-armed on every read. */
 static void upstream_progress(struct mr_client *c)
 {
-    event_base_gettimeofday_cached(c->w->base, &c->up_activity);
+    event_base_gettimeofday_cached(c->w->base, &c->ex.up_activity);
 }
 
 /* ---- ending things --------------------------------------------------- */
@@ -180,51 +129,43 @@ static void on_private_event(struct mr_conn *conn, enum mr_conn_event what, void
  * came (a long download, a tunnel) do not count. */
 static void await_head(struct mr_client *c, bool on, bool answered)
 {
-    size_t i = c->endpoint->index;
-    int64_t now;
-
-    if (c->awaiting == on)
+    if (c->ex.awaiting == on)
         return;
-    c->awaiting = on;
-    now = mr_passive_now_ms();
-    if (on) {
-        if (c->lease->awaiting[i]++ == 0)
-            c->lease->waiting_since[i] = now;
-        return;
-    }
-    if (--c->lease->awaiting[i] == 0)
-        c->lease->waiting_since[i] = 0;
-    else if (answered)
-        c->lease->waiting_since[i] = now;
+    c->ex.awaiting = on;
+    if (on)
+        mr_lease_await(c->ex.lease, c->ex.endpoint, mr_passive_now_ms());
+    else
+        mr_lease_await_end(c->ex.lease, c->ex.endpoint, answered, mr_passive_now_ms());
 }
 
 /* Forgets the upstream connection, pooling it when reusable: in the shared
  * pool, or for this client alone when it began with the client's PROXY
- * header. */
+ * header. The endpoint stops counting the exchange as in flight, whether a
+ * connection was made or the connect was refused at once. */
 static void release_upstream(struct mr_client *c, bool reusable)
 {
-    if (c->up == NULL)
+    if (!c->ex.counted)
         return;
+    c->ex.counted = false;
     await_head(c, false, false);
-    evtimer_del(c->up_timer);
-    if (c->lease->outstanding[c->endpoint->index] > 0)
-        c->lease->outstanding[c->endpoint->index]--;
-    if (c->lease->endpoint_stats[c->endpoint->index] != NULL)
-        mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, (uint64_t)-1);
-    if (reusable && !c->w->stopping && c->endpoint->cluster->send_proxy != MR_SEND_PROXY_NONE) {
+    mr_lease_endpoint_ended(c->ex.lease, c->ex.endpoint);
+    if (c->ex.up == NULL)
+        return;
+    evtimer_del(c->ex.up_timer);
+    if (reusable && !c->w->stopping && c->ex.endpoint->cluster->send_proxy != MR_SEND_PROXY_NONE) {
         drop_private_upstream(c);
-        c->private_up = c->up;
-        c->private_endpoint = c->endpoint->addr;
-        c->private_client = c->client_addr;
-        c->up->out_low = 0;
-        mr_conn_setcb(c->up, on_private_read, NULL, on_private_event, c);
+        c->private_up = c->ex.up;
+        c->private_endpoint = c->ex.endpoint->addr;
+        c->private_client = c->ex.client_addr;
+        c->ex.up->out_low = 0;
+        mr_conn_setcb(c->ex.up, on_private_read, NULL, on_private_event, c);
     } else if (reusable && !c->w->stopping) {
-        mr_upstream_pool_put(c->w->pool, &c->endpoint->addr, c->up,
-                             c->lease->snap->timeouts.upstream_idle_ms);
+        mr_upstream_pool_put(c->w->pool, &c->ex.endpoint->addr, c->ex.up,
+                             c->ex.lease->snap->timeouts.upstream_idle_ms);
     } else {
-        mr_conn_free(c->up);
+        mr_conn_free(c->ex.up);
     }
-    c->up = NULL;
+    c->ex.up = NULL;
 }
 
 static int64_t monotonic_ns(void)
@@ -234,116 +175,49 @@ static int64_t monotonic_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void json_string(struct evbuffer *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t start = 0;
-
-    evbuffer_add(out, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
-            continue;
-        evbuffer_add(out, s + start, i - start);
-        evbuffer_add(out, esc, sizeof(esc));
-        start = i + 1;
-    }
-    evbuffer_add(out, s + start, len - start);
-    evbuffer_add(out, "\"", 1);
-}
-
-/* Counts the exchange's cluster: its session kind now, the request when it
- * ends. A retry that moves the session moves the count. */
-static void count_decision(struct mr_client *c)
-{
-    const struct mr_decision *d = &c->decision;
-    struct mr_stats_cluster *cs = c->lease->cluster_stats[d->cluster->index];
-
-    if (c->cluster_stats != NULL)
-        mr_stats_add(&c->cluster_stats->active, (uint64_t)-1);
-    c->cluster_stats = cs;
-    if (cs == NULL)
-        return;
-    mr_stats_add(&cs->active, 1);
-    if (d->reason == MR_PICK_STICKY) {
-        mr_stats_add(&cs->sticky_hits, 1);
-    } else {
-        mr_stats_add(&cs->new_sessions, 1);
-        mr_stats_add(&cs->new_by_country[mr_stats_country_index(
-                         d->located && d->loc.found ? d->loc.country : NULL)],
-                     1);
-    }
-}
-
 static void write_log_line(struct mr_client *c, int64_t took_ns);
 
 /* Counts the finished exchange and writes its access log line, once. */
 static void log_exchange(struct mr_client *c)
 {
-    struct mr_stats *stats = c->w->stats;
     int64_t took_ns;
 
-    if (!c->unlogged)
+    if (!c->ex.unlogged)
         return;
-    c->unlogged = false;
-    took_ns = monotonic_ns() - c->started_ns;
-    mr_stats_add(&stats->decisions[c->decision.reason], 1);
-    mr_stats_observe(stats, took_ns > 0 ? (uint64_t)took_ns / 1000 : 0);
-    if (c->cluster_stats != NULL) {
-        struct mr_stats_cluster *cs = c->cluster_stats;
-        mr_stats_add(&cs->requests, 1);
-        mr_stats_add(&cs->status[c->status >= 100 && c->status < 600 ? c->status / 100 : 0], 1);
-        mr_stats_add(&cs->active, (uint64_t)-1);
-        c->cluster_stats = NULL;
-    }
+    c->ex.unlogged = false;
+    took_ns = monotonic_ns() - c->ex.started_ns;
+    mr_exchange_count_end(&c->ex, c->w->stats, took_ns);
     if (mr_accesslog_enabled() && c->w->log != NULL)
         write_log_line(c, took_ns);
 }
 
 static void write_log_line(struct mr_client *c, int64_t took_ns)
 {
-    struct evbuffer *out;
-    struct timeval now;
-    struct tm tm;
-    char stamp[32], client[64];
-    const struct mr_decision *d = &c->decision;
+    const struct mr_decision *d = &c->ex.decision;
+    char client[64];
+    struct mr_accesslog_entry e = {
+        .client = client,
+        .method = c->ex.log_request,
+        .method_len = c->ex.log_method_len,
+        .path = c->ex.log_request != NULL ? c->ex.log_request + c->ex.log_method_len + 1 : NULL,
+        .path_len = c->ex.log_target_len,
+        .status = c->ex.status,
+        .bytes_in = c->ex.bytes_in,
+        .bytes_out = c->ex.bytes_out,
+        .took_ns = took_ns,
+        .decision = mr_pick_reason_name(d->reason),
+        .region = d->cluster != NULL ? d->region->name : NULL,
+        .cluster = d->cluster != NULL ? d->cluster->name : NULL,
+        .endpoint = c->ex.endpoint != NULL ? c->ex.endpoint->address : NULL,
+        .country = d->located && d->loc.found ? d->loc.country : NULL,
+        .generation = client_snap(c)->generation,
+        .error = mr_cause_name(c->ex.cause),
+    };
 
-    out = mr_accesslog_buffer_lines(c->w->log);
-    event_base_gettimeofday_cached(c->w->base, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (mr_netaddr_host((const struct sockaddr *)&c->client_addr.ss, client, sizeof(client)) < 0)
+    event_base_gettimeofday_cached(c->w->base, &e.time);
+    if (mr_netaddr_host((const struct sockaddr *)&c->ex.client_addr.ss, client, sizeof(client)) < 0)
         client[0] = '\0';
-    evbuffer_add_printf(out, "{\"time\":\"%s.%03dZ\",\"client\":\"%s\",\"method\":", stamp,
-                        (int)(now.tv_usec / 1000), client);
-    json_string(out, c->log_request, c->log_request != NULL ? c->log_method_len : 0);
-    evbuffer_add(out, ",\"path\":", 8);
-    json_string(out, c->log_request != NULL ? c->log_request + c->log_method_len + 1 : "",
-                c->log_request != NULL ? c->log_target_len : 0);
-    evbuffer_add_printf(out,
-                        ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-                        ",\"duration_ms\":%.3f,\"decision\":\"%s\"",
-                        c->status, c->bytes_in, c->bytes_out,
-                        (double)took_ns / 1e6,
-                        mr_pick_reason_name(d->reason));
-    /* Names are JSON-safe: the configuration allows no quotes in them. */
-    if (d->cluster != NULL)
-        evbuffer_add_printf(out, ",\"region\":\"%s\",\"cluster\":\"%s\"", d->region->name,
-                            d->cluster->name);
-    else
-        evbuffer_add_printf(out, ",\"region\":null,\"cluster\":null");
-    if (c->endpoint != NULL)
-        evbuffer_add_printf(out, ",\"endpoint\":\"%s\"", c->endpoint->address);
-    else
-        evbuffer_add_printf(out, ",\"endpoint\":null");
-    if (d->located && d->loc.found && d->loc.country[0] != '\0')
-        evbuffer_add_printf(out, ",\"country\":\"%s\"", d->loc.country);
-    else
-        evbuffer_add_printf(out, ",\"country\":null");
-    evbuffer_add_printf(out, ",\"generation\":%" PRIu64 "}\n",
-                        c->lease != NULL ? c->lease->snap->generation
-                                         : c->w->lease->snap->generation);
+    mr_accesslog_format(mr_accesslog_buffer_lines(c->w->log), &e);
     mr_accesslog_buffer_commit(c->w->log);
 }
 
@@ -351,11 +225,11 @@ static void end_exchange(struct mr_client *c)
 {
     log_exchange(c);
     release_upstream(c, false);
-    if (c->lease != NULL) {
-        mr_worker_unlease(c->w, c->lease);
-        c->lease = NULL;
+    if (c->ex.lease != NULL) {
+        mr_worker_unlease(c->w, c->ex.lease);
+        c->ex.lease = NULL;
     }
-    c->endpoint = NULL;
+    c->ex.endpoint = NULL;
     mr_http1_reset(c->req_parser);
     mr_http1_reset(c->resp_parser);
 }
@@ -375,15 +249,12 @@ static void free_client(struct mr_client *c)
     free(c->preface_reader);
     mr_conn_free(c->conn);
     event_free(c->timer);
-    event_free(c->up_timer);
+    event_free(c->ex.up_timer);
     if (c->resume != NULL)
         event_free(c->resume);
     mr_http1_free(c->req_parser);
     mr_http1_free(c->resp_parser);
-    free(c->head_buf);
-    if (c->sent_body != NULL)
-        evbuffer_free(c->sent_body);
-    free(c->log_request);
+    mr_exchange_free(&c->ex);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -412,19 +283,22 @@ static void close_when_flushed(struct mr_client *c)
     arm_timer(c->timer, client_snap(c)->timeouts.client_idle_ms);
 }
 
-/* Answers with a status of our own and closes. May free c. */
-static void reply_error(struct mr_client *c, int status)
+/* Answers with the cause's status, unless the response has begun (then the
+ * client sees it cut), and closes. May free c. */
+static void reply_error(struct mr_client *c, enum mr_cause cause)
 {
+    int status = mr_cause_status(cause);
     const char *reason = mr_http1_reason(status);
 
-    if (!c->resp_started) {
+    c->ex.cause = cause;
+    if (!c->ex.resp_started) {
         int n = evbuffer_add_printf(c->conn->out,
                             "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                             "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%d %s\n",
                             status, reason, strlen(reason) + 5,
                             status == 503 ? "Retry-After: 5\r\n" : "", status, reason);
-        c->status = status;
-        c->bytes_out += n > 0 ? (uint64_t)n : 0;
+        c->ex.status = status;
+        c->ex.bytes_out += n > 0 ? (uint64_t)n : 0;
     }
     log_exchange(c);
     close_when_flushed(c);
@@ -432,105 +306,43 @@ static void reply_error(struct mr_client *c, int status)
 
 /* reply_error() for an exchange in flight: its upstream connection goes
  * now, its lease when the client does. May free c. */
-static void fail_exchange(struct mr_client *c, int status)
+static void fail_exchange(struct mr_client *c, enum mr_cause cause)
 {
     release_upstream(c, false);
-    reply_error(c, status);
+    reply_error(c, cause);
 }
 
 /* ---- request path ---------------------------------------------------- */
 
-static bool head_reserve(struct mr_client *c, size_t need)
-{
-    char *grown;
-
-    if (need <= c->head_cap)
-        return true;
-    grown = realloc(c->head_buf, need);
-    if (grown == NULL)
-        return false;
-    c->head_buf = grown;
-    c->head_cap = need;
-    return true;
-}
-
-/* Serializes the upstream request head into c->head_buf. */
+/* Serializes the upstream request head into c->ex.head_buf. */
 static bool build_request_head(struct mr_client *c, const struct mr_http1_head *head,
                                bool peer_trusted)
 {
     char peer[64];
     int peer_len = mr_netaddr_host((const struct sockaddr *)&c->peer.ss, peer, sizeof(peer));
     struct mr_forward fwd = {
-        .http10 = c->http10,
+        .http10 = c->ex.http10,
         .peer_trusted = peer_trusted,
         .peer = peer,
         .peer_len = peer_len > 0 ? (size_t)peer_len : 0,
         .proto = c->tls ? "https" : "http",
-        .upgrade = c->upgrade,
+        .upgrade = c->ex.upgrade,
         .target = head->path,
         .target_len = head->path_len,
         .host = head->host,
         .host_len = head->host_len,
     };
 
-    if (!head_reserve(c, mr_headers_request_size(head, &fwd)))
+    if (!mr_exchange_head_reserve(&c->ex, mr_headers_request_size(head, &fwd)))
         return false;
-    c->head_len = mr_headers_request(c->head_buf, head, &fwd);
+    c->ex.head_len = mr_headers_request(c->ex.head_buf, head, &fwd);
     return true;
-}
-
-/* A request is sent again only when the origin cannot have acted on it:
- * the connect failed (not a byte of it reached that connection), or its
- * method is idempotent (RFC 9110 9.2.2) and no response byte came. Bytes
- * written to a reused pooled connection that turns out closed may have
- * been read: that is not a connect failure. Either way meridian must still
- * hold what it forwarded of the body. */
-static bool may_retry(const struct mr_client *c, bool connect_failed)
-{
-    if (c->attempts > 1 || c->resp_seen || c->body_unkept)
-        return false;
-    if (connect_failed)
-        return true;
-    switch (c->method) {
-    case MR_METHOD_GET: case MR_METHOD_HEAD: case MR_METHOD_OPTIONS:
-    case MR_METHOD_TRACE: case MR_METHOD_PUT: case MR_METHOD_DELETE:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* Keeps a copy of the body bytes just queued to the upstream (those past
- * from in out) for a retry, until it outgrows limits.retry_body_bytes, a
- * response byte comes, or the one retry has been made. The one place the
- * pumps touch retries. */
-static void keep_for_retry(struct mr_client *c, struct evbuffer *out, size_t from)
-{
-    size_t n = evbuffer_get_length(out) - from;
-    struct evbuffer_ptr at;
-    struct evbuffer_iovec vec;
-
-    if (n == 0 || c->body_unkept || c->resp_seen || c->attempts > 1)
-        return;
-    if (c->sent_body == NULL)
-        c->sent_body = evbuffer_new();
-    if (c->sent_body == NULL ||
-        evbuffer_get_length(c->sent_body) + n > c->lease->snap->limits.retry_body_bytes ||
-        evbuffer_reserve_space(c->sent_body, (ev_ssize_t)n, &vec, 1) < 1) {
-        c->body_unkept = true;
-        if (c->sent_body != NULL)
-            evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
-        return;
-    }
-    evbuffer_ptr_set(out, &at, from, EVBUFFER_PTR_SET);
-    vec.iov_len = (size_t)evbuffer_copyout_from(out, &at, vec.iov_base, n);
-    evbuffer_commit_space(c->sent_body, &vec, 1);
 }
 
 /* What the data path saw of the exchange's endpoint, for passive health. */
 static void endpoint_failed(struct mr_client *c, enum mr_passive_reason why)
 {
-    mr_passive_failure(c->lease->snap, c->endpoint, why, mr_passive_now_ms());
+    mr_passive_failure(c->ex.lease->snap, c->ex.endpoint, why, mr_passive_now_ms());
 }
 
 static int64_t now_s(const struct mr_client *c)
@@ -540,133 +352,99 @@ static int64_t now_s(const struct mr_client *c)
     return (int64_t)now.tv_sec;
 }
 
-/* Where a retry goes: another endpoint of the cluster that is up, else
- * (a fresh decision) the next cluster that can take the session. Sets
- * c->endpoint; false when there is nowhere to go. */
-static bool pick_retry(struct mr_client *c, const struct mr_endpoint *failed, bool was_reused)
-{
-    const struct mr_snapshot *snap = c->lease->snap;
-    const struct mr_cluster *cluster = failed->cluster;
-    struct mr_pick_input in = {
-        .addr = (const struct sockaddr *)&c->client_addr.ss,
-        .exclude = cluster,
-        .now = now_s(c),
-        .random = mr_worker_random(c->w),
-    };
-
-    c->endpoint = mr_pick_endpoint(cluster, snap->routing.endpoint_policy, c->lease->outstanding,
-                                   c->lease->waiting_since, &c->lease->cursors[cluster->index],
-                                   failed);
-    if (c->endpoint != NULL)
-        return true;
-    if (was_reused) {
-        /* A stale pooled connection says nothing about the endpoint. */
-        c->endpoint = failed;
-        return true;
-    }
-    if (mr_pick_session(snap, &in, &c->decision) == MR_PICK_NONE)
-        return false;
-    c->set_cookie = true; /* the session now lives elsewhere */
-    count_decision(c);
-    c->endpoint = mr_pick_endpoint(c->decision.cluster, snap->routing.endpoint_policy,
-                                   c->lease->outstanding, c->lease->waiting_since,
-                                   &c->lease->cursors[c->decision.cluster->index], NULL);
-    return c->endpoint != NULL;
-}
-
 /* The upstream failed before any response byte (why). May free c. */
-static void upstream_failed(struct mr_client *c, int status, enum mr_passive_reason why)
+static void upstream_failed(struct mr_client *c, enum mr_cause cause, enum mr_passive_reason why)
 {
-    const struct mr_endpoint *failed = c->endpoint;
-    struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
+    const struct mr_endpoint *failed = c->ex.endpoint;
     /* A stale pooled connection says nothing of the endpoint; a timeout does. */
-    bool was_reused = c->up_reused && why != MR_PASSIVE_TIMEOUT;
-    bool connect_failed = c->phase == UP_CONNECTING;
+    bool was_reused = c->ex.up_reused && why != MR_PASSIVE_TIMEOUT;
+    bool connect_failed = c->ex.phase == MR_EXCHANGE_CONNECTING;
 
-    if (es != NULL && connect_failed)
-        mr_stats_add(&es->connect_failures, 1);
+    if (connect_failed)
+        mr_lease_connect_failed(c->ex.lease, failed);
     endpoint_failed(c, why);
     release_upstream(c, false);
-    if (may_retry(c, connect_failed) && pick_retry(c, failed, was_reused)) {
+    if (mr_exchange_may_retry(&c->ex, connect_failed) &&
+        mr_exchange_pick_retry(&c->ex, failed, was_reused, now_s(c), mr_worker_random(c->w))) {
         mr_stats_add(&c->w->stats->retries, 1);
         connect_upstream(c);
         return;
     }
-    c->endpoint = failed;
-    fail_exchange(c, status);
+    c->ex.endpoint = failed;
+    fail_exchange(c, cause);
 }
 
 /* Moves request body bytes from the client to the upstream. May free c. */
 static void pump_request_body(struct mr_client *c)
 {
     struct evbuffer *in = c->conn->in;
-    struct evbuffer *out = c->up->out;
+    struct evbuffer *out = c->ex.up->out;
     size_t queued = evbuffer_get_length(out);
 
-    if (c->req_body == MR_BODY_LENGTH) {
+    if (c->ex.req_body == MR_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
-        if (n > c->req_left)
-            n = (size_t)c->req_left;
+        if (n > c->ex.req_left)
+            n = (size_t)c->ex.req_left;
         if (n > 0) {
             evbuffer_remove_buffer(in, out, n);
-            c->req_left -= n;
-            c->bytes_in += n;
-            c->body_forwarded = true;
+            c->ex.req_left -= n;
+            c->ex.bytes_in += n;
+            c->ex.body_forwarded = true;
         }
-        c->req_done = c->req_left == 0;
-    } else if (c->req_body == MR_BODY_CHUNKED) {
+        c->ex.req_done = c->ex.req_left == 0;
+    } else if (c->ex.req_body == MR_BODY_CHUNKED) {
         size_t used;
-        int r = mr_chunked_relay(&c->req_chunked, in, out, &used);
+        int r = mr_chunked_relay(&c->ex.req_chunked, in, out, &used);
         if (r == MR_CHUNKED_BAD) {
             /* Only canonical chunks went out, but the origin has part of a
              * body: that connection is spent. */
-            fail_exchange(c, 400);
+            fail_exchange(c, MR_CAUSE_BAD_REQUEST_BODY);
             return;
         }
-        c->bytes_in += used;
-        c->body_forwarded |= used > 0;
-        c->req_done = r == MR_CHUNKED_DONE;
+        c->ex.bytes_in += used;
+        c->ex.body_forwarded |= used > 0;
+        c->ex.req_done = r == MR_CHUNKED_DONE;
     } else {
-        c->req_done = true;
+        c->ex.req_done = true;
     }
-    keep_for_retry(c, out, queued);
-    if (c->body_forwarded)
+    mr_exchange_keep_for_retry(&c->ex, out, queued, c->ex.lease->snap->limits.retry_body_bytes);
+    if (c->ex.body_forwarded)
         upstream_progress(c);
-    mr_conn_flush(c->up);
-    if (!c->req_done && evbuffer_get_length(out) >= BUFFER_HIGH) {
+    mr_conn_flush(c->ex.up);
+    if (!c->ex.req_done && evbuffer_get_length(out) >= MR_CONN_OUT_HIGH) {
         mr_conn_read_stop(c->conn);
-        c->up->out_low = BUFFER_LOW;
+        c->ex.up->out_low = MR_CONN_OUT_LOW;
     }
 }
 
 static void on_upstream_timer(evutil_socket_t fd, short events, void *arg)
 {
     struct mr_client *c = arg;
-    const struct mr_snapshot *snap = c->lease->snap;
+    const struct mr_snapshot *snap = c->ex.lease->snap;
     struct timeval now, idle;
     int limit_ms;
     (void)fd;
     (void)events;
 
-    if (c->phase == UP_CONNECTING) {
-        upstream_failed(c, 502, MR_PASSIVE_CONNECT);
+    if (c->ex.phase == MR_EXCHANGE_CONNECTING) {
+        upstream_failed(c, MR_CAUSE_CONNECT_TIMEOUT, MR_PASSIVE_CONNECT);
         return;
     }
     limit_ms = snap->timeouts.upstream_response_ms;
     event_base_gettimeofday_cached(c->w->base, &now);
-    timersub(&now, &c->up_activity, &idle);
+    timersub(&now, &c->ex.up_activity, &idle);
     if (idle.tv_sec * 1000 + idle.tv_usec / 1000 < limit_ms) {
         /* There was progress since it was armed: wait out the rest. */
-        arm_timer(c->up_timer, limit_ms - (int)(idle.tv_sec * 1000 + idle.tv_usec / 1000));
+        arm_timer(c->ex.up_timer, limit_ms - (int)(idle.tv_sec * 1000 + idle.tv_usec / 1000));
         return;
     }
-    if (c->phase == UP_WAITING) {
-        upstream_failed(c, 504, MR_PASSIVE_TIMEOUT);
+    if (c->ex.phase == MR_EXCHANGE_WAITING) {
+        upstream_failed(c, MR_CAUSE_RESPONSE_TIMEOUT, MR_PASSIVE_TIMEOUT);
         return;
     }
     /* Stalled mid-body: the client sees a truncated message. */
     c->close_after = true;
-    fail_exchange(c, 504);
+    fail_exchange(c, MR_CAUSE_BODY_TIMEOUT);
 }
 
 /* The PROXY header that opens a connection to a send_proxy cluster: the
@@ -678,101 +456,64 @@ static void add_proxy_header(struct mr_client *c, struct evbuffer *out, enum mr_
 
     if (version == MR_SEND_PROXY_V1)
         len = mr_proxyproto_build_v1((char *)header, sizeof(header),
-                                     (const struct sockaddr *)&c->client_addr.ss,
+                                     (const struct sockaddr *)&c->ex.client_addr.ss,
                                      (const struct sockaddr *)&c->local.ss);
     else
         len = mr_proxyproto_build_v2(header, sizeof(header),
-                                     (const struct sockaddr *)&c->client_addr.ss,
+                                     (const struct sockaddr *)&c->ex.client_addr.ss,
                                      (const struct sockaddr *)&c->local.ss);
     evbuffer_add(out, header, len);
 }
 
 static void connect_upstream(struct mr_client *c)
 {
-    const struct mr_snapshot *snap = c->lease->snap;
+    const struct mr_snapshot *snap = c->ex.lease->snap;
     enum mr_send_proxy send_proxy;
     struct mr_conn *up;
 
-    c->attempts++;
-    c->lease->outstanding[c->endpoint->index]++;
+    c->ex.attempts++;
+    c->ex.counted = true;
+    mr_lease_endpoint_started(c->ex.lease, c->ex.endpoint);
     await_head(c, true, false);
-    if (c->lease->endpoint_stats[c->endpoint->index] != NULL) {
-        mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->requests, 1);
-        mr_stats_add(&c->lease->endpoint_stats[c->endpoint->index]->active, 1);
-    }
-    send_proxy = c->endpoint->cluster->send_proxy;
+    send_proxy = c->ex.endpoint->cluster->send_proxy;
     if (send_proxy == MR_SEND_PROXY_NONE) {
-        up = mr_upstream_pool_take(c->w->pool, &c->endpoint->addr);
+        up = mr_upstream_pool_take(c->w->pool, &c->ex.endpoint->addr);
     } else if (c->private_up != NULL &&
-               mr_netaddr_equal(&c->private_endpoint, &c->endpoint->addr) &&
-               mr_netaddr_equal(&c->private_client, &c->client_addr)) {
+               mr_netaddr_equal(&c->private_endpoint, &c->ex.endpoint->addr) &&
+               mr_netaddr_equal(&c->private_client, &c->ex.client_addr)) {
         up = c->private_up;
         c->private_up = NULL;
     } else {
         drop_private_upstream(c);
         up = NULL;
     }
-    c->up_reused = up != NULL;
+    c->ex.up_reused = up != NULL;
     if (up == NULL) {
-        up = mr_conn_connect(c->w->base, &c->endpoint->addr);
+        up = mr_conn_connect(c->w->base, &c->ex.endpoint->addr);
         if (up == NULL) {
             /* Refused at once (loopback): as a failed connect. */
-            const struct mr_endpoint *failed = c->endpoint;
-            struct mr_stats_endpoint *es = c->lease->endpoint_stats[failed->index];
-            c->lease->outstanding[failed->index]--;
-            await_head(c, false, false);
-            if (es != NULL) {
-                mr_stats_add(&es->active, (uint64_t)-1);
-                mr_stats_add(&es->connect_failures, 1);
-            }
-            endpoint_failed(c, MR_PASSIVE_CONNECT);
-            if (may_retry(c, true) && pick_retry(c, failed, false)) {
-                mr_stats_add(&c->w->stats->retries, 1);
-                connect_upstream(c);
-                return;
-            }
-            c->endpoint = failed;
-            fail_exchange(c, 502);
+            c->ex.phase = MR_EXCHANGE_CONNECTING;
+            upstream_failed(c, MR_CAUSE_CONNECT_FAILED, MR_PASSIVE_CONNECT);
             return;
         }
-        c->phase = UP_CONNECTING;
-        arm_timer(c->up_timer, snap->timeouts.upstream_connect_ms);
+        c->ex.phase = MR_EXCHANGE_CONNECTING;
+        arm_timer(c->ex.up_timer, snap->timeouts.upstream_connect_ms);
         if (send_proxy != MR_SEND_PROXY_NONE)
             add_proxy_header(c, up->out, send_proxy);
     } else {
-        c->phase = UP_WAITING;
+        c->ex.phase = MR_EXCHANGE_WAITING;
         upstream_progress(c);
-        arm_timer(c->up_timer, snap->timeouts.upstream_response_ms);
+        arm_timer(c->ex.up_timer, snap->timeouts.upstream_response_ms);
     }
-    c->up = up;
+    c->ex.up = up;
     mr_conn_setcb(up, on_upstream_read, on_upstream_drain, on_upstream_event, c);
     mr_conn_read_start(up);
-    evbuffer_add(up->out, c->head_buf, c->head_len);
+    evbuffer_add(up->out, c->ex.head_buf, c->ex.head_len);
     /* A retry: the body forwarded so far goes again (there is no second
      * retry to keep it for), then what follows. */
-    if (c->sent_body != NULL)
-        evbuffer_add_buffer(up->out, c->sent_body);
+    if (c->ex.sent_body != NULL)
+        evbuffer_add_buffer(up->out, c->ex.sent_body);
     pump_request_body(c);
-}
-
-/* Copies method and target for the access log line (the head goes soon). */
-static void keep_for_log(struct mr_client *c, const struct mr_http1_head *head)
-{
-    size_t target_len = head->target_len < 2048 ? head->target_len : 2048;
-    size_t need = head->method_len + 1 + target_len;
-
-    if (need > c->log_cap) {
-        char *grown = realloc(c->log_request, need);
-        if (grown == NULL)
-            return;
-        c->log_request = grown;
-        c->log_cap = need;
-    }
-    memcpy(c->log_request, head->method_name, head->method_len);
-    c->log_request[head->method_len] = '\0';
-    memcpy(c->log_request + head->method_len + 1, head->target, target_len);
-    c->log_method_len = head->method_len;
-    c->log_target_len = target_len;
 }
 
 /* The cluster named by a valid session cookie, into buf; NULL when there is
@@ -780,7 +521,7 @@ static void keep_for_log(struct mr_client *c, const struct mr_http1_head *head)
 static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_head *head,
                                   int64_t now, char *buf, size_t cap)
 {
-    const struct mr_snapshot *snap = c->lease->snap;
+    const struct mr_snapshot *snap = c->ex.lease->snap;
 
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct mr_http1_header *h = &head->headers[i];
@@ -791,8 +532,8 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
         value = mr_cookie_find(h->value, h->value_len, snap->session.cookie, &len);
         if (value == NULL)
             continue;
-        if (c->lease->cookie_keys != NULL &&
-            mr_cookie_verify(c->lease->cookie_keys, value, len, now, buf, cap) == MR_COOKIE_VALID)
+        if (c->ex.lease->cookie_keys != NULL &&
+            mr_cookie_verify(c->ex.lease->cookie_keys, value, len, now, buf, cap) == MR_COOKIE_VALID)
             return buf;
         mr_stats_add(&c->w->stats->bad_cookies, 1);
         return NULL;
@@ -803,102 +544,37 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
 static void next_request(struct mr_client *c);
 static const struct mr_cookie_line *cookie_line(struct mr_client *c);
 
-/* The name part (no port) of the authority routed on: the absolute-form
- * target's, else Host's; validated by the parser; maybe empty. */
-static const char *request_host(const struct mr_http1_head *head, size_t *len)
+/* Answers the exchange with a redirect of our own (no body): 307 to url,
+ * or without one 308 to https on https_port; with the session cookie when
+ * the decision was new. Goes on with the next request. May free c. */
+static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head, const char *url,
+                           int https_port)
 {
-    size_t n = head->host_len;
-
-    if (n > 0 && head->host[0] == '[') {
-        const char *end = memchr(head->host, ']', n);
-        n = end != NULL ? (size_t)(end - head->host) + 1 : n;
-    } else {
-        const char *colon = memchr(head->host, ':', n);
-        n = colon != NULL ? (size_t)(colon - head->host) : n;
-    }
-    *len = n;
-    return head->host;
-}
-
-/* The listener's mode, unless the "hosts" object names the request's Host. */
-static enum mr_mode request_mode(const struct mr_snapshot *snap, const struct mr_listener *l,
-                                 const struct mr_http1_head *head)
-{
-    size_t len;
-    const char *host;
-
-    if (snap->n_hosts == 0)
-        return l->mode;
-    host = request_host(head, &len);
-    for (size_t i = 0; i < snap->n_hosts; i++)
-        if (strlen(snap->hosts[i].host) == len && strncasecmp(snap->hosts[i].host, host, len) == 0)
-            return snap->hosts[i].mode;
-    return l->mode;
-}
-
-/* The path and query of the request target (origin-form), for a Location:
- * "/" for OPTIONS "*", and a query alone goes behind the "/" (*slash). */
-static const char *target_path(const struct mr_http1_head *head, size_t *len, const char **slash)
-{
-    *slash = head->path[0] == '?' ? "/" : "";
-    if (head->path_len == 1 && head->path[0] == '*') {
-        *len = 1;
-        return "/";
-    }
-    *len = head->path_len;
-    return head->path;
-}
-
-/* Answers the exchange with a redirect of our own (no body), with the
- * session cookie when the decision was new, and goes on with the next
- * request. May free c. */
-static void reply_redirect(struct mr_client *c, const struct mr_http1_head *head, int status,
-                           const char *base, size_t base_len, const char *port)
-{
-    const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
-    size_t path_len;
-    const char *slash;
-    const char *path = target_path(head, &path_len, &slash);
+    const struct mr_cookie_line *cookie = c->ex.set_cookie ? cookie_line(c) : NULL;
+    const char *cookie_text = cookie != NULL ? cookie->text : NULL;
+    size_t cookie_len = cookie != NULL ? cookie->len : 0;
     size_t before = evbuffer_get_length(c->conn->out);
+    bool close;
 
-    c->req_done = c->req_body == MR_BODY_NONE; /* a body would have to be read: close */
-    evbuffer_add_printf(c->conn->out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%s%.*s\r\n"
-                                      "Content-Length: 0\r\n",
-                        status, status == 308 ? "Permanent Redirect" : "Temporary Redirect",
-                        (int)base_len, base, port, slash, (int)path_len, path);
+    c->ex.req_done = c->ex.req_body == MR_BODY_NONE; /* a body would have to be read: close */
+    close = c->close_after || !c->ex.req_done;
+    if (url != NULL) {
+        mr_redirect_to_url(c->conn->out, url, head, cookie_text, cookie_len, close);
+        c->ex.status = 307;
+    } else if (mr_redirect_to_https(c->conn->out, https_port, head, cookie_text, cookie_len,
+                                    close) == 0) {
+        c->ex.status = 308;
+    } else {
+        reply_error(c, MR_CAUSE_NO_HOST);
+        return;
+    }
     /* The head's fields point into the input: it goes only now. */
     evbuffer_drain(c->conn->in, head->head_len);
-    if (cookie != NULL)
-        evbuffer_add(c->conn->out, cookie->text, cookie->len);
-    if (c->close_after || !c->req_done)
-        evbuffer_add(c->conn->out, "Connection: close\r\n", 19);
-    evbuffer_add(c->conn->out, "\r\n", 2);
-    c->status = status;
-    c->resp_started = true;
-    c->bytes_out += evbuffer_get_length(c->conn->out) - before;
+    c->ex.resp_started = true;
+    c->ex.bytes_out += evbuffer_get_length(c->conn->out) - before;
     mr_conn_flush(c->conn);
     log_exchange(c);
     next_request(c);
-}
-
-/* A plain listener with redirect_https: 308 to the same host and target
- * over https. May free c. */
-static void redirect_to_https(struct mr_client *c, const struct mr_http1_head *head,
-                              const struct mr_listener *l)
-{
-    char base[300], port[8] = "";
-    size_t host_len;
-    const char *host = request_host(head, &host_len);
-    int n;
-
-    if (host_len == 0 || host_len > 255) {
-        reply_error(c, 400);
-        return;
-    }
-    n = snprintf(base, sizeof(base), "https://%.*s", (int)host_len, host);
-    if (l->https_port != 443)
-        snprintf(port, sizeof(port), ":%d", l->https_port);
-    reply_redirect(c, head, 308, base, (size_t)n, port);
 }
 
 /* An upgrade this proxy tunnels: HTTP/1.1 GET without a body, and not h2c
@@ -927,76 +603,62 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
 
     evtimer_del(c->timer);
     c->state = CS_ACTIVE;
-    c->unlogged = true;
-    c->status = 0;
-    c->bytes_in = head->head_len;
-    c->bytes_out = 0;
-    c->endpoint = NULL;
-    c->decision.reason = MR_PICK_NONE;
-    c->decision.cluster = NULL;
-    c->decision.located = false;
-    c->started_ns = monotonic_ns();
+    mr_exchange_begin(&c->ex, head->head_len, &c->peer, monotonic_ns());
     if (mr_accesslog_enabled())
-        keep_for_log(c, head);
-    c->lease = mr_worker_lease(c->w);
-    if (c->lease == NULL) {
-        reply_error(c, 503);
+        mr_exchange_keep_for_log(&c->ex, head);
+    c->ex.lease = mr_worker_lease(c->w);
+    if (c->ex.lease == NULL) {
+        reply_error(c, MR_CAUSE_NO_SNAPSHOT);
         return;
     }
-    c->method = head->method;
-    c->http10 = head->version_minor == 0;
-    c->req_body = head->body;
-    c->req_left = head->content_length;
-    mr_chunked_init(&c->req_chunked);
-    c->req_done = false;
-    c->body_forwarded = false;
-    c->attempts = 0;
-    c->body_unkept = false;
-    c->resp_seen = false;
-    if (c->sent_body != NULL)
-        evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
-    c->resp_started = false;
-    if (!head->keep_alive || c->http10 || c->w->stopping)
+    c->ex.method = head->method;
+    c->ex.http10 = head->version_minor == 0;
+    c->ex.req_body = head->body;
+    c->ex.req_left = head->content_length;
+    mr_chunked_init(&c->ex.req_chunked);
+    if (!head->keep_alive || c->ex.http10 || c->w->stopping)
         c->close_after = true;
-    if (c->listener >= c->lease->snap->n_listeners) {
-        reply_error(c, 503); /* its listener left the configuration */
+    if (c->listener >= c->ex.lease->snap->n_listeners) {
+        reply_error(c, MR_CAUSE_LISTENER_GONE);
         return;
     }
-    listener = &c->lease->snap->listeners[c->listener];
+    listener = &c->ex.lease->snap->listeners[c->listener];
     if (listener->redirect_https && !c->tls) {
-        redirect_to_https(c, head, listener);
+        reply_redirect(c, head, NULL, listener->https_port);
         return;
     }
-    mode = request_mode(c->lease->snap, listener, head);
-    c->upgrade = mode == MR_MODE_PROXY && wants_tunnel(head);
+    mode = mr_redirect_mode(c->ex.lease->snap, listener, head);
+    c->ex.upgrade = mode == MR_MODE_PROXY && wants_tunnel(head);
 
-    peer_trusted = mr_clientaddr_resolve(&c->lease->snap->trusted_proxies, &c->peer, head,
-                                         &c->client_addr);
-    in.addr = (const struct sockaddr *)&c->client_addr.ss;
+    peer_trusted = mr_clientaddr_resolve(&c->ex.lease->snap->trusted_proxies, &c->peer, head,
+                                         &c->ex.client_addr);
+    in.addr = (const struct sockaddr *)&c->ex.client_addr.ss;
     in.now = now_s(c);
     in.cookie_cluster = cookie_cluster(c, head, in.now, sticky, sizeof(sticky));
     in.exclude = NULL;
     in.random = mr_worker_random(c->w);
-    if (mr_pick_session(c->lease->snap, &in, &c->decision) == MR_PICK_NONE) {
-        fail_exchange(c, 503);
+    if (mr_pick_session(c->ex.lease->snap, &in, &c->ex.decision) == MR_PICK_NONE) {
+        fail_exchange(c, MR_CAUSE_NO_CLUSTER);
         return;
     }
-    c->set_cookie = c->decision.reason != MR_PICK_STICKY;
-    count_decision(c);
+    c->ex.set_cookie = c->ex.decision.reason != MR_PICK_STICKY;
+    mr_exchange_count_decision(&c->ex);
     if (mode == MR_MODE_REDIRECT) {
-        const char *url = c->decision.cluster->public_url;
+        const char *url = c->ex.decision.cluster->public_url;
         if (url == NULL) {
-            fail_exchange(c, 503); /* the configuration check makes this unreachable */
+            fail_exchange(c, MR_CAUSE_NO_PUBLIC_URL); /* the configuration check makes this unreachable */
             return;
         }
-        reply_redirect(c, head, 307, url, strlen(url), "");
+        reply_redirect(c, head, url, 0);
         return;
     }
-    c->endpoint = mr_pick_endpoint(c->decision.cluster, c->lease->snap->routing.endpoint_policy,
-                                   c->lease->outstanding, c->lease->waiting_since,
-                                   &c->lease->cursors[c->decision.cluster->index], NULL);
-    if (c->endpoint == NULL || !build_request_head(c, head, peer_trusted)) {
-        fail_exchange(c, 503);
+    c->ex.endpoint = mr_lease_pick_endpoint(c->ex.lease, c->ex.decision.cluster, NULL);
+    if (c->ex.endpoint == NULL) {
+        fail_exchange(c, MR_CAUSE_NO_ENDPOINT);
+        return;
+    }
+    if (!build_request_head(c, head, peer_trusted)) {
+        fail_exchange(c, MR_CAUSE_NO_MEMORY);
         return;
     }
     evbuffer_drain(c->conn->in, head->head_len);
@@ -1023,19 +685,8 @@ static void read_request(struct mr_client *c)
     if (r > 0) {
         /* Logged with what is known: no method, path or decision. */
         evtimer_del(c->timer);
-        c->resp_started = false; /* whatever the previous exchange sent */
-        c->status = 0;
-        c->bytes_out = 0;
-        c->unlogged = true;
-        c->bytes_in = evbuffer_get_length(c->conn->in);
-        c->log_method_len = c->log_target_len = 0;
-        c->decision.reason = MR_PICK_NONE;
-        c->decision.cluster = NULL;
-        c->decision.located = false;
-        c->endpoint = NULL;
-        c->client_addr = c->peer;
-        c->started_ns = monotonic_ns();
-        reply_error(c, r);
+        mr_exchange_begin(&c->ex, evbuffer_get_length(c->conn->in), &c->peer, monotonic_ns());
+        reply_error(c, mr_cause_of_head(r));
         return;
     }
     start_exchange(c, &head);
@@ -1051,15 +702,15 @@ static void on_client_read(struct mr_conn *conn, void *arg)
         read_request(c);
         return;
     case CS_ACTIVE:
-        if (!c->req_done && c->up != NULL) {
+        if (!c->ex.req_done && c->ex.up != NULL) {
             pump_request_body(c);
-        } else if (c->req_done && evbuffer_get_length(conn->in) >= PIPELINE_MAX) {
+        } else if (c->ex.req_done && evbuffer_get_length(conn->in) >= PIPELINE_MAX) {
             /* Pipelined requests wait their turn without growing memory. */
             mr_conn_read_stop(conn);
         }
         return;
     case CS_TUNNEL:
-        tunnel_pump(c, conn, c->up);
+        tunnel_pump(c, conn, c->ex.up);
         return;
     case CS_PREFACE:
     case CS_CLOSING:
@@ -1081,7 +732,7 @@ static void on_next_request(evutil_socket_t fd, short events, void *arg)
 /* After an exchange: keep-alive and the next request, or close. May free c. */
 static void next_request(struct mr_client *c)
 {
-    if (!c->req_done)
+    if (!c->ex.req_done)
         c->close_after = true; /* the rest of its body would be read as a request */
     if (c->close_after || c->w->stopping) {
         close_when_flushed(c);
@@ -1108,8 +759,8 @@ static void next_request(struct mr_client *c)
 /* The exchange is over; keep-alive or close. May free c. */
 static void finish_response(struct mr_client *c)
 {
-    bool reusable = c->resp_keep_alive && c->req_done && c->resp_body != MR_BODY_UNTIL_EOF &&
-                    evbuffer_get_length(c->up->in) == 0 && evbuffer_get_length(c->up->out) == 0;
+    bool reusable = c->ex.resp_keep_alive && c->ex.req_done && c->ex.resp_body != MR_BODY_UNTIL_EOF &&
+                    evbuffer_get_length(c->ex.up->in) == 0 && evbuffer_get_length(c->ex.up->out) == 0;
 
     mr_conn_flush(c->conn);
     log_exchange(c);
@@ -1121,18 +772,16 @@ static void finish_response(struct mr_client *c)
  * second per cluster and worker; NULL when signing failed. */
 static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 {
-    const struct mr_snapshot *snap = c->lease->snap;
-    /* Two lines per cluster: TLS listeners' carry Secure whatever the
-     * configuration says. */
+    const struct mr_snapshot *snap = c->ex.lease->snap;
     struct mr_cookie_line *line =
-        &c->lease->cookie_lines[c->decision.cluster->index * 2 + (c->tls ? 1 : 0)];
+        mr_lease_cookie_line(c->ex.lease, c->ex.decision.cluster, c->tls);
     int64_t now = now_s(c);
     char value[MR_COOKIE_VALUE_MAX];
     size_t value_len;
 
     if (line->issued_s == now && line->len > 0)
         return line;
-    value_len = mr_cookie_sign(c->lease->cookie_keys, c->decision.cluster->name, now,
+    value_len = mr_cookie_sign(c->ex.lease->cookie_keys, c->ex.decision.cluster->name, now,
                                snap->session.max_age_s, value, sizeof(value));
     line->len = value_len > 0 ? mr_cookie_set_header(snap, value, value_len, c->tls, line->text,
                                                      sizeof(line->text))
@@ -1146,7 +795,7 @@ static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 static void send_response_head(struct mr_client *c, const struct mr_http1_head *head,
                                bool upgrade)
 {
-    const struct mr_cookie_line *cookie = c->set_cookie ? cookie_line(c) : NULL;
+    const struct mr_cookie_line *cookie = c->ex.set_cookie ? cookie_line(c) : NULL;
     size_t extra_len = cookie != NULL ? cookie->len : 0;
     struct evbuffer_iovec vec[1];
 
@@ -1158,10 +807,10 @@ static void send_response_head(struct mr_client *c, const struct mr_http1_head *
     }
     vec[0].iov_len = mr_headers_response(vec[0].iov_base, head, c->close_after, upgrade,
                                          cookie != NULL ? cookie->text : NULL, extra_len);
-    c->bytes_out += vec[0].iov_len;
-    c->status = head->status;
+    c->ex.bytes_out += vec[0].iov_len;
+    c->ex.status = head->status;
     evbuffer_commit_space(c->conn->out, vec, 1);
-    c->resp_started = true;
+    c->ex.resp_started = true;
 }
 
 /* An interim response's head, its hop-by-hop headers dropped. */
@@ -1179,37 +828,37 @@ static void send_interim(struct mr_client *c, const struct mr_http1_head *head)
 /* Moves response body bytes to the client. May free c. */
 static void pump_response_body(struct mr_client *c)
 {
-    struct evbuffer *in = c->up->in;
+    struct evbuffer *in = c->ex.up->in;
     struct evbuffer *out = c->conn->out;
     bool done = false;
 
-    switch (c->resp_body) {
+    switch (c->ex.resp_body) {
     case MR_BODY_LENGTH: {
         size_t n = evbuffer_get_length(in);
-        if (n > c->resp_left)
-            n = (size_t)c->resp_left;
+        if (n > c->ex.resp_left)
+            n = (size_t)c->ex.resp_left;
         evbuffer_remove_buffer(in, out, n);
-        c->resp_left -= n;
-        c->bytes_out += n;
-        done = c->resp_left == 0;
+        c->ex.resp_left -= n;
+        c->ex.bytes_out += n;
+        done = c->ex.resp_left == 0;
         break;
     }
     case MR_BODY_CHUNKED: {
         size_t before = evbuffer_get_length(out), used;
-        int r = mr_chunked_relay(&c->resp_chunked, in, out, &used);
-        c->bytes_out += evbuffer_get_length(out) - before;
+        int r = mr_chunked_relay(&c->ex.resp_chunked, in, out, &used);
+        c->ex.bytes_out += evbuffer_get_length(out) - before;
         if (r == MR_CHUNKED_BAD) {
             /* The client sees a body without its last chunk: truncated. */
             mr_stats_add(&c->w->stats->bad_response_bodies, 1);
             c->close_after = true;
-            fail_exchange(c, 502);
+            fail_exchange(c, MR_CAUSE_BAD_RESPONSE_BODY);
             return;
         }
         done = r == MR_CHUNKED_DONE;
         break;
     }
     case MR_BODY_UNTIL_EOF:
-        c->bytes_out += evbuffer_get_length(in);
+        c->ex.bytes_out += evbuffer_get_length(in);
         evbuffer_add_buffer(out, in);
         break;
     case MR_BODY_NONE:
@@ -1221,11 +870,11 @@ static void pump_response_body(struct mr_client *c)
         return;
     }
     mr_conn_flush(c->conn);
-    if (evbuffer_get_length(out) >= BUFFER_HIGH) {
-        mr_conn_read_stop(c->up);
-        c->conn->out_low = BUFFER_LOW;
+    if (evbuffer_get_length(out) >= MR_CONN_OUT_HIGH) {
+        mr_conn_read_stop(c->ex.up);
+        c->conn->out_low = MR_CONN_OUT_LOW;
         /* A client that stops reading is dropped after client_idle_ms. */
-        arm_timer(c->timer, c->lease->snap->timeouts.client_idle_ms);
+        arm_timer(c->timer, c->ex.lease->snap->timeouts.client_idle_ms);
     }
 }
 
@@ -1242,24 +891,18 @@ static void end_tunnel(struct mr_client *c)
     close_when_flushed(c);
 }
 
-/* Moves what one side sent to the other, as it is. */
+/* Moves what one side sent to the other, as it is, counting it. */
 static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_conn *to)
 {
-    size_t n = evbuffer_get_length(from->in);
+    size_t n = mr_tunnel_pump(from, to);
 
     if (n == 0)
         return;
     if (from == c->conn)
-        c->bytes_in += n;
+        c->ex.bytes_in += n;
     else
-        c->bytes_out += n;
-    evbuffer_add_buffer(to->out, from->in);
+        c->ex.bytes_out += n;
     upstream_progress(c);
-    mr_conn_flush(to);
-    if (evbuffer_get_length(to->out) >= BUFFER_HIGH) {
-        mr_conn_read_stop(from);
-        to->out_low = BUFFER_LOW;
-    }
 }
 
 /* A hard drain of the tunnel's cluster in the current snapshot, past its
@@ -1267,33 +910,29 @@ static void tunnel_pump(struct mr_client *c, struct mr_conn *from, struct mr_con
 static bool tunnel_drained(struct mr_client *c)
 {
     struct mr_lease *now_lease = mr_worker_lease(c->w);
-    const struct mr_cluster *cl;
-    bool drained = false;
+    bool drained;
 
     if (now_lease == NULL)
         return false;
-    cl = mr_snap_cluster(now_lease->snap, c->decision.cluster->name);
-    if (cl != NULL && cl->drain == MR_DRAIN_HARD)
-        drained = cl->drain_deadline_s == 0 || now_s(c) >= cl->drain_deadline_s;
+    drained = mr_tunnel_drained(now_lease->snap, c->ex.decision.cluster->name, now_s(c));
     mr_worker_unlease(c->w, now_lease);
     return drained;
 }
 
 static void tunnel_check(struct mr_client *c)
 {
-    int limit_ms = c->lease->snap->timeouts.tunnel_idle_ms;
     struct timeval now, idle;
-    int64_t idle_ms;
+    int next_ms;
 
     event_base_gettimeofday_cached(c->w->base, &now);
-    timersub(&now, &c->up_activity, &idle);
-    idle_ms = (int64_t)idle.tv_sec * 1000 + idle.tv_usec / 1000;
-    if (idle_ms >= limit_ms || tunnel_drained(c)) {
+    timersub(&now, &c->ex.up_activity, &idle);
+    next_ms = mr_tunnel_next_check_ms((int64_t)idle.tv_sec * 1000 + idle.tv_usec / 1000,
+                                      c->ex.lease->snap->timeouts.tunnel_idle_ms);
+    if (next_ms == 0 || tunnel_drained(c)) {
         end_tunnel(c);
         return;
     }
-    arm_timer(c->timer, limit_ms - idle_ms < TUNNEL_CHECK_MS ? (int)(limit_ms - idle_ms)
-                                                            : TUNNEL_CHECK_MS);
+    arm_timer(c->timer, next_ms);
 }
 
 /* The origin answered 101 to an upgrade: from now on bytes pass both ways
@@ -1301,22 +940,20 @@ static void tunnel_check(struct mr_client *c)
 static void start_tunnel(struct mr_client *c, const struct mr_http1_head *head)
 {
     send_response_head(c, head, true);
-    evbuffer_drain(c->up->in, head->head_len);
-    evtimer_del(c->up_timer);
+    evbuffer_drain(c->ex.up->in, head->head_len);
+    evtimer_del(c->ex.up_timer);
     c->state = CS_TUNNEL;
-    c->phase = UP_BODY;
-    c->req_done = true;
+    c->ex.phase = MR_EXCHANGE_BODY;
+    c->ex.req_done = true;
     mr_stats_add(&c->w->stats->tunnels, 1);
     mr_stats_add(&c->w->stats->tunnels_total, 1);
     mr_conn_read_start(c->conn);
     mr_conn_flush(c->conn);
     upstream_progress(c);
-    arm_timer(c->timer, TUNNEL_CHECK_MS < c->lease->snap->timeouts.tunnel_idle_ms
-                            ? TUNNEL_CHECK_MS
-                            : c->lease->snap->timeouts.tunnel_idle_ms);
+    arm_timer(c->timer, mr_tunnel_next_check_ms(0, c->ex.lease->snap->timeouts.tunnel_idle_ms));
     /* Bytes that came right behind either head. */
-    tunnel_pump(c, c->up, c->conn);
-    tunnel_pump(c, c->conn, c->up);
+    tunnel_pump(c, c->ex.up, c->conn);
+    tunnel_pump(c, c->conn, c->ex.up);
 }
 
 static void on_upstream_read(struct mr_conn *conn, void *arg)
@@ -1328,48 +965,48 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
         return;
     }
     upstream_progress(c);
-    if (!c->resp_seen && evbuffer_get_length(conn->in) > 0) {
+    if (!c->ex.resp_seen && evbuffer_get_length(conn->in) > 0) {
         /* Sent for good: the copy kept for a retry goes. */
-        c->resp_seen = true;
-        if (c->sent_body != NULL)
-            evbuffer_drain(c->sent_body, evbuffer_get_length(c->sent_body));
+        c->ex.resp_seen = true;
+        if (c->ex.sent_body != NULL)
+            evbuffer_drain(c->ex.sent_body, evbuffer_get_length(c->ex.sent_body));
     }
-    while (c->phase == UP_WAITING) {
+    while (c->ex.phase == MR_EXCHANGE_WAITING) {
         struct mr_http1_head head;
-        int r = mr_http1_parse_head(c->resp_parser, conn->in, c->method == MR_METHOD_HEAD, &head);
+        int r = mr_http1_parse_head(c->resp_parser, conn->in, c->ex.method == MR_METHOD_HEAD, &head);
         if (r == MR_HTTP1_AGAIN)
             return;
-        if (r <= 0 && head.status == 101 && c->upgrade) {
+        if (r <= 0 && head.status == 101 && c->ex.upgrade) {
             start_tunnel(c, &head);
             return;
         }
         if (r > 0 || head.status == 101) {
             endpoint_failed(c, MR_PASSIVE_BAD_RESPONSE);
             c->close_after = true;
-            fail_exchange(c, 502);
+            fail_exchange(c, MR_CAUSE_BAD_RESPONSE_HEAD);
             return;
         }
-        mr_passive_success(c->endpoint);
+        mr_passive_success(c->ex.endpoint);
         await_head(c, false, true);
         if (head.status < 200) {
             /* Interim (100 Continue, 103): rewritten like any response
              * head, and never to an HTTP/1.0 client (RFC 9110 15.2). */
-            if (!c->http10)
+            if (!c->ex.http10)
                 send_interim(c, &head);
             evbuffer_drain(conn->in, head.head_len);
             mr_conn_flush(c->conn);
             mr_http1_reset(c->resp_parser);
             continue;
         }
-        c->resp_body = head.body;
-        c->resp_left = head.content_length;
-        mr_chunked_init(&c->resp_chunked);
-        c->resp_keep_alive = head.keep_alive && !c->http10;
+        c->ex.resp_body = head.body;
+        c->ex.resp_left = head.content_length;
+        mr_chunked_init(&c->ex.resp_chunked);
+        c->ex.resp_keep_alive = head.keep_alive && !c->ex.http10;
         if (head.body == MR_BODY_UNTIL_EOF)
             c->close_after = true;
         send_response_head(c, &head, false);
         evbuffer_drain(conn->in, head.head_len);
-        c->phase = UP_BODY;
+        c->ex.phase = MR_EXCHANGE_BODY;
     }
     pump_response_body(c);
 }
@@ -1384,7 +1021,7 @@ static void on_upstream_drain(struct mr_conn *conn, void *arg)
         mr_conn_read_start(c->conn);
         return;
     }
-    if (c->state == CS_ACTIVE && !c->req_done) {
+    if (c->state == CS_ACTIVE && !c->ex.req_done) {
         mr_conn_read_start(c->conn);
         pump_request_body(c);
     }
@@ -1399,37 +1036,37 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
         return;
     }
     if (what == MR_CONN_CONNECTED) {
-        c->phase = UP_WAITING;
+        c->ex.phase = MR_EXCHANGE_WAITING;
         upstream_progress(c);
-        arm_timer(c->up_timer, c->lease->snap->timeouts.upstream_response_ms);
+        arm_timer(c->ex.up_timer, c->ex.lease->snap->timeouts.upstream_response_ms);
         return;
     }
-    if (c->phase == UP_CONNECTING) {
-        upstream_failed(c, 502, MR_PASSIVE_CONNECT); /* refused or unreachable */
+    if (c->ex.phase == MR_EXCHANGE_CONNECTING) {
+        upstream_failed(c, MR_CAUSE_CONNECT_FAILED, MR_PASSIVE_CONNECT); /* refused or unreachable */
         return;
     }
-    if (c->phase == UP_WAITING) {
+    if (c->ex.phase == MR_EXCHANGE_WAITING) {
         /* Closed before a whole head: retry only if nothing came at all. */
-        if (evbuffer_get_length(conn->in) == 0 && !c->resp_seen) {
-            upstream_failed(c, 502, MR_PASSIVE_RESET);
+        if (evbuffer_get_length(conn->in) == 0 && !c->ex.resp_seen) {
+            upstream_failed(c, MR_CAUSE_UPSTREAM_CLOSED, MR_PASSIVE_RESET);
             return;
         }
         endpoint_failed(c, MR_PASSIVE_RESET);
         c->close_after = true;
-        fail_exchange(c, 502);
+        fail_exchange(c, MR_CAUSE_UPSTREAM_CLOSED);
         return;
     }
-    if (what == MR_CONN_EOF && c->resp_body == MR_BODY_UNTIL_EOF) {
-        c->bytes_out += evbuffer_get_length(conn->in);
+    if (what == MR_CONN_EOF && c->ex.resp_body == MR_BODY_UNTIL_EOF) {
+        c->ex.bytes_out += evbuffer_get_length(conn->in);
         evbuffer_add_buffer(c->conn->out, conn->in);
-        c->req_done = true;
-        c->resp_keep_alive = false;
+        c->ex.req_done = true;
+        c->ex.resp_keep_alive = false;
         finish_response(c);
         return;
     }
     /* Cut mid-body: the client must see a truncated message, not a whole one. */
     c->close_after = true;
-    fail_exchange(c, 502);
+    fail_exchange(c, MR_CAUSE_UPSTREAM_CUT);
 }
 
 /* ---- client events --------------------------------------------------- */
@@ -1445,12 +1082,12 @@ static void on_client_drain(struct mr_conn *conn, void *arg)
     }
     conn->out_low = 0;
     if (c->state == CS_TUNNEL) {
-        mr_conn_read_start(c->up);
+        mr_conn_read_start(c->ex.up);
         return;
     }
-    if (c->state == CS_ACTIVE && c->up != NULL && c->phase == UP_BODY) {
+    if (c->state == CS_ACTIVE && c->ex.up != NULL && c->ex.phase == MR_EXCHANGE_BODY) {
         evtimer_del(c->timer);
-        mr_conn_read_start(c->up);
+        mr_conn_read_start(c->ex.up);
         pump_response_body(c);
     }
 }
@@ -1472,7 +1109,7 @@ static void on_client_event(struct mr_conn *conn, enum mr_conn_event what, void 
     }
     /* Half-closed after whole requests (pipelined ones wait in the input):
      * answer them all, then close. */
-    if (what == MR_CONN_EOF && ((c->state == CS_ACTIVE && c->req_done) ||
+    if (what == MR_CONN_EOF && ((c->state == CS_ACTIVE && c->ex.req_done) ||
                                 (c->state == CS_IDLE && evbuffer_get_length(conn->in) > 0))) {
         c->peer_closed = true;
         return;
@@ -1487,7 +1124,7 @@ static void on_client_timer(evutil_socket_t fd, short events, void *arg)
     (void)events;
 
     if (c->state == CS_HEAD) {
-        reply_error(c, 408);
+        reply_error(c, MR_CAUSE_HEAD_TIMEOUT);
         return;
     }
     if (c->state == CS_TUNNEL) {
@@ -1603,17 +1240,17 @@ void mr_proxy_accept(struct mr_worker *w, size_t listener, evutil_socket_t fd,
         c->local.len = 0;
     c->conn = mr_conn_new(w->base, fd);
     c->timer = evtimer_new(w->base, on_client_timer, c);
-    c->up_timer = evtimer_new(w->base, on_upstream_timer, c);
+    c->ex.up_timer = evtimer_new(w->base, on_upstream_timer, c);
     c->req_parser = mr_http1_new(MR_HTTP1_REQUEST, &limits);
     /* An upstream head may be as large as a client's. */
     c->resp_parser = mr_http1_new(MR_HTTP1_RESPONSE, &limits);
-    if (c->conn == NULL || c->timer == NULL || c->up_timer == NULL || c->req_parser == NULL ||
+    if (c->conn == NULL || c->timer == NULL || c->ex.up_timer == NULL || c->req_parser == NULL ||
         c->resp_parser == NULL) {
         mr_conn_free(c->conn);
         if (c->timer != NULL)
             event_free(c->timer);
-        if (c->up_timer != NULL)
-            event_free(c->up_timer);
+        if (c->ex.up_timer != NULL)
+            event_free(c->ex.up_timer);
         mr_http1_free(c->req_parser);
         mr_http1_free(c->resp_parser);
         free(c);
@@ -1663,3 +1300,9 @@ void mr_proxy_close_all(struct mr_worker *w)
     while (w->clients != NULL)
         free_client(w->clients);
 }
+
+const struct mr_worker_conns mr_proxy_conns = {
+    .accept = mr_proxy_accept,
+    .drain = mr_proxy_drain,
+    .close_all = mr_proxy_close_all,
+};

@@ -9,8 +9,11 @@
  * flight per client connection; pipelined requests wait in the input buffer
  * and are answered in order. It also terminates TLS and reads PROXY
  * protocol headers where the listener says so, answers redirects, and
- * tunnels upgraded (WebSocket) connections byte for byte. Worker thread
- * only.
+ * tunnels upgraded (WebSocket) connections byte for byte. This file is the
+ * client connection's state machine; the request in flight and its retry
+ * decisions are router/exchange, the redirect answers router/redirect, the
+ * tunnel's pump router/tunnel, the per-snapshot balancing state
+ * router/lease. Worker thread only.
  */
 #ifndef MR_ROUTER_PROXY_H
 #define MR_ROUTER_PROXY_H
@@ -18,7 +21,10 @@
 #include <event2/util.h>
 #include <sys/socket.h>
 
-struct mr_worker;
+#include "router/worker.h"
+
+/* The three below, as the worker calls them (mr_worker_new). */
+extern const struct mr_worker_conns mr_proxy_conns;
 
 /* Takes over a client socket accepted on listeners[listener] (the index in
  * the configuration). */

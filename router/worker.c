@@ -12,58 +12,9 @@
 
 #include "common/log.h"
 #include "router/accesslog.h"
-#include "router/cookie.h"
+#include "router/lease.h"
 #include "router/stats.h"
-#include "router/proxy.h"
 #include "router/upstream.h"
-
-static void lease_free(struct mr_lease *l);
-
-static struct mr_lease *lease_new(struct mr_worker *w, struct mr_snapshot *snap)
-{
-    struct mr_lease *l = calloc(1, sizeof(*l));
-
-    if (l == NULL)
-        return NULL;
-    l->snap = snap;
-    l->users = 1;
-    l->outstanding = calloc(snap->n_endpoints + 1, sizeof(*l->outstanding));
-    l->cursors = calloc(snap->n_clusters + 1, sizeof(*l->cursors));
-    l->awaiting = calloc(snap->n_endpoints + 1, sizeof(*l->awaiting));
-    l->waiting_since = calloc(snap->n_endpoints + 1, sizeof(*l->waiting_since));
-    l->cookie_keys = mr_cookie_keys_new(snap);
-    l->cluster_stats = calloc(snap->n_clusters + 1, sizeof(*l->cluster_stats));
-    l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
-    l->cookie_lines = calloc(2 * snap->n_clusters + 1, sizeof(*l->cookie_lines));
-    if (l->outstanding == NULL || l->cursors == NULL || l->awaiting == NULL ||
-        l->waiting_since == NULL || l->cookie_keys == NULL ||
-        l->cluster_stats == NULL || l->endpoint_stats == NULL || l->cookie_lines == NULL) {
-        l->snap = NULL;
-        lease_free(l);
-        return NULL;
-    }
-    /* Counters are found by name once per snapshot, not per request. */
-    for (size_t i = 0; i < snap->n_clusters; i++)
-        l->cluster_stats[i] = mr_stats_cluster(w->stats, snap->clusters[i]->name);
-    for (size_t i = 0; i < snap->n_endpoints; i++)
-        l->endpoint_stats[i] = mr_stats_endpoint(w->stats, snap->endpoints[i]->cluster->name,
-                                                 snap->endpoints[i]->address);
-    return l;
-}
-
-static void lease_free(struct mr_lease *l)
-{
-    mr_cookie_keys_free(l->cookie_keys);
-    mr_snap_release(l->snap);
-    free(l->outstanding);
-    free(l->cursors);
-    free(l->awaiting);
-    free(l->waiting_since);
-    free(l->cluster_stats);
-    free(l->endpoint_stats);
-    free(l->cookie_lines);
-    free(l);
-}
 
 struct mr_lease *mr_worker_lease(struct mr_worker *w)
 {
@@ -73,7 +24,7 @@ struct mr_lease *mr_worker_lease(struct mr_worker *w)
 
         if (snap == NULL)
             return NULL;
-        fresh = lease_new(w, snap);
+        fresh = mr_lease_new(w->stats, snap);
         if (fresh == NULL) {
             mr_snap_release(snap);
             return NULL;
@@ -91,7 +42,7 @@ void mr_worker_unlease(struct mr_worker *w, struct mr_lease *lease)
 {
     (void)w;
     if (--lease->users == 0)
-        lease_free(lease);
+        mr_lease_free(lease);
 }
 
 uint64_t mr_worker_random(struct mr_worker *w)
@@ -113,7 +64,7 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
     /* Listeners are few: finding which one accepted costs a short scan. */
     for (size_t i = 0; i < w->n_listeners; i++) {
         if (w->listeners[i] == listener) {
-            mr_proxy_accept(w, i, fd, peer, peer_len);
+            w->conns->accept(w, i, fd, peer, peer_len);
             return;
         }
     }
@@ -128,7 +79,7 @@ static void on_grace_over(evutil_socket_t fd, short events, void *arg)
     if (w->n_clients > 0)
         mr_log(MR_LOG_WARN, "worker %d: grace period over, closing %zu connections",
                w->id, w->n_clients);
-    mr_proxy_close_all(w);
+    w->conns->close_all(w);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -146,7 +97,7 @@ static void begin_stop(struct mr_worker *w)
         w->listeners[i] = NULL;
     }
     mr_upstream_pool_close_all(w->pool);
-    mr_proxy_drain(w);
+    w->conns->drain(w);
     if (w->n_clients == 0) {
         event_base_loopexit(w->base, NULL);
         return;
@@ -171,7 +122,7 @@ void mr_worker_client_gone(struct mr_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
-struct mr_worker *mr_worker_new(int id, int *fds, size_t n)
+struct mr_worker *mr_worker_new(int id, int *fds, size_t n, const struct mr_worker_conns *conns)
 {
     struct mr_worker *w = calloc(1, sizeof(*w));
     struct event_config *cfg = event_config_new();
@@ -179,6 +130,7 @@ struct mr_worker *mr_worker_new(int id, int *fds, size_t n)
     if (w == NULL || cfg == NULL)
         goto fail;
     w->id = id;
+    w->conns = conns;
     w->wake_fd = -1;
     w->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)(id + 1) * 0x9E3779B97F4A7C15ULL;
     /* One thread per base: libevent needs no locks of its own. */
@@ -226,7 +178,7 @@ static void *run(void *arg)
 {
     struct mr_worker *w = arg;
     event_base_dispatch(w->base);
-    mr_proxy_close_all(w);
+    w->conns->close_all(w);
     atomic_store(&w->finished, true);
     return NULL;
 }

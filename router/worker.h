@@ -5,8 +5,9 @@
  * listener, its own upstream pool and its own client connections; nothing
  * in it is touched by another thread except the wake-up eventfd through
  * which the control thread asks it to stop. Requests decide against a
- * lease: the worker's hold on one snapshot, refreshed when the control
- * thread publishes a new one (a pointer comparison per request, no lock).
+ * lease (router/lease.h): the worker's hold on one snapshot, refreshed when
+ * the control thread publishes a new one (a pointer comparison per request,
+ * no lock).
  */
 #ifndef MR_ROUTER_WORKER_H
 #define MR_ROUTER_WORKER_H
@@ -16,6 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/util.h>
+#include <sys/socket.h>
+
 #include "conf/snapshot.h"
 
 struct event;
@@ -23,37 +27,26 @@ struct event_base;
 struct evconnlistener;
 struct mr_upstream_pool;
 struct mr_client;
-struct mr_cookie_keys;
 struct mr_accesslog_buffer;
 struct mr_stats;
-struct mr_stats_cluster;
-struct mr_stats_endpoint;
+struct mr_lease;
 
-/* A worker's hold on one snapshot, with the per-snapshot balancing state. */
-struct mr_lease {
-    struct mr_snapshot *snap;
-    unsigned users;         /* exchanges using it, +1 while it is current */
-    uint32_t *outstanding;  /* requests in flight per endpoint->index */
-    uint32_t *cursors;      /* round-robin position per cluster->index */
-    uint32_t *awaiting;     /* requests waiting for a response head, per endpoint->index */
-    int64_t *waiting_since; /* per endpoint->index: since when (mr_passive_now_ms) it has
-                               had requests waiting and answered none; 0: none waiting */
-    struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
-    struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
-    struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
-    struct mr_cookie_line *cookie_lines;       /* by cluster->index * 2 + tls */
-};
+struct mr_worker;
 
-/* A signed Set-Cookie line, reused while its issue second lasts: every new
- * session of that second gets the same bytes, without another HMAC. */
-struct mr_cookie_line {
-    int64_t issued_s;       /* 0: empty */
-    size_t len;
-    char text[640];
+/* What the worker does with its client connections, supplied by the data
+ * path (router/proxy.c's mr_proxy_conns), so the worker knows threads,
+ * sockets and shutdown, not HTTP, and proxy.c alone depends on worker.h. */
+struct mr_worker_conns {
+    /* Takes over a socket accepted on listeners[listener]. */
+    void (*accept)(struct mr_worker *w, size_t listener, evutil_socket_t fd,
+                   const struct sockaddr *peer, int peer_len);
+    void (*drain)(struct mr_worker *w);     /* shutdown begins */
+    void (*close_all)(struct mr_worker *w); /* grace over, or exit */
 };
 
 struct mr_worker {
     int id;
+    const struct mr_worker_conns *conns;
     pthread_t thread;
     struct event_base *base;
     int *listen_fds;                    /* one per listener, owned until started */
@@ -75,8 +68,9 @@ struct mr_worker {
 };
 
 /* Creates a worker whose listening sockets are fds (n of them; ownership
- * moves to the worker). NULL on failure (the fds are then closed). */
-struct mr_worker *mr_worker_new(int id, int *fds, size_t n);
+ * moves to the worker) and whose connections conns handles. NULL on failure
+ * (the fds are then closed). */
+struct mr_worker *mr_worker_new(int id, int *fds, size_t n, const struct mr_worker_conns *conns);
 
 /* Starts the thread; 0 or -1. */
 int mr_worker_start(struct mr_worker *w);

@@ -17,7 +17,6 @@
 
 #include "tests/fuzz/fuzz.h"
 #include "control/admin.h"
-#include "control/control.h"
 
 static const char *const actions[] = {"drain", "undrain", "weight"};
 

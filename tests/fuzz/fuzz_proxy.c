@@ -412,7 +412,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     unlink(path);
     rmdir(dir);
     mr_snap_publish(snap);
-    worker = mr_worker_new(0, NULL, 0);
+    worker = mr_worker_new(0, NULL, 0, &mr_proxy_conns);
     if (worker == NULL)
         abort();
     origin_ev = event_new(worker->base, origin_fd, EV_READ | EV_PERSIST, on_origin_accept, NULL);

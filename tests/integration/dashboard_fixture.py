@@ -1,6 +1,7 @@
 """tests/integration/dashboard_fixture.py: a stand-in admin API for developing the dashboard.
 
-A tiny stdlib HTTP server that serves control/dashboard/index.html at / and canned,
+A tiny stdlib HTTP server that serves the dashboard at / (control/dashboard/index.html
+with its CSS and JS inlined by tools/embed.py, the bytes meridian embeds) and canned,
 slowly moving JSON for GET /api/v1/status, GET /api/v1/history, GET /metrics
 and the change calls (drain, undrain, weight, with dry_run, force and the 409
 guardrail), following docs/admin-api.md. Every call but / and /healthz needs
@@ -19,12 +20,16 @@ import datetime
 import json
 import os
 import random
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HTML_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                         "control", "dashboard", "index.html")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+HTML_PATH = os.path.join(ROOT, "control", "dashboard", "index.html")
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from embed import inline_page  # noqa: E402
 
 # Countries: new sessions per second and their candidate regions (routing).
 COUNTRIES = {
@@ -361,8 +366,8 @@ class Fixture:
                 fixture.requests.append((method, path, authorized))
                 body = self._body() if method in ("POST", "PUT") else None
                 if method == "GET" and path == "/":
-                    with open(fixture.html_path, "rb") as f:
-                        return self._send(200, f.read(), "text/html; charset=utf-8")
+                    return self._send(200, inline_page(fixture.html_path),
+                                      "text/html; charset=utf-8")
                 if method == "GET" and path == "/healthz":
                     return self._send(200, "ok\n", "text/plain")
                 if method == "GET" and path == "/__calls":

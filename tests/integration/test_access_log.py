@@ -2,11 +2,14 @@
 
 Keys: time, client, method, path, status, bytes_in, bytes_out, duration_ms,
 decision ("sticky"|"geo"|"failover"|"fail_open"|"none"), region, cluster,
-endpoint, country (null when unknown), generation. Checked against what
+endpoint, country (null when unknown), generation, and "error" (the
+cause) only where meridian answered with an error or cut the response.
+Checked against what
 the client sent and received on the wire: byte counts, the endpoint that
 answered, the decision, the snapshot generation across a reload; a 400 for
-a malformed request is logged with decision "none"; without access_log no
-file is written.
+a malformed request is logged with decision "none"; a refused connect, an
+upstream that never answers and a body cut mid-way name their cause;
+without access_log no file is written.
 """
 
 import json
@@ -20,8 +23,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Meridian, OriginTestCase, RawConn, addr, deep_merge, request,  # noqa: E402
-                     wait_for, write_config)
+from harness import (IncompleteResponse, Meridian, OriginTestCase, RawConn, addr,  # noqa: E402
+                     deep_merge, region, request, wait_for, write_config)
 from routing_helpers import (IP, AccessLog, cookie_fields, db, reload, set_cookie,  # noqa: E402
                              sign_cookie, write_keys)
 
@@ -73,8 +76,9 @@ class AccessLogTest(OriginTestCase):
     def meridian(self, overrides=None):
         return Meridian(self.write(overrides)[0])
 
-    def assert_complete(self, e):
-        self.assertEqual(sorted(e), sorted(AccessLog.KEYS), "exactly the documented keys: %r" % e)
+    def assert_complete(self, e, error=False):
+        keys = AccessLog.KEYS + (("error",) if error else ())
+        self.assertEqual(sorted(e), sorted(keys), "exactly the documented keys: %r" % e)
         self.assertRegex(e["time"], TIME_RE)
         self.assertIsInstance(e["duration_ms"], (int, float))
         self.assertGreaterEqual(e["duration_ms"], 0)
@@ -192,8 +196,9 @@ class AccessLogTest(OriginTestCase):
                          message="a line for the 400")
             self.assertEqual(len(e), 1, "one line: %r" % e)
             e = e[0]
-            self.assert_complete(e)
+            self.assert_complete(e, error=True)
             self.assertEqual((e["status"], e["decision"]), (400, "none"))
+            self.assertEqual(e["error"], "bad request")
             self.assertEqual(e["bytes_out"], len(got), "the 400's bytes")
             self.assertEqual(e["generation"], 1)
             self.assertIsNone(e["cluster"], "no cluster for a refused request")
@@ -217,6 +222,64 @@ class AccessLogTest(OriginTestCase):
                              "files written without access_log: %r" % created)
             self.assertNotIn("/alog/none", m.stderr_text(), "no access lines on stdout/stderr")
         self.assertFalse(os.path.exists(os.path.join(d, "access.log")))
+
+
+
+class ErrorFieldTest(OriginTestCase):
+    """"error": present, naming the cause, exactly on the lines of exchanges
+    that meridian answered with an error of its own or cut."""
+
+    RESPONSE_MS = 500
+    TMP_PREFIX = "mr-alog-err-"
+
+    @classmethod
+    def origin_clusters(cls):
+        cls.live = addr()
+        return {"main": [cls.live]}
+
+    def meridian(self, endpoints):
+        # Health checks too rare to mark a dead endpoint down during a test:
+        # the data path meets the failure itself.
+        cfg = {"health": {"interval_ms": 60000, "timeout_ms": 1000, "fall": 5},
+               "timeouts": {"upstream_connect_ms": 300,
+                            "upstream_response_ms": self.RESPONSE_MS},
+               "regions": [region("r1", {"main": endpoints})],
+               "routing": {"default": ["r1"]}}
+        path, _ = write_config(tempfile.mkdtemp(dir=self.tmp), cfg)
+        return Meridian(path)
+
+    def test_connect_refused_502(self):
+        dead = addr()
+        with self.meridian([dead]) as m:
+            resp = request(m.port, "GET", "/alog/refused", timeout=5)
+            self.assertEqual(resp.status, 502)
+            e = AccessLog(m.config["access_log"]).entry("/alog/refused")
+            self.assertEqual((e["status"], e["endpoint"], e["error"]),
+                             (502, dead, "upstream connect failed"))
+
+    def test_response_timeout_504(self):
+        with self.meridian([self.live]) as m:
+            resp = request(m.port, "GET", "/hang", timeout=5)
+            self.assertEqual(resp.status, 504)
+            e = AccessLog(m.config["access_log"]).entry("/hang")
+            self.assertEqual((e["status"], e["endpoint"], e["error"]),
+                             (504, self.live, "upstream response timeout"))
+
+    def test_cut_body_keeps_status_and_names_cause(self):
+        with self.meridian([self.live]) as m, RawConn(port=m.port, timeout=5) as c:
+            c.send_request("GET", "/close-mid?n=100000&after=1000")
+            with self.assertRaises(IncompleteResponse):
+                c.read_response()
+            e = AccessLog(m.config["access_log"]).entry("/close-mid?n=100000&after=1000")
+            self.assertEqual((e["status"], e["error"]), (200, "upstream closed mid body"),
+                             "the origin's status, and why the client saw it cut")
+
+    def test_no_error_field_when_served(self):
+        with self.meridian([self.live]) as m:
+            self.assertEqual(request(m.port, "GET", "/alog/fine", timeout=5).status, 200)
+            e = AccessLog(m.config["access_log"]).entry("/alog/fine")
+            self.assertNotIn("error", e)
+            self.assertEqual(sorted(e), sorted(AccessLog.KEYS))
 
 
 if __name__ == "__main__":

@@ -261,6 +261,58 @@ class CtlUsageTest(unittest.TestCase):
                 self.assert_usage_error(*args)
         self.assertEqual(self.stub.requests, [], "usage errors send no request")
 
+    def test_option_words_are_exact(self):
+        # Each word is an option only as spelled in --help: no abbreviation,
+        # no cluster of short options, no value for a flag; the message names
+        # the word (up to its "=").
+        hint = "\n(meridianctl --help lists the commands and options)\n"
+        cases = [
+            (("--adm", self.stub.url, "status"), "unknown option --adm"),
+            (("--admi=" + self.stub.url, "status"), "unknown option --admi"),
+            (("--jso", "status"), "unknown option --jso"),
+            (("--hel",), "unknown option --hel"),
+            (("--help=1",), "unknown option --help"),
+            (("--version=1",), "unknown option --version"),
+            (("-h=1",), "unknown option -h"),
+            (("-hx",), "unknown option -hx"),
+            (("-admin", self.stub.url), "unknown option -admin"),
+            (("status", "---json"), "unknown option ---json"),
+            (("status", "-.x"), "unknown option -.x"),
+            (("--json=1", "status"), "--json takes no value"),
+            (("--hard=", "drain", "a"), "--hard takes no value"),
+            (("status", "--token-file"), "--token-file needs a value"),
+            (("drain", "a", "--deadline=-5"),
+             "--deadline: expected a whole number of seconds >= 1, not '-5'"),
+            (("weight", "a", "-5"), "weight: N must be a non-negative number, not '-5'"),
+            (("weight", "a", "-.5"), "weight: N must be a non-negative number, not '-.5'"),
+            (("status", "--", "--json"), "status takes no arguments"),
+            (("--", "--json"), "unknown command '--json'"),
+            (("-",), "unknown command '-'"),
+            (("--bogus", "--help"), "unknown option --bogus"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                res = ctl(*args)
+                self.assertEqual((res.returncode, res.stdout, res.stderr),
+                                 (2, "", "meridianctl: " + message + hint), show(res))
+        self.assertEqual(self.stub.requests, [], "usage errors send no request")
+
+    def test_help_and_version_stop_at_once(self):
+        helped = ctl("--help")
+        for args in (("-h",), ("status", "--help"), ("--help", "--bogus"),
+                     ("--admin", "ftp://x", "-h", "frobnicate")):
+            with self.subTest(args=args):
+                res = ctl(*args)
+                self.assertEqual((res.returncode, res.stdout, res.stderr),
+                                 (0, helped.stdout, ""), show(res))
+        res = ctl("--version", "--bogus")
+        self.assertEqual(res.returncode, 0, show(res))
+        self.assertRegex(res.stdout, r"^meridianctl \d+\.\d+\.\d+\n$")
+        res = ctl()
+        self.assertEqual((res.returncode, res.stdout), (2, ""), show(res))
+        self.assertEqual(res.stderr, "meridianctl: no command given\n" + helped.stdout,
+                         "no arguments: the message, then the usage on stderr")
+
     def test_weight_message_names_the_value(self):
         res = self.assert_usage_error("weight", "x", "abc")
         self.assertIn("abc", res.stderr, "the bad N is quoted")
@@ -470,6 +522,23 @@ class CtlWireTest(unittest.TestCase):
                 self.assertNotEqual(req["method"], "GET")
                 self.assertEqual(req["headers"].get("content-type"), "application/json",
                                  "%s %s: %r" % (req["method"], req["target"], req["headers"]))
+
+    def test_values_and_arguments_that_start_with_a_dash(self):
+        # An option's value is the next word whatever it looks like; after
+        # "--" every word is an argument.
+        self.run_ctl("explain", "--cookie", "-abc", "--", "-x")
+        self.assertEqual(self.only_request()["target"], "/api/v1/explain?ip=-x&cookie=-abc")
+        self.stub.requests.clear()
+        self.run_ctl("--json", "undrain", "--", "--hard")
+        self.assertEqual(self.only_request()["target"], "/api/v1/clusters/--hard/undrain")
+        self.stub.requests.clear()
+        self.run_ctl("explain", "--cookie=a=b", GB_CLIENT)
+        self.assertEqual(self.only_request()["target"],
+                         "/api/v1/explain?ip=%s&cookie=a%%3Db" % GB_CLIENT)
+        res = ctl("--admin", "--json", "status")
+        self.assertEqual(res.returncode, 2, show(res))
+        self.assertEqual(res.stderr, "meridianctl: bad admin URL '--json' (from --admin): "
+                         "expected http://HOST[:PORT]\n", "--json is --admin's value")
 
     def test_cluster_name_is_percent_encoded(self):
         self.run_ctl("undrain", "a b/c")
