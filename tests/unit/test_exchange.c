@@ -184,8 +184,7 @@ static void test_begin_resets(void **state)
 static struct mr_lease *retry_lease(struct mr_stats *stats)
 {
     struct mr_snapshot *snap = mr_test_load(
-        "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
-        " \"session\": {\"keys_file\": \"session.keys\"},"
+        "{" MR_TEST_CONF_HEAD
         " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
         "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"
         "   {\"name\": \"b\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9003\"]}]}],"

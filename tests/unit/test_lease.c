@@ -24,8 +24,7 @@ static struct mr_lease *lease;
 static int setup(void **state)
 {
     struct mr_snapshot *snap = mr_test_load(
-        "{\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"
-        " \"session\": {\"keys_file\": \"session.keys\"},"
+        "{" MR_TEST_CONF_HEAD
         " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
         "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"
         "   {\"name\": \"b\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9003\"]}]}],"
