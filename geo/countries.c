@@ -16,6 +16,7 @@ struct country {
  * GeoNames, which MaxMind uses: the transcontinental cases are CY, RU -> EU;
  * AM, AZ, GE, KZ, TR -> AS; EG -> AF; PA and the Caribbean -> NA; TL -> OC.
  */
+/* clang-format off: one country per line reads and diffs best. */
 static const struct country countries[] = {
     {"AD", "EU", 42.55, 1.60},
     {"AE", "AS", 23.42, 53.85},
@@ -268,6 +269,7 @@ static const struct country countries[] = {
     {"ZM", "AF", -13.13, 27.85},
     {"ZW", "AF", -19.02, 29.15},
 };
+/* clang-format on */
 
 #define N_COUNTRIES (sizeof(countries) / sizeof(countries[0]))
 
