@@ -4,8 +4,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-__attribute__((format(printf, 3, 0)))
-static void append(char ***list, size_t *n, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void append(char ***list, size_t *n, const char *fmt,
+                                                         va_list ap)
 {
     char *line = NULL;
     char **grown;

@@ -12,15 +12,14 @@
 #include <stdio.h>
 
 struct mr_errors {
-    char **errors;   /* owned strings */
+    char **errors; /* owned strings */
     size_t n_errors;
     char **warnings; /* owned strings */
     size_t n_warnings;
 };
 
 /* Appends one formatted error line. */
-void mr_errors_add(struct mr_errors *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void mr_errors_add(struct mr_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Appends one formatted warning line. */
 void mr_errors_warn(struct mr_errors *e, const char *fmt, ...)

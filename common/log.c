@@ -7,7 +7,10 @@
 
 static enum mr_log_level min_level = MR_LOG_INFO;
 
-void mr_log_set_level(enum mr_log_level level) { min_level = level; }
+void mr_log_set_level(enum mr_log_level level)
+{
+    min_level = level;
+}
 
 void mr_log(enum mr_log_level level, const char *fmt, ...)
 {

@@ -13,7 +13,6 @@ enum mr_log_level { MR_LOG_DEBUG, MR_LOG_INFO, MR_LOG_WARN, MR_LOG_ERROR };
 void mr_log_set_level(enum mr_log_level level);
 
 /* Writes "meridian: LEVEL: message\n" to stderr. */
-void mr_log(enum mr_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void mr_log(enum mr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -19,9 +19,9 @@ struct mr_sockaddr {
 };
 
 struct mr_cidr {
-    int family;        /* AF_INET or AF_INET6 */
-    uint8_t addr[16];  /* network bytes; first 4 for AF_INET */
-    unsigned prefix;   /* prefix length in bits */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network bytes; first 4 for AF_INET */
+    unsigned prefix;  /* prefix length in bits */
 };
 
 struct mr_cidr_set {

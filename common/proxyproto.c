@@ -28,9 +28,9 @@ static const unsigned char v2_sig[12] = {
 #define V2_TRANS_DGRAM 0x2
 #define V2_TCP4 0x11
 #define V2_TCP6 0x21
-#define V2_LEN_INET 12   /* 2 * 4 address bytes + 2 * 2 port bytes */
-#define V2_LEN_INET6 36  /* 2 * 16 + 2 * 2 */
-#define V2_LEN_UNIX 216  /* 2 * 108 */
+#define V2_LEN_INET 12  /* 2 * 4 address bytes + 2 * 2 port bytes */
+#define V2_LEN_INET6 36 /* 2 * 16 + 2 * 2 */
+#define V2_LEN_UNIX 216 /* 2 * 108 */
 
 /* Longest address text we parse or print ("ffff:...:255.255.255.255" and NUL). */
 #define ADDR_TEXT_MAX INET6_ADDRSTRLEN
@@ -65,8 +65,8 @@ static void fill_addr(struct mr_sockaddr *a, int family, const void *addr, uint1
 
 static bool is_addr_char(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-           c == '.' || c == ':';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' ||
+           c == ':';
 }
 
 /*
@@ -260,14 +260,10 @@ static size_t v2_addr_len(unsigned fam)
         return 0;
     }
     switch (fam >> 4) {
-    case V2_FAM_INET:
-        return V2_LEN_INET;
-    case V2_FAM_INET6:
-        return V2_LEN_INET6;
-    case V2_FAM_UNIX:
-        return V2_LEN_UNIX;
-    default:
-        return 0;
+    case V2_FAM_INET: return V2_LEN_INET;
+    case V2_FAM_INET6: return V2_LEN_INET6;
+    case V2_FAM_UNIX: return V2_LEN_UNIX;
+    default: return 0;
     }
 }
 
@@ -425,9 +421,9 @@ int mr_proxyproto_read(int fd, struct mr_proxyproto_reader *r, struct mr_proxypr
 /* ---- builders ---- */
 
 struct endpoint {
-    int family;              /* AF_INET or AF_INET6 */
-    unsigned char addr[16];  /* network bytes; first 4 for AF_INET */
-    uint16_t port;           /* network order */
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network bytes; first 4 for AF_INET */
+    uint16_t port;          /* network order */
 };
 
 static bool endpoint_of(const struct sockaddr *sa, struct endpoint *ep)
@@ -468,8 +464,8 @@ static void map_to_v6(struct endpoint *ep)
 
 /* Both sides in one family: AF_INET, AF_INET6 (mapping an IPv4 side), or
  * AF_UNSPEC when either is not an internet address. */
-static int endpoint_pair(const struct sockaddr *src, const struct sockaddr *dst,
-                         struct endpoint *s, struct endpoint *d)
+static int endpoint_pair(const struct sockaddr *src, const struct sockaddr *dst, struct endpoint *s,
+                         struct endpoint *d)
 {
     if (!endpoint_of(src, s) || !endpoint_of(dst, d)) {
         return AF_UNSPEC;
@@ -500,8 +496,8 @@ size_t mr_proxyproto_build_v1(char *out, size_t cap, const struct sockaddr *src,
             return 0;
         }
         int n = snprintf(line, sizeof(line), "PROXY %s %s %s %u %u\r\n",
-                         family == AF_INET ? "TCP4" : "TCP6", stext, dtext,
-                         (unsigned)ntohs(s.port), (unsigned)ntohs(d.port));
+                         family == AF_INET ? "TCP4" : "TCP6", stext, dtext, (unsigned)ntohs(s.port),
+                         (unsigned)ntohs(d.port));
         if (n < 0 || (size_t)n >= sizeof(line)) {
             return 0;
         }

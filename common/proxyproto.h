@@ -33,9 +33,9 @@
 #define MR_PROXYPROTO_MIN 15     /* shortest valid header: "PROXY UNKNOWN\r\n" */
 
 struct mr_proxyproto {
-    bool local;           /* use the socket's own peer; src and dst are then zeroed
-                             (family AF_UNSPEC, len 0) */
-    uint8_t version;      /* 1 or 2: which format was read */
+    bool local;                  /* use the socket's own peer; src and dst are then zeroed
+                                    (family AF_UNSPEC, len 0) */
+    uint8_t version;             /* 1 or 2: which format was read */
     struct mr_sockaddr src, dst; /* when !local: AF_INET or AF_INET6 (TCP6 may carry
                                     IPv4-mapped addresses), ports in network order */
 };

@@ -91,7 +91,7 @@ static bool is_token(const char *s)
 
 static void load_session(struct mr_loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"cookie", "max_age_s", "keys_file", "secure",
+    static const char *const keys[] = {"cookie",    "max_age_s", "keys_file", "secure",
                                        "http_only", "same_site", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = mr_jpath_member(&ld->jp, root, "", "session", true);
@@ -150,13 +150,15 @@ static void load_passive(struct mr_loader *ld, json_t *obj)
         mr_jpath_check_keys(&ld->jp, obj, "health.passive", keys);
         mr_jpath_member_int(&ld->jp, obj, "health.passive", "consecutive_failures", 0, 1000,
                             &failures);
-        base_ok =
-            mr_jpath_member_int(&ld->jp, obj, "health.passive", "base_ms", 1, 86400000, &base_ms);
-        max_ok =
-            mr_jpath_member_int(&ld->jp, obj, "health.passive", "max_ms", 1, 86400000, &max_ms);
+        base_ok = mr_jpath_member_int(&ld->jp, obj, "health.passive", "base_ms", 1, 86400000,
+                                      &base_ms);
+        max_ok = mr_jpath_member_int(&ld->jp, obj, "health.passive", "max_ms", 1, 86400000,
+                                     &max_ms);
         if (base_ok && max_ok && max_ms < base_ms)
-            mr_errors_add(ld->errs, "health.passive.max_ms: must not be below "
-                                    "health.passive.base_ms (%lld)", (long long)base_ms);
+            mr_errors_add(ld->errs,
+                          "health.passive.max_ms: must not be below "
+                          "health.passive.base_ms (%lld)",
+                          (long long)base_ms);
         mr_jpath_member_int(&ld->jp, obj, "health.passive", "max_ejected_percent", 0, 100,
                             &percent);
     }
@@ -168,8 +170,8 @@ static void load_passive(struct mr_loader *ld, json_t *obj)
 
 static void load_health(struct mr_loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"path", "rise", "fall", "interval_ms", "timeout_ms",
-                                       "min_healthy", "passive", NULL};
+    static const char *const keys[] = {"path",       "rise",        "fall",    "interval_ms",
+                                       "timeout_ms", "min_healthy", "passive", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = mr_jpath_member(&ld->jp, root, "", "health", false);
     const char *path = "/healthz", *s = NULL;
@@ -187,13 +189,12 @@ static void load_health(struct mr_loader *ld, json_t *root)
             else
                 mr_errors_add(ld->errs, "health.path: expected a string starting with \"/\"");
         }
-        interval_ok =
-            mr_jpath_member_int(&ld->jp, obj, "health", "interval_ms", 10, INT_MAX, &interval_ms);
-        timeout_ok =
-            mr_jpath_member_int(&ld->jp, obj, "health", "timeout_ms", 1, INT_MAX, &timeout_ms);
+        interval_ok = mr_jpath_member_int(&ld->jp, obj, "health", "interval_ms", 10, INT_MAX,
+                                          &interval_ms);
+        timeout_ok = mr_jpath_member_int(&ld->jp, obj, "health", "timeout_ms", 1, INT_MAX,
+                                         &timeout_ms);
         if (interval_ok && timeout_ok && timeout_ms > interval_ms)
-            mr_errors_add(ld->errs,
-                          "health.timeout_ms: must not exceed health.interval_ms (%lld)",
+            mr_errors_add(ld->errs, "health.timeout_ms: must not exceed health.interval_ms (%lld)",
                           (long long)interval_ms);
         mr_jpath_member_int(&ld->jp, obj, "health", "rise", 1, INT_MAX, &rise);
         mr_jpath_member_int(&ld->jp, obj, "health", "fall", 1, INT_MAX, &fall);
@@ -375,10 +376,10 @@ static void load_files(struct mr_loader *ld, json_t *root)
 static struct mr_snapshot *build(json_t *root, const char *base_dir, char *path,
                                  struct mr_errors *errs, const char *source)
 {
-    static const char *const keys[] = {"workers", "listeners", "trusted_proxies", "geoip",
-                                       "session", "health",    "regions",         "routing",
-                                       "timeouts", "limits",   "admin",           "state_file",
-                                       "access_log", "audit_log", "hosts",       NULL};
+    static const char *const keys[] = {"workers",    "listeners", "trusted_proxies", "geoip",
+                                       "session",    "health",    "regions",         "routing",
+                                       "timeouts",   "limits",    "admin",           "state_file",
+                                       "access_log", "audit_log", "hosts",           NULL};
     struct mr_loader ld = {.errs = errs, .jp = {.errs = errs}, .base_dir = base_dir};
     size_t errors_before = errs->n_errors;
     json_t *routing;

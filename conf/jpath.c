@@ -18,8 +18,8 @@ static void mark_truncated(char *out, int n)
 
 void mr_jpath_key(char *out, const char *parent, const char *key)
 {
-    mark_truncated(out, snprintf(out, MR_JPATH_MAX, "%s%s%s", parent,
-                                 parent[0] != '\0' ? "." : "", key));
+    mark_truncated(out, snprintf(out, MR_JPATH_MAX, "%s%s%s", parent, parent[0] != '\0' ? "." : "",
+                                 key));
 }
 
 void mr_jpath_index(char *out, const char *parent, size_t i)
@@ -29,9 +29,8 @@ void mr_jpath_index(char *out, const char *parent, size_t i)
 
 /* ---- messages ---- */
 
-__attribute__((format(printf, 4, 0)))
-static void report(struct mr_jpath *jp, bool warning, const char *path, const char *fmt,
-                   va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+report(struct mr_jpath *jp, bool warning, const char *path, const char *fmt, va_list ap)
 {
     const char *prefix = jp->prefix != NULL ? jp->prefix : "";
     char *message = NULL;
@@ -232,8 +231,8 @@ size_t mr_jpath_iter_array(struct mr_jpath *jp, json_t *v, const char *path, boo
     return it->n;
 }
 
-size_t mr_jpath_member_array(struct mr_jpath *jp, json_t *obj, const char *parent,
-                             const char *key, struct mr_jpath_iter *it)
+size_t mr_jpath_member_array(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                             struct mr_jpath_iter *it)
 {
     json_t *v = mr_jpath_member(jp, obj, parent, key, true);
     char p[MR_JPATH_MAX];

@@ -68,13 +68,13 @@ bool mr_jpath_read_string(struct mr_jpath *jp, json_t *v, const char *path, bool
 bool mr_jpath_read_bool(struct mr_jpath *jp, json_t *v, const char *path, bool *out);
 
 /* Integers in [min, max]; max == INT_MAX means "no stated maximum". */
-bool mr_jpath_read_int(struct mr_jpath *jp, json_t *v, const char *path, int64_t min,
-                       int64_t max, int64_t *out);
+bool mr_jpath_read_int(struct mr_jpath *jp, json_t *v, const char *path, int64_t min, int64_t max,
+                       int64_t *out);
 
 /* Numbers (integer or real) in [min, max], or (min, max] when min_exclusive;
  * expect states that range in the message. */
-bool mr_jpath_read_number(struct mr_jpath *jp, json_t *v, const char *path, double min,
-                          double max, bool min_exclusive, const char *expect, double *out);
+bool mr_jpath_read_number(struct mr_jpath *jp, json_t *v, const char *path, double min, double max,
+                          bool min_exclusive, const char *expect, double *out);
 
 /* obj.key as an integer; *val keeps its default when absent or invalid.
  * false only when present and refused. */
@@ -86,8 +86,8 @@ void mr_jpath_member_bool(struct mr_jpath *jp, json_t *obj, const char *parent, 
 
 /* Replaces *val with obj.key (pointing into obj) when present and valid;
  * false when refused, or absent and required. */
-bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent,
-                            const char *key, bool required, bool nonempty, const char **val);
+bool mr_jpath_member_string(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                            bool required, bool nonempty, const char **val);
 
 /*
  * An array walked element by element, each with its path, so a loop over
@@ -120,8 +120,8 @@ size_t mr_jpath_iter_array(struct mr_jpath *jp, json_t *v, const char *path, boo
 
 /* Starts it on obj.key, which must be there ("required") and be a
  * non-empty array; returns its size, or 0 with the problem reported. */
-size_t mr_jpath_member_array(struct mr_jpath *jp, json_t *obj, const char *parent,
-                             const char *key, struct mr_jpath_iter *it);
+size_t mr_jpath_member_array(struct mr_jpath *jp, json_t *obj, const char *parent, const char *key,
+                             struct mr_jpath_iter *it);
 
 /* Moves it to the next element (it->i, it->item, it->path); false at the
  * end. */

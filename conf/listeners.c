@@ -11,9 +11,9 @@
 #define LISTENERS_MAX 32
 
 /* Mozilla's "intermediate" TLS 1.2 list: forward secrecy, AEAD only. */
-#define DEFAULT_CIPHERS                                                                    \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                          \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                          \
+#define DEFAULT_CIPHERS                                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 static bool read_mode(struct mr_loader *ld, json_t *v, const char *path, enum mr_mode *out)
@@ -68,8 +68,9 @@ static void load_certificates(struct mr_loader *ld, json_t *tls, const char *tpa
 /* listeners[i].tls; the files themselves are read by router/tls.c. */
 static void load_tls(struct mr_loader *ld, json_t *item, const char *lpath, struct mr_listener *l)
 {
-    static const char *const keys[] = {"certificates", "min_version", "ciphers", "ciphersuites",
-                                       "alpn", "session_tickets", "ticket_rotate_s", NULL};
+    static const char *const keys[] = {"certificates",    "min_version", "ciphers",
+                                       "ciphersuites",    "alpn",        "session_tickets",
+                                       "ticket_rotate_s", NULL};
     static const char *const default_alpn[] = {"http/1.1", NULL};
     json_t *tls = mr_jpath_member(&ld->jp, item, lpath, "tls", false), *v;
     struct mr_tls_conf *conf;
@@ -94,8 +95,10 @@ static void load_tls(struct mr_loader *ld, json_t *item, const char *lpath, stru
             conf->min_version = TLS1_3_VERSION;
         } else if (strcmp(s, "TLSv1.2") != 0) {
             mr_jpath_key(q, p, "min_version");
-            mr_errors_add(ld->errs, "%s: expected \"TLSv1.2\" or \"TLSv1.3\" (older versions are "
-                                    "not offered)", q);
+            mr_errors_add(ld->errs,
+                          "%s: expected \"TLSv1.2\" or \"TLSv1.3\" (older versions are "
+                          "not offered)",
+                          q);
         }
     }
     s = DEFAULT_CIPHERS;
@@ -111,8 +114,10 @@ static void load_tls(struct mr_loader *ld, json_t *item, const char *lpath, stru
             if (strcmp(conf->alpn[i], "http/1.1") != 0 && strcmp(conf->alpn[i], "http/1.0") != 0) {
                 char r[MR_JPATH_MAX];
                 mr_jpath_index(r, q, i);
-                mr_errors_add(ld->errs, "%s: \"%s\" is not offered: meridian speaks HTTP/1.1 "
-                                        "(\"http/1.1\" or \"http/1.0\")", r, conf->alpn[i]);
+                mr_errors_add(ld->errs,
+                              "%s: \"%s\" is not offered: meridian speaks HTTP/1.1 "
+                              "(\"http/1.1\" or \"http/1.0\")",
+                              r, conf->alpn[i]);
             }
         }
     } else {
@@ -140,8 +145,8 @@ static void read_cidr_set(struct mr_loader *ld, json_t *arr, const char *path,
         if (!mr_jpath_read_string(&ld->jp, it.item, it.path, false, &s))
             continue;
         if (mr_cidr_parse(s, &set->items[set->n]) < 0) {
-            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix",
-                          it.path, s);
+            mr_errors_add(ld->errs, "%s: cannot parse \"%s\" as an address or CIDR prefix", it.path,
+                          s);
             continue;
         }
         set->n++;
@@ -150,8 +155,11 @@ static void read_cidr_set(struct mr_loader *ld, json_t *arr, const char *path,
 
 void mr_listeners_load(struct mr_loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"name", "address", "tls", "proxy_protocol", "mode",
-                                       "redirect_https", "https_port", "proxy_protocol_from", NULL};
+    static const char *const keys[] = {"name",       "address",
+                                       "tls",        "proxy_protocol",
+                                       "mode",       "redirect_https",
+                                       "https_port", "proxy_protocol_from",
+                                       NULL};
     struct mr_snapshot *snap = ld->snap;
     struct mr_jpath_iter it;
     size_t n = mr_jpath_member_array(&ld->jp, root, "", "listeners", &it);
@@ -252,11 +260,13 @@ void mr_listeners_load_hosts(struct mr_loader *ld, json_t *root)
 
         mr_jpath_key(p, "hosts", host);
         for (const char *c = host; *c != '\0' && ok; c++)
-            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                 (*c >= '0' && *c <= '9') || *c == '-' || *c == '.';
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                 *c == '-' || *c == '.';
         if (!ok) {
-            mr_errors_add(ld->errs, "%s: expected a host name (letters, digits, '-' and '.', "
-                                    "no port)", p);
+            mr_errors_add(ld->errs,
+                          "%s: expected a host name (letters, digits, '-' and '.', "
+                          "no port)",
+                          p);
             continue;
         }
         if (!mr_jpath_read_object(&ld->jp, rule, p))

@@ -410,12 +410,11 @@ static json_t *build_document(const struct mr_overrides *ov)
             json_t *drain = json_object();
 
             ok = drain != NULL && json_object_set_new(entry, "drain", drain) == 0;
-            ok = ok && json_object_set_new(drain, "mode",
-                                           json_string(o->drain == MR_DRAIN_HARD ? "hard"
-                                                                                  : "soft")) == 0;
+            ok = ok &&
+                 json_object_set_new(drain, "mode",
+                                     json_string(o->drain == MR_DRAIN_HARD ? "hard" : "soft")) == 0;
             if (ok && o->drain_deadline_s > 0)
-                ok = json_object_set_new(drain, "deadline",
-                                         json_integer(o->drain_deadline_s)) == 0;
+                ok = json_object_set_new(drain, "deadline", json_integer(o->drain_deadline_s)) == 0;
             if (ok && o->drained_at_s > 0)
                 ok = json_object_set_new(drain, "since", json_integer(o->drained_at_s)) == 0;
         }
@@ -480,8 +479,7 @@ static int sync_parent(const char *path)
     return rc;
 }
 
-int mr_overrides_save(const struct mr_overrides *ov, const char *path, char *err,
-                      size_t err_len)
+int mr_overrides_save(const struct mr_overrides *ov, const char *path, char *err, size_t err_len)
 {
     char *text = NULL, *tmp = NULL;
     bool created = false;

@@ -19,13 +19,13 @@
 #include "conf/snapshot.h"
 
 struct mr_override {
-    char *cluster;            /* owned */
+    char *cluster; /* owned */
     bool has_drain;
     int drain;                /* MR_DRAIN_SOFT or MR_DRAIN_HARD */
     int64_t drain_deadline_s; /* unix seconds, 0 = none */
     int64_t drained_at_s;     /* unix seconds the drain began */
     bool has_weight;
-    double weight;            /* >= 0 */
+    double weight; /* >= 0 */
 };
 
 struct mr_overrides {
@@ -73,7 +73,6 @@ int mr_overrides_load(struct mr_overrides *ov, const char *path, struct mr_error
  * fsync, rename, fsync of the directory). 0; -1 with err filled when path
  * still holds the old file; 1 with err filled when the new file is in place
  * but the directory sync failed (it may not survive a crash). */
-int mr_overrides_save(const struct mr_overrides *ov, const char *path, char *err,
-                      size_t err_len);
+int mr_overrides_save(const struct mr_overrides *ov, const char *path, char *err, size_t err_len);
 
 #endif

@@ -36,8 +36,8 @@ static void load_endpoints(struct mr_loader *ld, json_t *obj, const char *cpath,
             if (c->endpoints[j].address != NULL &&
                 mr_netaddr_equal(&c->endpoints[j].addr, &e->addr)) {
                 mr_jpath_index(q, it.array_path, j);
-                mr_errors_add(ld->errs, "%s: duplicate endpoint \"%s\" (first at %s)", it.path,
-                              s, q);
+                mr_errors_add(ld->errs, "%s: duplicate endpoint \"%s\" (first at %s)", it.path, s,
+                              q);
                 break;
             }
         }
@@ -77,8 +77,8 @@ static void check_name(struct mr_loader *ld, const char *parent, const char *nam
             ch == '.' || ch == '_' || ch == '-')
             continue;
         mr_jpath_key(p, parent, "name");
-        mr_errors_add(ld->errs, "%s: \"%s\" may contain only letters, digits, '.', '_' and '-'",
-                      p, name);
+        mr_errors_add(ld->errs, "%s: \"%s\" may contain only letters, digits, '.', '_' and '-'", p,
+                      name);
         return;
     }
     if (len > 64) {
@@ -127,9 +127,9 @@ static void load_drain(struct mr_loader *ld, json_t *obj, const char *cpath, str
 static void load_public_url(struct mr_loader *ld, const char *cpath, const char *s,
                             struct mr_cluster *c)
 {
-    const char *rest = strncmp(s, "https://", 8) == 0 ? s + 8
+    const char *rest = strncmp(s, "https://", 8) == 0  ? s + 8
                        : strncmp(s, "http://", 7) == 0 ? s + 7
-                                                        : NULL;
+                                                       : NULL;
     char p[MR_JPATH_MAX];
     size_t len = strlen(s);
     bool ok = rest != NULL && rest[0] != '\0' && rest[0] != '/';
@@ -138,8 +138,10 @@ static void load_public_url(struct mr_loader *ld, const char *cpath, const char 
         ok = *ch > 0x20 && *ch < 0x7f && *ch != '?' && *ch != '#' && *ch != '"';
     if (!ok) {
         mr_jpath_key(p, cpath, "public_url");
-        mr_errors_add(ld->errs, "%s: expected an absolute http:// or https:// URL without "
-                                "query or fragment", p);
+        mr_errors_add(ld->errs,
+                      "%s: expected an absolute http:// or https:// URL without "
+                      "query or fragment",
+                      p);
         return;
     }
     while (len > 0 && s[len - 1] == '/')
@@ -166,8 +168,7 @@ static void load_cluster(struct mr_loader *ld, json_t *obj, const char *cpath, s
     if (mr_jpath_member_string(&ld->jp, obj, cpath, "name", true, true, &s) && s != NULL) {
         if (find_cluster(ld->snap, r, i, s, where)) {
             mr_jpath_key(p, cpath, "name");
-            mr_errors_add(ld->errs, "%s: duplicate cluster name \"%s\" (first at %s)", p, s,
-                          where);
+            mr_errors_add(ld->errs, "%s: duplicate cluster name \"%s\" (first at %s)", p, s, where);
         }
         check_name(ld, cpath, s);
         c->name = mr_loader_strdup(ld, s);
@@ -309,5 +310,6 @@ void mr_regions_check_public_urls(struct mr_loader *ld)
             if (snap->regions[r].clusters[i].public_url == NULL)
                 mr_errors_add(ld->errs,
                               "regions[%zu].clusters[%zu].public_url: required when a listener "
-                              "or host uses redirect mode", r, i);
+                              "or host uses redirect mode",
+                              r, i);
 }

@@ -86,8 +86,8 @@ static void load_routes(struct mr_loader *ld, json_t *routing, const char *key, 
 
         mr_jpath_key(p, path, code);
         if (continents && !is_continent_code(code)) {
-            mr_errors_add(ld->errs,
-                          "%s: expected a continent code (AF, AN, AS, EU, NA, OC or SA)", p);
+            mr_errors_add(ld->errs, "%s: expected a continent code (AF, AN, AS, EU, NA, OC or SA)",
+                          p);
             continue;
         }
         if (!continents && !is_country_code(code)) {
@@ -102,8 +102,8 @@ static void load_routes(struct mr_loader *ld, json_t *routing, const char *key, 
 
 void mr_routing_load(struct mr_loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"countries", "continents", "proximity", "default",
-                                       "endpoint_policy", NULL};
+    static const char *const keys[] = {"countries", "continents",      "proximity",
+                                       "default",   "endpoint_policy", NULL};
     struct mr_snapshot *snap = ld->snap;
     json_t *obj = mr_jpath_member(&ld->jp, root, "", "routing", true), *v;
     const char *policy = NULL;
@@ -112,8 +112,7 @@ void mr_routing_load(struct mr_loader *ld, json_t *root)
     if (obj == NULL || !mr_jpath_read_object(&ld->jp, obj, "routing"))
         return;
     mr_jpath_check_keys(&ld->jp, obj, "routing", keys);
-    load_routes(ld, obj, "countries", false, &snap->routing.countries,
-                &snap->routing.n_countries);
+    load_routes(ld, obj, "countries", false, &snap->routing.countries, &snap->routing.n_countries);
     load_routes(ld, obj, "continents", true, &snap->routing.continents,
                 &snap->routing.n_continents);
     mr_jpath_member_bool(&ld->jp, obj, "routing", "proximity", &snap->routing.proximity);

@@ -142,9 +142,8 @@ void mr_secrets_free_keys(struct mr_session_key *keys, size_t n_keys)
 /* Parses one non-comment line into key (kid and secret set); 0, or -1 with
  * an error added. key_lines[i] is the line keys[i] came from. */
 static int parse_key_line(char *line, size_t len, const char *file, const char *json_path,
-                          size_t lineno, const struct mr_session_key *keys,
-                          const size_t *key_lines, size_t n_keys, struct mr_session_key *key,
-                          struct mr_errors *errs)
+                          size_t lineno, const struct mr_session_key *keys, const size_t *key_lines,
+                          size_t n_keys, struct mr_session_key *key, struct mr_errors *errs)
 {
     char *colon = memchr(line, ':', len);
     char *secret_text;
@@ -163,8 +162,7 @@ static int parse_key_line(char *line, size_t len, const char *file, const char *
         mr_errors_add(errs,
                       "%s: %s line %zu: key id \"%.*s\" must be 1-%d characters of "
                       "A-Z a-z 0-9 _ -",
-                      json_path, file, lineno, (int)(kid_len > 64 ? 64 : kid_len), line,
-                      KID_MAX);
+                      json_path, file, lineno, (int)(kid_len > 64 ? 64 : kid_len), line, KID_MAX);
         return -1;
     }
     for (size_t i = 0; i < n_keys; i++) {
@@ -178,13 +176,12 @@ static int parse_key_line(char *line, size_t len, const char *file, const char *
     secret_len = len - (size_t)(secret_text - line);
     trim(&secret_text, &secret_len);
     if (decode_base64(secret_text, secret_len, &secret, &decoded_len) < 0) {
-        mr_errors_add(errs, "%s: %s line %zu: secret is not valid base64", json_path, file,
-                      lineno);
+        mr_errors_add(errs, "%s: %s line %zu: secret is not valid base64", json_path, file, lineno);
         return -1;
     }
     if (decoded_len < MR_SECRETS_MIN_KEY_BYTES) {
-        mr_errors_add(errs, "%s: %s line %zu: secret is %zu bytes, at least %d required",
-                      json_path, file, lineno, decoded_len, MR_SECRETS_MIN_KEY_BYTES);
+        mr_errors_add(errs, "%s: %s line %zu: secret is %zu bytes, at least %d required", json_path,
+                      file, lineno, decoded_len, MR_SECRETS_MIN_KEY_BYTES);
         OPENSSL_cleanse(secret, decoded_len);
         free(secret);
         return -1;

@@ -19,14 +19,12 @@
 
 /* Reads file into *keys / *n_keys (owned by the caller, free with
  * mr_secrets_free_keys); 0, or -1 with errors added. */
-int mr_secrets_read_keys(const char *file, const char *json_path,
-                         struct mr_session_key **keys, size_t *n_keys,
-                         struct mr_errors *errs);
+int mr_secrets_read_keys(const char *file, const char *json_path, struct mr_session_key **keys,
+                         size_t *n_keys, struct mr_errors *errs);
 
 void mr_secrets_free_keys(struct mr_session_key *keys, size_t n_keys);
 
 /* Returns the token (malloc'd), or NULL with an error added. */
-char *mr_secrets_read_token(const char *file, const char *json_path,
-                            struct mr_errors *errs);
+char *mr_secrets_read_token(const char *file, const char *json_path, struct mr_errors *errs);
 
 #endif

@@ -22,8 +22,8 @@
 struct mr_region;
 struct mr_cluster;
 struct mr_snapshot;
-struct mr_geoip;        /* geo/geoip.h: an open GeoIP database */
-struct mr_health_slot;  /* health/health.h: one endpoint's health */
+struct mr_geoip;       /* geo/geoip.h: an open GeoIP database */
+struct mr_health_slot; /* health/health.h: one endpoint's health */
 
 /* Layers above conf/ attach their per-snapshot objects before publishing
  * and register a hook that releases them when the snapshot is freed. */
@@ -31,10 +31,10 @@ typedef void (*mr_snap_release_fn)(struct mr_snapshot *snap);
 #define MR_SNAP_MAX_HOOKS 4
 
 struct mr_endpoint {
-    char *address;             /* as written: "127.0.0.1:18101" */
+    char *address; /* as written: "127.0.0.1:18101" */
     struct mr_sockaddr addr;
     struct mr_cluster *cluster;
-    size_t index;              /* dense over every endpoint of the snapshot */
+    size_t index;                  /* dense over every endpoint of the snapshot */
     struct mr_health_slot *health; /* attached by health/; NULL reads as up */
 };
 
@@ -43,17 +43,17 @@ enum mr_send_proxy { MR_SEND_PROXY_NONE, MR_SEND_PROXY_V1, MR_SEND_PROXY_V2 };
 
 struct mr_cluster {
     char *name;
-    double weight;             /* >= 0; relative within the region; in force */
-    double configured_weight;  /* as the file says (weight may be overridden) */
-    char *public_url;          /* redirect mode's target, no trailing '/'; NULL unless set */
+    double weight;            /* >= 0; relative within the region; in force */
+    double configured_weight; /* as the file says (weight may be overridden) */
+    char *public_url;         /* redirect mode's target, no trailing '/'; NULL unless set */
     enum mr_send_proxy send_proxy;
     struct mr_endpoint *endpoints;
     size_t n_endpoints;
     struct mr_region *region;
-    size_t index;              /* dense over every cluster of the snapshot */
+    size_t index; /* dense over every cluster of the snapshot */
     /* Runtime overrides merged in (admin drain, later issues). */
     enum { MR_DRAIN_NONE, MR_DRAIN_SOFT, MR_DRAIN_HARD } drain;
-    int64_t drain_deadline_s;  /* unix time, 0 = none */
+    int64_t drain_deadline_s; /* unix time, 0 = none */
 };
 
 struct mr_region {
@@ -68,39 +68,39 @@ struct mr_region {
 enum mr_mode { MR_MODE_PROXY, MR_MODE_REDIRECT };
 
 struct mr_tls_certificate {
-    char *cert, *key;          /* resolved PEM paths */
-    char *ocsp;                /* DER OCSP response to staple; NULL for none */
+    char *cert, *key; /* resolved PEM paths */
+    char *ocsp;       /* DER OCSP response to staple; NULL for none */
 };
 
 struct mr_tls_conf {
     struct mr_tls_certificate *certificates; /* [0] is the default */
     size_t n_certificates;
-    int min_version;           /* TLS1_2_VERSION or TLS1_3_VERSION */
-    char *ciphers;             /* TLS 1.2 cipher list */
-    char *ciphersuites;        /* TLS 1.3 suites; NULL: OpenSSL's */
-    char **alpn;               /* NULL-terminated protocol names */
+    int min_version;    /* TLS1_2_VERSION or TLS1_3_VERSION */
+    char *ciphers;      /* TLS 1.2 cipher list */
+    char *ciphersuites; /* TLS 1.3 suites; NULL: OpenSSL's */
+    char **alpn;        /* NULL-terminated protocol names */
     bool session_tickets;
     int ticket_rotate_s;
 };
 
-struct mr_tls_server;          /* router/tls.h: a listener's certificates, ready */
+struct mr_tls_server; /* router/tls.h: a listener's certificates, ready */
 
 struct mr_listener {
     char *name;
     char *address;
     struct mr_sockaddr addr;
-    struct mr_tls_conf *tls;   /* NULL: plain HTTP */
-    bool proxy_protocol;       /* connections start with a PROXY v1/v2 header */
+    struct mr_tls_conf *tls;                /* NULL: plain HTTP */
+    bool proxy_protocol;                    /* connections start with a PROXY v1/v2 header */
     struct mr_cidr_set proxy_protocol_from; /* peers that may send it; empty: trusted_proxies */
     enum mr_mode mode;
-    bool redirect_https;       /* plain listener: 308 every request to https */
-    int https_port;            /* for redirect_https; 443 is left out of URLs */
+    bool redirect_https;              /* plain listener: 308 every request to https */
+    int https_port;                   /* for redirect_https; 443 is left out of URLs */
     struct mr_tls_server *tls_server; /* attached by router/tls.c when tls is set */
 };
 
 /* A per-Host mode from the "hosts" object. */
 struct mr_host_rule {
-    char *host;                /* lower case, no port */
+    char *host; /* lower case, no port */
     enum mr_mode mode;
 };
 
@@ -112,13 +112,13 @@ struct mr_region_list {
 
 /* One entry of routing.countries or routing.continents. */
 struct mr_route {
-    char code[4];              /* "US", "EU" (upper case) */
+    char code[4]; /* "US", "EU" (upper case) */
     struct mr_region_list list;
 };
 
 struct mr_session_key {
     char *kid;
-    unsigned char *secret;     /* decoded; >= 32 bytes */
+    unsigned char *secret; /* decoded; >= 32 bytes */
     size_t secret_len;
 };
 
@@ -126,38 +126,38 @@ enum mr_endpoint_policy { MR_POLICY_LEAST_REQUESTS, MR_POLICY_ROUND_ROBIN };
 
 struct mr_snapshot {
     atomic_int refs;
-    uint64_t generation;       /* set by mr_snap_publish: 1, 2, 3, ... */
-    char *path;                /* the configuration file it was loaded from */
+    uint64_t generation; /* set by mr_snap_publish: 1, 2, 3, ... */
+    char *path;          /* the configuration file it was loaded from */
 
-    int workers;               /* >= 1 */
+    int workers; /* >= 1 */
     struct mr_listener *listeners;
     size_t n_listeners;
     struct mr_cidr_set trusted_proxies;
     struct mr_host_rule *hosts;
     size_t n_hosts;
-    bool uses_redirect;        /* some listener or host rule is in redirect mode */
+    bool uses_redirect; /* some listener or host rule is in redirect mode */
 
     struct {
-        char *database;        /* resolved path, NULL when no geoip block */
-        char **country;        /* NULL-terminated lookup path */
+        char *database; /* resolved path, NULL when no geoip block */
+        char **country; /* NULL-terminated lookup path */
         char **latitude;
         char **longitude;
     } geoip;
 
     struct {
-        char *cookie;          /* cookie name, "MRD" */
+        char *cookie; /* cookie name, "MRD" */
         int64_t max_age_s;
-        char *keys_file;       /* resolved path */
+        char *keys_file;             /* resolved path */
         struct mr_session_key *keys; /* first one signs */
         size_t n_keys;
         bool secure, http_only;
-        char *same_site;       /* "Strict", "Lax" or "None" */
+        char *same_site; /* "Strict", "Lax" or "None" */
     } session;
 
     struct {
         char *path;
         int interval_ms, timeout_ms, rise, fall;
-        double min_healthy;    /* fraction 0..1 */
+        double min_healthy; /* fraction 0..1 */
         struct {
             int consecutive_failures; /* data-path failures in a row that eject; 0: never */
             int base_ms, max_ms;      /* first ejection, doubling up to max */
@@ -167,9 +167,9 @@ struct mr_snapshot {
 
     struct mr_region *regions;
     size_t n_regions;
-    size_t n_clusters;         /* over all regions */
-    struct mr_cluster **clusters; /* by cluster->index */
-    size_t n_endpoints;        /* over all clusters */
+    size_t n_clusters;              /* over all regions */
+    struct mr_cluster **clusters;   /* by cluster->index */
+    size_t n_endpoints;             /* over all clusters */
     struct mr_endpoint **endpoints; /* by endpoint->index */
 
     struct {
@@ -191,26 +191,26 @@ struct mr_snapshot {
     } timeouts;
 
     struct {
-        size_t max_head_bytes; /* request line + headers: 431 past it */
-        size_t max_headers;    /* header count: 431 past it */
-        size_t max_uri_bytes;  /* request target: 414 past it */
+        size_t max_head_bytes;   /* request line + headers: 431 past it */
+        size_t max_headers;      /* header count: 431 past it */
+        size_t max_uri_bytes;    /* request target: 414 past it */
         size_t retry_body_bytes; /* request body kept for a resend; larger: not resent */
     } limits;
 
     struct {
         char *address;
         struct mr_sockaddr addr;
-        char *token_file;      /* resolved path, NULL when unset */
-        char *token;           /* NULL when unset */
+        char *token_file;         /* resolved path, NULL when unset */
+        char *token;              /* NULL when unset */
         char *metrics_token_file; /* resolved path, NULL when unset */
-        char *metrics_token;   /* GET /metrics only; NULL when unset */
+        char *metrics_token;      /* GET /metrics only; NULL when unset */
     } admin;
 
-    char *state_file;          /* resolved path, NULL when unset */
-    char *access_log;          /* path, "-" for stdout, NULL for none */
-    char *audit_log;           /* runtime changes; default beside state_file */
+    char *state_file; /* resolved path, NULL when unset */
+    char *access_log; /* path, "-" for stdout, NULL for none */
+    char *audit_log;  /* runtime changes; default beside state_file */
 
-    struct mr_geoip *geo;      /* attached by geo/ when geoip.database is set */
+    struct mr_geoip *geo; /* attached by geo/ when geoip.database is set */
     mr_snap_release_fn release_hooks[MR_SNAP_MAX_HOOKS];
     size_t n_release_hooks;
 };

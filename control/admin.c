@@ -28,10 +28,10 @@ struct mr_admin {
     struct evhttp *http;
     /* The bound address, fixed at start (a reload never moves it): the only
      * Host and Origin a request may name. */
-    struct mr_sockaddr host;  /* its address, port 0 */
+    struct mr_sockaddr host; /* its address, port 0 */
     unsigned port;
-    bool loopback;            /* "localhost" names it too */
-    bool wildcard;            /* 0.0.0.0 or [::]: any host name, this port */
+    bool loopback; /* "localhost" names it too */
+    bool wildcard; /* 0.0.0.0 or [::]: any host name, this port */
 };
 
 static void reply_json(struct evhttp_request *req, int status, json_t *body)
@@ -39,8 +39,7 @@ static void reply_json(struct evhttp_request *req, int status, json_t *body)
     struct evbuffer *out = evbuffer_new();
     char *text = json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
     if (out != NULL && text != NULL) {
         evbuffer_add(out, text, strlen(text));
@@ -58,8 +57,8 @@ static void reply_error(struct evhttp_request *req, int status, const char *msg)
     reply_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
-static void reply_text(struct evhttp_request *req, int status, const char *type,
-                       const char *text, size_t len)
+static void reply_text(struct evhttp_request *req, int status, const char *type, const char *text,
+                       size_t len)
 {
     struct evbuffer *out = evbuffer_new();
 
@@ -154,8 +153,7 @@ static bool names_admin(const struct mr_admin *admin, const char *text, size_t l
  * of the attacker's name after DNS rebinding; the dashboard's own calls are
  * same-origin. page: GET /, which another site may open by a link (a
  * top-level navigation) but not load in a frame. */
-static const char *cross_site(const struct mr_admin *admin, struct evhttp_request *req,
-                              bool page)
+static const char *cross_site(const struct mr_admin *admin, struct evhttp_request *req, bool page)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *host = evhttp_find_header(in, "Host");
@@ -167,10 +165,9 @@ static const char *cross_site(const struct mr_admin *admin, struct evhttp_reques
         site = NULL;
     if (host != NULL && !names_admin(admin, host, strlen(host)))
         return "Host: not the admin address";
-    if (origin != NULL &&
-        (strncasecmp(origin, "http://", 7) != 0 ||
-         !names_admin(admin, origin + 7, strlen(origin + 7)) ||
-         (host != NULL && strcasecmp(origin + 7, host) != 0)))
+    if (origin != NULL && (strncasecmp(origin, "http://", 7) != 0 ||
+                           !names_admin(admin, origin + 7, strlen(origin + 7)) ||
+                           (host != NULL && strcasecmp(origin + 7, host) != 0)))
         return "Origin: not the admin address";
     if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
         return "Sec-Fetch-Site: not a same-origin request";
@@ -225,8 +222,7 @@ static bool known_keys(json_t *body, const char *const *keys, char *msg, size_t 
     const char *key;
     json_t *v;
 
-    json_object_foreach(body, key, v)
-    {
+    json_object_foreach(body, key, v) {
         bool found = false;
         for (size_t i = 0; keys[i] != NULL && !found; i++)
             found = strcmp(key, keys[i]) == 0;
@@ -375,8 +371,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             reply_text(req, 200, "text/plain", "ok\n", 3);
         return;
     }
-    if ((why = cross_site(admin, req, strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET)) !=
-        NULL) {
+    if ((why = cross_site(admin, req, strcmp(path, "/") == 0 && cmd == EVHTTP_REQ_GET)) != NULL) {
         reply_error(req, 403, why);
         return;
     }
@@ -386,8 +381,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_add_header(evhttp_request_get_output_headers(req), "X-Frame-Options", "DENY");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
                           "frame-ancestors 'none'");
-        reply_text(req, 200, "text/html; charset=utf-8", mr_dashboard_html,
-                   mr_dashboard_html_len);
+        reply_text(req, 200, "text/html; charset=utf-8", mr_dashboard_html, mr_dashboard_html_len);
         return;
     }
     if (!authorized(req, path)) {
@@ -433,9 +427,9 @@ static void on_request(struct evhttp_request *req, void *arg)
                 }
                 reply_json(req, 200,
                            json_pack("{s:I, s:I, s:s, s:o}", "generation",
-                                     (json_int_t)mr_snap_peek()->generation,
-                                     "previous_generation", (json_int_t)before, "message",
-                                     "reloaded", "warnings", warnings));
+                                     (json_int_t)mr_snap_peek()->generation, "previous_generation",
+                                     (json_int_t)before, "message", "reloaded", "warnings",
+                                     warnings));
             } else {
                 json_t *list = json_array();
                 for (size_t i = 0; i < errs.n_errors; i++) {

@@ -34,8 +34,8 @@ struct mr_admin;
 
 /* What a drain, undrain or weight request's body asks for. */
 struct mr_admin_change {
-    int mode;            /* MR_DRAIN_SOFT or MR_DRAIN_HARD */
-    int64_t deadline_s;  /* 0: none */
+    int mode;           /* MR_DRAIN_SOFT or MR_DRAIN_HARD */
+    int64_t deadline_s; /* 0: none */
     double weight;
     bool dry_run, force;
 };
@@ -44,7 +44,7 @@ struct mr_admin_change {
  * references the admin sends and frees; statuses are HTTP statuses. */
 struct mr_admin_ops {
     void *ctx;
-    bool (*stopping)(void *ctx);    /* GET /healthz answers 503 */
+    bool (*stopping)(void *ctx); /* GET /healthz answers 503 */
     /* action "drain", "undrain" or "weight" on cluster. */
     int (*change)(void *ctx, const char *action, const char *cluster,
                   const struct mr_admin_change *ch, json_t **answer);

@@ -279,16 +279,14 @@ static json_t *traffic_mix(struct mr_control *ctl)
 
     if (ctl->mix_len == 0)
         return now;
-    oldest = ctl->mix[(ctl->mix_head + MR_CONTROL_MIX_SAMPLES - ctl->mix_len) %
-                      MR_CONTROL_MIX_SAMPLES]
-                 .counts;
-    json_object_foreach(now, cluster, per)
-    {
+    oldest =
+        ctl->mix[(ctl->mix_head + MR_CONTROL_MIX_SAMPLES - ctl->mix_len) % MR_CONTROL_MIX_SAMPLES]
+            .counts;
+    json_object_foreach(now, cluster, per) {
         json_t *old = json_object_get(oldest, cluster), *n;
         const char *cc;
         void *tmp;
-        json_object_foreach_safe(per, tmp, cc, n)
-        {
+        json_object_foreach_safe(per, tmp, cc, n) {
             json_int_t left = json_integer_value(n) - json_integer_value(json_object_get(old, cc));
             if (left > 0)
                 json_object_set_new(per, cc, json_integer(left));
@@ -333,8 +331,8 @@ static const char *describe(const char *kind, int mode, int64_t deadline_s, doub
 {
     if (strcmp(kind, "drain") == 0) {
         if (deadline_s > 0)
-            snprintf(buf, len, "%s drain, deadline in %lld s", mode == MR_DRAIN_HARD ? "hard" : "soft",
-                     (long long)deadline_s);
+            snprintf(buf, len, "%s drain, deadline in %lld s",
+                     mode == MR_DRAIN_HARD ? "hard" : "soft", (long long)deadline_s);
         else
             snprintf(buf, len, "%s drain, no deadline", mode == MR_DRAIN_HARD ? "hard" : "soft");
     } else if (strcmp(kind, "weight") == 0) {
@@ -390,8 +388,7 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
         char list[256] = "";
         size_t i;
         json_t *item;
-        json_array_foreach(lost, i, item)
-        {
+        json_array_foreach(lost, i, item) {
             snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
                      json_string_value(item));
         }
@@ -425,15 +422,16 @@ static int apply(struct mr_control *ctl, const char *kind, const char *cluster,
     mr_log(MR_LOG_INFO, "%s %s: %s (generation %llu -> %llu)", kind, cluster, what,
            (unsigned long long)before->generation, (unsigned long long)after->generation);
     *answer = json_pack("{s:I, s:I, s:s, s:s, s:o}", "generation", (json_int_t)after->generation,
-                        "previous_generation", (json_int_t)before->generation, "cluster",
-                        cluster, "message", what, "change", mr_history_change_json(*done));
+                        "previous_generation", (json_int_t)before->generation, "cluster", cluster,
+                        "message", what, "change", mr_history_change_json(*done));
     if (saved > 0) {
         /* The file was renamed into place: a restart would apply the change,
          * so it runs now too, and only its surviving a crash is in doubt. */
         char warning[512];
         snprintf(warning, sizeof(warning),
                  "state_file: %s: the change is in effect and in the file, but may not "
-                 "survive a crash", err);
+                 "survive a crash",
+                 err);
         mr_log(MR_LOG_WARN, "%s %s: %s", kind, cluster, warning);
         json_object_set_new(*answer, "warnings", json_pack("[s]", warning));
     }
@@ -445,8 +443,7 @@ out:
 }
 
 int mr_control_change(struct mr_control *ctl, const char *kind, const char *cluster, int mode,
-                      int64_t deadline_s, double weight, bool dry_run, bool force,
-                      json_t **answer)
+                      int64_t deadline_s, double weight, bool dry_run, bool force, json_t **answer)
 {
     const struct mr_snapshot *snap = mr_snap_peek();
     struct mr_overrides next = {0};
@@ -529,8 +526,8 @@ static int make_dirs(const struct mr_snapshot *snap, struct mr_errors *errs)
     return rc;
 }
 
-static int swap_text(struct mr_control *ctl, char *text, struct mr_errors *errs,
-                     uint64_t *before, uint64_t *after)
+static int swap_text(struct mr_control *ctl, char *text, struct mr_errors *errs, uint64_t *before,
+                     uint64_t *after)
 {
     struct mr_snapshot *snap = build(ctl, text, &ctl->overrides, errs);
     const struct mr_snapshot *running = mr_snap_peek();
@@ -605,14 +602,14 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         ctl->conf_text = text;
         target->undone = true;
         done = mr_history_record(&ctl->history, mr_wall_ms(), "undo", NULL,
-                                 json_pack("{s:I, s:s}", "undid", (json_int_t)target->seq,
-                                           "change", "reload"),
+                                 json_pack("{s:I, s:s}", "undid", (json_int_t)target->seq, "change",
+                                           "reload"),
                                  NULL, before, after);
         audit(done);
         *answer = json_pack("{s:I, s:I, s:s, s:o}", "generation", (json_int_t)after,
                             "previous_generation", (json_int_t)before, "message",
-                            "undid reload: the previous configuration is running",
-                            "change", mr_history_change_json(done));
+                            "undid reload: the previous configuration is running", "change",
+                            mr_history_change_json(done));
         return 200;
     }
     {
@@ -633,8 +630,7 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer)
         }
         snprintf(what, sizeof(what), "undid %s of %s", target->kind, cluster);
         target->undone = true;
-        status = apply(ctl, "undo", cluster, &next, false, true, seq, what, &undo_answer,
-                       &applied);
+        status = apply(ctl, "undo", cluster, &next, false, true, seq, what, &undo_answer, &applied);
         mr_overrides_clear(&next);
         if (status != 200) {
             target->undone = false;
@@ -662,12 +658,12 @@ json_t *mr_control_status(struct mr_control *ctl)
     return out;
 }
 
-json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie,
-                           int *status)
+json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie, int *status)
 {
     struct mr_snapshot *snap = mr_snap_acquire();
-    struct mr_whatif_clock clock = {
-        .now_s = time(NULL), .mono_ms = mr_passive_now_ms(), .wall_ms = mr_wall_ms()};
+    struct mr_whatif_clock clock = {.now_s = time(NULL),
+                                    .mono_ms = mr_passive_now_ms(),
+                                    .wall_ms = mr_wall_ms()};
     json_t *out = mr_whatif_explain(snap, ip, cookie, &clock,
                                     (uint64_t)random() << 32 ^ (uint64_t)random(), status);
 

@@ -42,11 +42,11 @@ struct mr_stats;
 #define MR_CONTROL_MIX_SAMPLES 31 /* every 10 s: the last 5 minutes */
 
 struct mr_control {
-    char *conf_path;          /* as given on the command line */
-    char *conf_text;          /* the JSON the running snapshot came from */
+    char *conf_path; /* as given on the command line */
+    char *conf_text; /* the JSON the running snapshot came from */
     struct event_base *base;
     struct mr_worker **workers;
-    struct mr_stats **stats;  /* workers[i]->stats, for the sums */
+    struct mr_stats **stats; /* workers[i]->stats, for the sums */
     int n_workers;
     struct mr_health *health;
     struct mr_checker *checker;
@@ -55,12 +55,12 @@ struct mr_control {
     bool stopping;
     int64_t started_s;
     uint64_t reload_failures;
-    struct event *tick;       /* drain deadlines, traffic mix, shutdown */
+    struct event *tick; /* drain deadlines, traffic mix, shutdown */
     struct mr_history history;
     /* New sessions per cluster and country, sampled for dry runs. */
     struct mix_sample {
         int64_t time_s;
-        json_t *counts;       /* {"cluster": {"GB": n, ...}} */
+        json_t *counts; /* {"cluster": {"GB": n, ...}} */
     } mix[MR_CONTROL_MIX_SAMPLES];
     size_t mix_head, mix_len;
 };
@@ -87,8 +87,7 @@ int mr_control_reload(struct mr_control *ctl, struct mr_errors *errs);
  * (unknown cluster), 409 (guardrail), 500 (state file not writable).
  */
 int mr_control_change(struct mr_control *ctl, const char *kind, const char *cluster, int mode,
-                      int64_t deadline_s, double weight, bool dry_run, bool force,
-                      json_t **answer);
+                      int64_t deadline_s, double weight, bool dry_run, bool force, json_t **answer);
 
 /* Reverts the newest change not yet undone; status and *answer as above
  * (409 when there is nothing to undo). */
@@ -96,7 +95,6 @@ int mr_control_undo(struct mr_control *ctl, json_t **answer);
 
 /* JSON views for the admin API (new references). */
 json_t *mr_control_status(struct mr_control *ctl);
-json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie,
-                           int *status);
+json_t *mr_control_explain(struct mr_control *ctl, const char *ip, const char *cookie, int *status);
 
 #endif

@@ -142,12 +142,13 @@ void mr_history_load(struct mr_history *h, const char *path)
                 if (mr_history_at(h, age)->seq == undid)
                     mr_history_at(h, age)->undone = true;
         }
-        c = mr_history_record(
-            h, parse_iso_ms(json_string_value(json_object_get(entry, "time"))), kind, cluster,
-            json_incref(json_object_get(entry, "value")),
-            json_incref(json_object_get(entry, "previous")),
-            (uint64_t)json_integer_value(json_object_get(entry, "generation_before")),
-            (uint64_t)json_integer_value(json_object_get(entry, "generation_after")));
+        c = mr_history_record(h, parse_iso_ms(json_string_value(json_object_get(entry, "time"))),
+                              kind, cluster, json_incref(json_object_get(entry, "value")),
+                              json_incref(json_object_get(entry, "previous")),
+                              (uint64_t)json_integer_value(
+                                  json_object_get(entry, "generation_before")),
+                              (uint64_t)json_integer_value(
+                                  json_object_get(entry, "generation_after")));
         c->seq = seq;
         c->undone = c->undone || json_is_true(json_object_get(entry, "undone"));
         if (seq > h->next_seq)

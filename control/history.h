@@ -25,20 +25,20 @@
 struct mr_change {
     uint64_t seq;
     int64_t time_ms;
-    char kind[16];            /* "drain", "undrain", "weight", "reload", "undo" */
-    char cluster[72];         /* empty for reload */
-    json_t *value;            /* what was set (owned) */
-    json_t *previous;         /* what it replaced (owned) */
+    char kind[16];    /* "drain", "undrain", "weight", "reload", "undo" */
+    char cluster[72]; /* empty for reload */
+    json_t *value;    /* what was set (owned) */
+    json_t *previous; /* what it replaced (owned) */
     uint64_t generation_before, generation_after;
     bool undone;
-    char *previous_text;      /* reload: the configuration text it replaced (owned) */
+    char *previous_text; /* reload: the configuration text it replaced (owned) */
 };
 
 /* Zeroed is empty; the newest entry is at ring[(head + SIZE - 1) % SIZE]. */
 struct mr_history {
     struct mr_change ring[MR_HISTORY_SIZE];
     size_t len, head;
-    uint64_t next_seq;        /* the last sequence number given */
+    uint64_t next_seq; /* the last sequence number given */
 };
 
 /* Records a change made at time_ms (unix ms) with the next sequence number,

@@ -44,12 +44,12 @@ static void write_listener_counters(const struct mr_stats_sum *sum, const struct
     for (size_t l = 0; l < n; l++) {
         if (snap->listeners[l].tls == NULL)
             continue;
-        evbuffer_add_printf(out,
-                            "meridian_tls_handshakes_total{listener=\"%s\",resumed=\"false\"} %" PRIu64
-                            "\nmeridian_tls_handshakes_total{listener=\"%s\",resumed=\"true\"} %" PRIu64
-                            "\n",
-                            snap->listeners[l].name, sum->listeners[l].tls_handshakes,
-                            snap->listeners[l].name, sum->listeners[l].tls_resumed);
+        evbuffer_add_printf(
+            out,
+            "meridian_tls_handshakes_total{listener=\"%s\",resumed=\"false\"} %" PRIu64
+            "\nmeridian_tls_handshakes_total{listener=\"%s\",resumed=\"true\"} %" PRIu64 "\n",
+            snap->listeners[l].name, sum->listeners[l].tls_handshakes, snap->listeners[l].name,
+            sum->listeners[l].tls_resumed);
     }
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         help(out, kinds[k].name, "counter", kinds[k].text);
@@ -75,11 +75,13 @@ void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
     int64_t now = time(NULL);
 
     mr_stats_sum(stats, n_stats, &sum);
-    help(out, "meridian_requests_total", "counter", "Requests answered, by cluster and status class.");
+    help(out, "meridian_requests_total", "counter",
+         "Requests answered, by cluster and status class.");
     for (size_t c = 0; c < snap->n_clusters; c++) {
         mr_stats_sum_cluster(stats, n_stats, snap->clusters[c]->name, &cs);
         for (int k = 0; k < 6; k++)
-            evbuffer_add_printf(out, "meridian_requests_total{cluster=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+            evbuffer_add_printf(out,
+                                "meridian_requests_total{cluster=\"%s\",code=\"%s\"} %" PRIu64 "\n",
                                 snap->clusters[c]->name, classes[k], cs.status[k]);
     }
 
@@ -92,7 +94,8 @@ void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
          "Time from a request head to the end of its response.");
     for (size_t b = 0; b < MR_STATS_BUCKETS; b++) {
         cumulative += sum.duration_buckets[b];
-        evbuffer_add_printf(out, "meridian_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+        evbuffer_add_printf(out,
+                            "meridian_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                             mr_stats_bucket_le[b], cumulative);
     }
     evbuffer_add_printf(out, "meridian_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
@@ -112,7 +115,8 @@ void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
                 continue;
             mr_stats_country_name(k, cc);
             evbuffer_add_printf(out,
-                                "meridian_new_sessions_total{cluster=\"%s\",country=\"%s\"} %" PRIu64 "\n",
+                                "meridian_new_sessions_total{cluster=\"%s\",country=\"%s\"} "
+                                "%" PRIu64 "\n",
                                 snap->clusters[c]->name, cc, cs.new_by_country[k]);
         }
     }
@@ -137,7 +141,8 @@ void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
         const struct mr_endpoint *ep = snap->endpoints[e];
         mr_stats_sum_endpoint(stats, n_stats, ep->cluster->name, ep->address, &es);
         evbuffer_add_printf(out,
-                            "meridian_upstream_connect_failures_total{cluster=\"%s\",endpoint=\"%s\"} %" PRIu64 "\n",
+                            "meridian_upstream_connect_failures_total{cluster=\"%s\",endpoint=\"%"
+                            "s\"} %" PRIu64 "\n",
                             ep->cluster->name, ep->address, es.connect_failures);
     }
     help(out, "meridian_upstream_retries_total", "counter",
@@ -167,7 +172,8 @@ void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
     for (size_t e = 0; e < snap->n_endpoints; e++) {
         const struct mr_health_slot *slot = snap->endpoints[e]->health;
         evbuffer_add_printf(out,
-                            "meridian_passive_ejections_total{cluster=\"%s\",endpoint=\"%s\"} %" PRIu64 "\n",
+                            "meridian_passive_ejections_total{cluster=\"%s\",endpoint=\"%s\"} "
+                            "%" PRIu64 "\n",
                             snap->endpoints[e]->cluster->name, snap->endpoints[e]->address,
                             slot != NULL ? (uint64_t)atomic_load(&slot->ejections_total) : 0);
     }
@@ -187,8 +193,7 @@ void mr_metrics_write(struct evbuffer *out, const struct mr_snapshot *snap,
                             snap->clusters[c]->name, snap->clusters[c]->weight);
 
     help(out, "meridian_active_connections", "gauge", "Open client connections.");
-    evbuffer_add_printf(out, "meridian_active_connections %" PRIu64 "\n",
-                        sum.client_connections);
+    evbuffer_add_printf(out, "meridian_active_connections %" PRIu64 "\n", sum.client_connections);
     help(out, "meridian_tunnels_active", "gauge", "Open upgraded (WebSocket) tunnels.");
     evbuffer_add_printf(out, "meridian_tunnels_active %" PRIu64 "\n", sum.tunnels);
     help(out, "meridian_tunnels_total", "counter", "Upgraded (WebSocket) tunnels opened.");

@@ -61,41 +61,49 @@ json_t *mr_status_json(const struct mr_snapshot *snap, const struct mr_status_so
                 struct mr_stats_endpoint_sum es;
                 mr_stats_sum_endpoint(src->stats, src->n_stats, c->name, ep->address, &es);
                 mr_iso_time(slot != NULL ? slot->changed_ms : src->started_s * 1000, stamp,
-                         sizeof(stamp));
-                json_array_append_new(
-                    endpoints,
-                    json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:b, s:o, s:I}", "address",
-                              ep->address, "health", mr_health_endpoint_up(ep) ? "up" : "down",
-                              "since", stamp, "last_check",
-                              slot != NULL && slot->checks > 0 ? slot->last : "not checked yet",
-                              "traffic", "requests", (json_int_t)es.requests,
-                              "active_connections", (json_int_t)es.active, "ejected",
-                              mr_passive_ejected(ep, mr_passive_now_ms()), "ejection",
-                              mr_whatif_ejection(ep, mr_passive_now_ms(), mr_wall_ms()),
-                              "ejections_total",
-                              (json_int_t)(slot != NULL ? atomic_load(&slot->ejections_total)
-                                                        : 0)));
+                            sizeof(stamp));
+                json_array_append_new(endpoints,
+                                      json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:b, s:o, s:I}",
+                                                "address", ep->address, "health",
+                                                mr_health_endpoint_up(ep) ? "up" : "down", "since",
+                                                stamp, "last_check",
+                                                slot != NULL && slot->checks > 0
+                                                    ? slot->last
+                                                    : "not checked yet",
+                                                "traffic", "requests", (json_int_t)es.requests,
+                                                "active_connections", (json_int_t)es.active,
+                                                "ejected",
+                                                mr_passive_ejected(ep, mr_passive_now_ms()),
+                                                "ejection",
+                                                mr_whatif_ejection(ep, mr_passive_now_ms(),
+                                                                   mr_wall_ms()),
+                                                "ejections_total",
+                                                (json_int_t)(slot != NULL
+                                                                 ? atomic_load(
+                                                                       &slot->ejections_total)
+                                                                 : 0)));
             }
             mr_stats_sum_cluster(src->stats, src->n_stats, c->name, &sum);
-            json_array_append_new(
-                clusters,
-                json_pack("{s:s, s:s, s:b, s:I, s:I, s:f, s:f, s:o, s:b, s:b, "
-                          "s:{s:I, s:I, s:I, s:I}, s:o}",
-                          "name", c->name, "state", cluster_state(snap, c, now), "healthy",
-                          mr_health_cluster_healthy(snap, c), "endpoints_up",
-                          (json_int_t)mr_health_cluster_up(c), "endpoints_total",
-                          (json_int_t)c->n_endpoints, "weight", c->weight, "configured_weight",
-                          c->configured_weight, "drain", drain_json(c, now),
-                          "takes_new_sessions", mr_pick_takes_new(snap, c), "keeps_sessions",
-                          mr_pick_keeps_sessions(snap, c, now), "traffic", "requests",
-                          (json_int_t)sum.requests, "active_connections", (json_int_t)sum.active,
-                          "new_sessions", (json_int_t)sum.new_sessions, "sticky_hits",
-                          (json_int_t)sum.sticky_hits,
-                          "endpoints", endpoints));
+            json_array_append_new(clusters,
+                                  json_pack("{s:s, s:s, s:b, s:I, s:I, s:f, s:f, s:o, s:b, s:b, "
+                                            "s:{s:I, s:I, s:I, s:I}, s:o}",
+                                            "name", c->name, "state", cluster_state(snap, c, now),
+                                            "healthy", mr_health_cluster_healthy(snap, c),
+                                            "endpoints_up", (json_int_t)mr_health_cluster_up(c),
+                                            "endpoints_total", (json_int_t)c->n_endpoints, "weight",
+                                            c->weight, "configured_weight", c->configured_weight,
+                                            "drain", drain_json(c, now), "takes_new_sessions",
+                                            mr_pick_takes_new(snap, c), "keeps_sessions",
+                                            mr_pick_keeps_sessions(snap, c, now), "traffic",
+                                            "requests", (json_int_t)sum.requests,
+                                            "active_connections", (json_int_t)sum.active,
+                                            "new_sessions", (json_int_t)sum.new_sessions,
+                                            "sticky_hits", (json_int_t)sum.sticky_hits, "endpoints",
+                                            endpoints));
         }
-        json_array_append_new(regions, json_pack("{s:s, s:f, s:f, s:o}", "name", region->name,
-                                                 "lat", region->lat, "lon", region->lon,
-                                                 "clusters", clusters));
+        json_array_append_new(regions,
+                              json_pack("{s:s, s:f, s:f, s:o}", "name", region->name, "lat",
+                                        region->lat, "lon", region->lon, "clusters", clusters));
     }
     for (size_t i = 0; i < n_tr; i++) {
         mr_iso_time(tr[i].time_ms, stamp, sizeof(stamp));

@@ -23,11 +23,11 @@ struct mr_stats;
 
 /* What the status shows besides the snapshot. */
 struct mr_status_source {
-    struct mr_health *health;       /* its health transitions */
-    struct mr_stats *const *stats;  /* every worker's counters */
+    struct mr_health *health;      /* its health transitions */
+    struct mr_stats *const *stats; /* every worker's counters */
     size_t n_stats;
-    int64_t started_s;              /* the process's start, unix seconds */
-    bool stopping;                  /* a stop signal came: workers drain */
+    int64_t started_s; /* the process's start, unix seconds */
+    bool stopping;     /* a stop signal came: workers drain */
 };
 
 /* The status of snap (a new reference). */

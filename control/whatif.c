@@ -120,8 +120,7 @@ json_t *mr_whatif_shares(const struct mr_snapshot *before, const struct mr_snaps
     if (recent != NULL && json_object_size(recent) > 0) {
         const char *cc;
         json_t *n;
-        json_object_foreach(recent, cc, n)
-        {
+        json_object_foreach(recent, cc, n) {
             class_location(strcmp(cc, "unknown") == 0 ? NULL : cc, NULL, &loc);
             spread(after, &loc, (double)json_integer_value(n), shares);
         }
@@ -142,9 +141,9 @@ json_t *mr_whatif_shares(const struct mr_snapshot *before, const struct mr_snaps
             json_decref(now_shares);
         }
     }
-    json_object_foreach(shares, key, value) total += json_number_value(value);
     json_object_foreach(shares, key, value)
-    {
+        total += json_number_value(value);
+    json_object_foreach(shares, key, value) {
         json_array_append_new(list, json_pack("{s:s, s:f}", "cluster", key, "share",
                                               total > 0 ? json_number_value(value) / total : 0));
     }
@@ -177,8 +176,8 @@ json_t *mr_whatif_ejection(const struct mr_endpoint *ep, int64_t now, int64_t wa
     until = atomic_load(&slot->ejected_until);
     mr_iso_time(wall_ms + (until - now), stamp, sizeof(stamp));
     return json_pack("{s:s, s:s, s:I, s:i}", "reason",
-                     mr_passive_reason_name((enum mr_passive_reason)atomic_load(
-                         &slot->eject_reason)),
+                     mr_passive_reason_name(
+                         (enum mr_passive_reason)atomic_load(&slot->eject_reason)),
                      "until", stamp, "remaining_ms", (json_int_t)(until - now), "ejections",
                      atomic_load(&slot->ejections));
 }
@@ -205,10 +204,10 @@ json_t *mr_whatif_explain(const struct mr_snapshot *snap, const char *ip, const 
     }
     if (cookie != NULL) {
         struct mr_cookie_keys *keys = mr_cookie_keys_new(snap);
-        enum mr_cookie_result r =
-            keys != NULL ? mr_cookie_verify(keys, cookie, strlen(cookie), clock->now_s, cluster,
-                                            sizeof(cluster))
-                         : MR_COOKIE_MALFORMED;
+        enum mr_cookie_result r = keys != NULL
+                                      ? mr_cookie_verify(keys, cookie, strlen(cookie), clock->now_s,
+                                                         cluster, sizeof(cluster))
+                                      : MR_COOKIE_MALFORMED;
         mr_cookie_keys_free(keys);
         if (r == MR_COOKIE_VALID)
             cookie_cluster = cluster;
@@ -251,8 +250,8 @@ json_t *mr_whatif_explain(const struct mr_snapshot *snap, const char *ip, const 
                     loc->continent[0] ? loc->continent : NULL, "lat",
                     loc->has_coords ? json_real(loc->lat) : json_null(), "lon",
                     loc->has_coords ? json_real(loc->lon) : json_null(), "cookie", cookie_json,
-                    "candidates", candidates, "decision", mr_pick_reason_name(d.reason),
-                    "region", d.region != NULL ? d.region->name : NULL, "cluster",
+                    "candidates", candidates, "decision", mr_pick_reason_name(d.reason), "region",
+                    d.region != NULL ? d.region->name : NULL, "cluster",
                     d.cluster != NULL ? d.cluster->name : NULL);
     return out;
 }

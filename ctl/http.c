@@ -23,12 +23,11 @@
 #endif
 
 #define IO_TIMEOUT_S 10
-#define HEAD_MAX (64 * 1024)            /* an answer's status line and headers */
-#define ANSWER_MAX (16 * 1024 * 1024)   /* a whole answer; status of a big fleet fits */
+#define HEAD_MAX (64 * 1024)          /* an answer's status line and headers */
+#define ANSWER_MAX (16 * 1024 * 1024) /* a whole answer; status of a big fleet fits */
 
 /* Prints "meridianctl: MESSAGE" on stderr. */
-void
-mr_ctl_complain(const char *fmt, ...)
+void mr_ctl_complain(const char *fmt, ...)
 {
     va_list ap;
 
@@ -41,8 +40,7 @@ mr_ctl_complain(const char *fmt, ...)
 
 /* A one-shot process: running out of memory ends it with a message rather
  * than threading NULL checks through every printout. */
-void *
-mr_ctl_xrealloc(void *p, size_t n)
+void *mr_ctl_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n != 0 ? n : 1);
 
@@ -53,8 +51,7 @@ mr_ctl_xrealloc(void *p, size_t n)
     return q;
 }
 
-void
-mr_ctl_buf_add(struct mr_ctl_buf *b, const void *data, size_t n)
+void mr_ctl_buf_add(struct mr_ctl_buf *b, const void *data, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap != 0 ? b->cap : 1024;
@@ -70,8 +67,7 @@ mr_ctl_buf_add(struct mr_ctl_buf *b, const void *data, size_t n)
     b->p[b->len] = '\0';
 }
 
-void
-mr_ctl_buf_printf(struct mr_ctl_buf *b, const char *fmt, ...)
+void mr_ctl_buf_printf(struct mr_ctl_buf *b, const char *fmt, ...)
 {
     va_list ap;
     char small[512];
@@ -98,8 +94,7 @@ mr_ctl_buf_printf(struct mr_ctl_buf *b, const char *fmt, ...)
 
 /* Appends s percent-encoded; keep lists the characters besides unreserved
  * ones (RFC 3986) that may stay as they are. */
-void
-mr_ctl_buf_add_encoded(struct mr_ctl_buf *b, const char *s, const char *keep)
+void mr_ctl_buf_add_encoded(struct mr_ctl_buf *b, const char *s, const char *keep)
 {
     static const char hex[] = "0123456789ABCDEF";
 
@@ -118,8 +113,7 @@ mr_ctl_buf_add_encoded(struct mr_ctl_buf *b, const char *s, const char *keep)
 /* ------------------------------------------------------------ the admin URL */
 
 /* Parses "http://HOST[:PORT][/PREFIX]" into t; 0, or -1 with the reason in why. */
-int
-mr_ctl_url_parse(const char *url, struct mr_ctl_target *t, const char **why)
+int mr_ctl_url_parse(const char *url, struct mr_ctl_target *t, const char **why)
 {
     const char *p, *auth, *auth_end, *host, *host_end, *port = NULL;
     size_t n;
@@ -225,8 +219,7 @@ mr_ctl_url_parse(const char *url, struct mr_ctl_target *t, const char **why)
 
 /* Connects to t; the socket, or -1 with the reason printed. Every send and
  * receive on it (and connect itself, on Linux) gives up after IO_TIMEOUT_S. */
-static int
-connect_admin(const struct mr_ctl_target *t)
+static int connect_admin(const struct mr_ctl_target *t)
 {
     struct addrinfo hints, *res = NULL;
     struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
@@ -238,8 +231,8 @@ connect_admin(const struct mr_ctl_target *t)
     hints.ai_flags = AI_NUMERICSERV;
     rc = getaddrinfo(t->host, t->port, &hints, &res);
     if (rc != 0) {
-        mr_ctl_complain("cannot resolve admin host %s: %s",
-                 t->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        mr_ctl_complain("cannot resolve admin host %s: %s", t->host,
+                        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
@@ -269,18 +262,17 @@ connect_admin(const struct mr_ctl_target *t)
         /* A connect cut short by SO_SNDTIMEO reports EINPROGRESS. */
         if (err == EINPROGRESS || err == EAGAIN || err == ETIMEDOUT) {
             mr_ctl_complain("cannot connect to the admin API at %s: timed out after %d s",
-                     t->authority, IO_TIMEOUT_S);
+                            t->authority, IO_TIMEOUT_S);
         } else {
             mr_ctl_complain("cannot connect to the admin API at %s: %s", t->authority,
-                     strerror(err));
+                            strerror(err));
         }
     }
     return fd;
 }
 
 /* Sends all of data; 0, or the errno that stopped it. */
-static int
-send_all(int fd, const char *data, size_t len)
+static int send_all(int fd, const char *data, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
@@ -298,8 +290,7 @@ send_all(int fd, const char *data, size_t len)
 }
 
 /* Case-insensitive: does the header line [p, end) have this name? Sets *value. */
-static bool
-header_is(const char *p, const char *end, const char *name, const char **value)
+static bool header_is(const char *p, const char *end, const char *name, const char **value)
 {
     size_t n = strlen(name);
 
@@ -316,8 +307,7 @@ header_is(const char *p, const char *end, const char *name, const char **value)
 
 /* Decodes a chunked body from [p, end) into out. 1 complete, 0 more bytes
  * needed, -1 malformed. */
-static int
-dechunk(const char *p, const char *end, struct mr_ctl_buf *out)
+static int dechunk(const char *p, const char *end, struct mr_ctl_buf *out)
 {
     for (;;) {
         const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
@@ -363,8 +353,8 @@ dechunk(const char *p, const char *end, struct mr_ctl_buf *out)
     }
 }
 
-int
-mr_ctl_http_parse(const char *data, size_t len, bool eof, struct mr_ctl_answer *ans, const char **why)
+int mr_ctl_http_parse(const char *data, size_t len, bool eof, struct mr_ctl_answer *ans,
+                      const char **why)
 {
     const char *end = data + len, *head_end, *line, *p, *value;
     bool chunked = false, has_length = false;
@@ -465,8 +455,7 @@ mr_ctl_http_parse(const char *data, size_t len, bool eof, struct mr_ctl_answer *
     return 1;
 }
 
-int
-mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answer *ans)
+int mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answer *ans)
 {
     struct mr_ctl_buf in = {0};
     char chunk[16384];
@@ -497,8 +486,7 @@ mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answ
                             IO_TIMEOUT_S);
             break;
         } else if (errno != EINTR) {
-            mr_ctl_complain("reading from the admin API at %s: %s", authority,
-                     strerror(errno));
+            mr_ctl_complain("reading from the admin API at %s: %s", authority, strerror(errno));
             break;
         }
     }
@@ -511,8 +499,7 @@ mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answ
     }
     if (rc < 0) {
         if (send_err != 0 && in.len == 0) {
-            mr_ctl_complain("sending to the admin API at %s: %s", authority,
-                     strerror(send_err));
+            mr_ctl_complain("sending to the admin API at %s: %s", authority, strerror(send_err));
         } else {
             mr_ctl_complain("bad answer from the admin API at %s: %s", authority, why);
         }
@@ -522,9 +509,8 @@ mr_ctl_http_read(int fd, const char *authority, int send_err, struct mr_ctl_answ
 
 /* Sends one request (body: a JSON document, or NULL for none) and reads the
  * whole answer into ans; 0, or -1 with the reason printed. */
-int
-mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const char *method,
-                 const char *path, json_t *body, struct mr_ctl_answer *ans)
+int mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const char *method,
+                     const char *path, json_t *body, struct mr_ctl_answer *ans)
 {
     struct mr_ctl_buf req = {0};
     char *text = NULL;
@@ -538,15 +524,16 @@ mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const ch
             return -1;
         }
     }
-    mr_ctl_buf_printf(&req, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meridianctl/%s\r\n"
-               "Accept: application/json\r\nConnection: close\r\n",
-               method, target->prefix, path, target->authority, MR_VERSION);
+    mr_ctl_buf_printf(&req,
+                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meridianctl/%s\r\n"
+                      "Accept: application/json\r\nConnection: close\r\n",
+                      method, target->prefix, path, target->authority, MR_VERSION);
     if (token != NULL) {
         mr_ctl_buf_printf(&req, "Authorization: Bearer %s\r\n", token);
     }
     if (text != NULL) {
         mr_ctl_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                   strlen(text), text);
+                          strlen(text), text);
     } else if (strcmp(method, "GET") != 0) {
         /* The edge refuses a change without it, body or not (CSRF). */
         mr_ctl_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: 0\r\n\r\n");
@@ -570,10 +557,10 @@ mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const ch
     if (send_err != 0 && send_err != EPIPE && send_err != ECONNRESET) {
         if (send_err == EAGAIN || send_err == EWOULDBLOCK) {
             mr_ctl_complain("sending to the admin API at %s timed out after %d s",
-                     target->authority, IO_TIMEOUT_S);
+                            target->authority, IO_TIMEOUT_S);
         } else {
             mr_ctl_complain("sending to the admin API at %s: %s", target->authority,
-                     strerror(send_err));
+                            strerror(send_err));
         }
         close(fd);
         return -1;
@@ -583,8 +570,7 @@ mr_ctl_http_call(const struct mr_ctl_target *target, const char *token, const ch
     return rc;
 }
 
-void
-mr_ctl_answer_free(struct mr_ctl_answer *ans)
+void mr_ctl_answer_free(struct mr_ctl_answer *ans)
 {
     free(ans->body);
     json_decref(ans->json);

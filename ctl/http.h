@@ -21,7 +21,7 @@
 
 /* The parsed --admin URL. */
 struct mr_ctl_target {
-    char host[256];      /* for getaddrinfo: an IPv6 literal without brackets */
+    char host[256]; /* for getaddrinfo: an IPv6 literal without brackets */
     char port[8];
     char authority[300]; /* for the Host header: as the URL writes it */
     char prefix[1024];   /* path before /api/v1/...; "" or "/x" (no trailing slash) */
@@ -30,9 +30,9 @@ struct mr_ctl_target {
 /* One HTTP answer, read whole. */
 struct mr_ctl_answer {
     int status;
-    char *body;     /* owned, NUL-terminated (chunks already joined) */
+    char *body; /* owned, NUL-terminated (chunks already joined) */
     size_t body_len;
-    json_t *json;   /* body parsed when it is JSON, else NULL; owned */
+    json_t *json; /* body parsed when it is JSON, else NULL; owned */
 };
 
 struct mr_ctl_buf {

@@ -63,28 +63,28 @@ struct ctl {
     const char *token_file; /* NULL: send no Authorization header */
     const char *token_from;
     bool json_out;
-    unsigned opts_seen;     /* OPT_* given on the command line */
+    unsigned opts_seen; /* OPT_* given on the command line */
     bool hard, dry_run, force;
-    long deadline_s;        /* 0: none */
+    long deadline_s; /* 0: none */
     const char *cookie;
-    const char **args;      /* positionals: the command word, then its arguments */
+    const char **args; /* positionals: the command word, then its arguments */
     int n_args;
     struct mr_ctl_target target;
-    char *token;            /* owned */
+    char *token; /* owned */
 };
 
 struct command {
     const char *name;
     const char *synopsis; /* arguments, for usage messages */
     int min_args, max_args;
-    unsigned opts;        /* OPT_* it accepts */
+    unsigned opts; /* OPT_* it accepts */
     int (*run)(struct ctl *ctl);
 };
 
-static void
-usage(FILE *out)
+static void usage(FILE *out)
 {
-    fprintf(out,
+    fprintf(
+        out,
         "usage: meridianctl [--admin URL] [--token-file FILE] [--json] COMMAND [ARGS]\n"
         "\n"
         "Client of the meridian admin API. Options may come before or after COMMAND.\n"
@@ -126,12 +126,10 @@ usage(FILE *out)
         "error, or no usable answer (bad URL or token file, cannot connect, timeout).\n");
 }
 
-static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints the message and where to find help; returns EXIT_TROUBLE. */
-static int
-usage_error(const char *fmt, ...)
+static int usage_error(const char *fmt, ...)
 {
     va_list ap;
 
@@ -147,9 +145,8 @@ usage_error(const char *fmt, ...)
 
 /* Runs one call: on success, the answer's JSON in ans->json (or, with
  * --json, the body printed and *printed set). Returns an exit code. */
-static int
-call(const struct ctl *ctl, const char *method, const char *path, json_t *body,
-     struct mr_ctl_answer *ans, bool *printed)
+static int call(const struct ctl *ctl, const char *method, const char *path, json_t *body,
+                struct mr_ctl_answer *ans, bool *printed)
 {
     *printed = false;
     if (mr_ctl_http_call(&ctl->target, ctl->token, method, path, body, ans) != 0) {
@@ -157,13 +154,13 @@ call(const struct ctl *ctl, const char *method, const char *path, json_t *body,
     }
     if (ans->status >= 400) {
         mr_ctl_print_refusal(ans, (ctl->opts_seen & OPT_FORCE) == 0 &&
-                            (strcmp(ctl->args[0], "drain") == 0 ||
-                             strcmp(ctl->args[0], "weight") == 0));
+                                      (strcmp(ctl->args[0], "drain") == 0 ||
+                                       strcmp(ctl->args[0], "weight") == 0));
         return EXIT_REFUSED;
     }
     if (ans->status < 200 || ans->status >= 300) {
-        mr_ctl_complain("unexpected answer from the admin API at %s: HTTP %d", ctl->target.authority,
-                 ans->status);
+        mr_ctl_complain("unexpected answer from the admin API at %s: HTTP %d",
+                        ctl->target.authority, ans->status);
         return EXIT_TROUBLE;
     }
     if (ctl->json_out) {
@@ -176,15 +173,14 @@ call(const struct ctl *ctl, const char *method, const char *path, json_t *body,
     }
     if (!json_is_object(ans->json)) {
         mr_ctl_complain("bad answer from the admin API at %s: not a JSON object",
-                 ctl->target.authority);
+                        ctl->target.authority);
         return EXIT_TROUBLE;
     }
     return EXIT_DONE;
 }
 
 /* "/api/v1/clusters/NAME/ACTION", the name percent-encoded. */
-static char *
-cluster_path(const char *cluster, const char *action)
+static char *cluster_path(const char *cluster, const char *action)
 {
     struct mr_ctl_buf b = {0};
 
@@ -194,8 +190,7 @@ cluster_path(const char *cluster, const char *action)
     return b.p;
 }
 
-static int
-cmd_status(struct ctl *ctl)
+static int cmd_status(struct ctl *ctl)
 {
     struct mr_ctl_answer ans;
     bool printed;
@@ -217,8 +212,8 @@ enum change_kind {
 /* A change in words, from the request and, once applied, the answer:
  * "drained eu-west-a (soft drain, no deadline)", "weight of eu-west-a set
  * to 0 (was 50)"; for a dry run (ans NULL) what was tried. */
-static void
-describe_change(const struct ctl *ctl, enum change_kind kind, const json_t *ans, struct mr_ctl_buf *out)
+static void describe_change(const struct ctl *ctl, enum change_kind kind, const json_t *ans,
+                            struct mr_ctl_buf *out)
 {
     const char *cluster = ctl->args[1];
     const char *msg = ans != NULL ? mr_ctl_message_or(ans, NULL) : NULL;
@@ -234,7 +229,7 @@ describe_change(const struct ctl *ctl, enum change_kind kind, const json_t *ans,
     switch (kind) {
     case CHANGE_DRAIN:
         mr_ctl_buf_printf(out, "%s %s (%s)", ans != NULL ? "drained" : "drain", cluster,
-                   msg != NULL ? msg : mode);
+                          msg != NULL ? msg : mode);
         break;
     case CHANGE_UNDRAIN:
         mr_ctl_buf_printf(out, "%s %s", ans != NULL ? "undrained" : "undrain", cluster);
@@ -247,7 +242,8 @@ describe_change(const struct ctl *ctl, enum change_kind kind, const json_t *ans,
             mr_ctl_buf_printf(out, "weight %s for %s", ctl->args[2], cluster);
         } else {
             const json_t *prev = json_object_get(json_object_get(json_object_get(ans, "change"),
-                                                                 "previous"), "weight");
+                                                                 "previous"),
+                                                 "weight");
             char was[64];
 
             mr_ctl_buf_printf(out, "weight of %s set to %s", cluster, ctl->args[2]);
@@ -260,9 +256,8 @@ describe_change(const struct ctl *ctl, enum change_kind kind, const json_t *ans,
 }
 
 /* drain, undrain and weight: a change to one cluster, maybe a dry run. */
-static int
-run_change(struct ctl *ctl, const char *method, const char *action, json_t *body,
-           enum change_kind kind)
+static int run_change(struct ctl *ctl, const char *method, const char *action, json_t *body,
+                      enum change_kind kind)
 {
     char *path = cluster_path(ctl->args[1], action);
     struct mr_ctl_buf what = {0};
@@ -287,8 +282,7 @@ run_change(struct ctl *ctl, const char *method, const char *action, json_t *body
     return rc;
 }
 
-static int
-cmd_drain(struct ctl *ctl)
+static int cmd_drain(struct ctl *ctl)
 {
     json_t *body = json_object();
 
@@ -301,16 +295,14 @@ cmd_drain(struct ctl *ctl)
     return run_change(ctl, "POST", "drain", body, CHANGE_DRAIN);
 }
 
-static int
-cmd_undrain(struct ctl *ctl)
+static int cmd_undrain(struct ctl *ctl)
 {
     return run_change(ctl, "POST", "undrain", json_object(), CHANGE_UNDRAIN);
 }
 
 /* Strict: digits with an optional fraction and exponent, finite, >= 0;
  * no sign, spaces, hex, inf or nan (strtod alone would take them). */
-static bool
-parse_weight(const char *s, double *out)
+static bool parse_weight(const char *s, double *out)
 {
     char *end;
 
@@ -323,8 +315,7 @@ parse_weight(const char *s, double *out)
     return *end == '\0' && errno == 0 && isfinite(*out) && *out >= 0;
 }
 
-static int
-cmd_weight(struct ctl *ctl)
+static int cmd_weight(struct ctl *ctl)
 {
     json_t *body = json_object();
     double w = 0;
@@ -340,8 +331,7 @@ cmd_weight(struct ctl *ctl)
     return run_change(ctl, "PUT", "weight", body, CHANGE_WEIGHT);
 }
 
-static int
-cmd_reload(struct ctl *ctl)
+static int cmd_reload(struct ctl *ctl)
 {
     struct mr_ctl_answer ans;
     bool printed;
@@ -354,8 +344,7 @@ cmd_reload(struct ctl *ctl)
     return rc;
 }
 
-static int
-cmd_explain(struct ctl *ctl)
+static int cmd_explain(struct ctl *ctl)
 {
     struct mr_ctl_buf path = {0};
     struct mr_ctl_answer ans;
@@ -378,8 +367,7 @@ cmd_explain(struct ctl *ctl)
     return rc;
 }
 
-static int
-cmd_history(struct ctl *ctl)
+static int cmd_history(struct ctl *ctl)
 {
     struct mr_ctl_answer ans;
     bool printed;
@@ -392,8 +380,7 @@ cmd_history(struct ctl *ctl)
     return rc;
 }
 
-static int
-cmd_undo(struct ctl *ctl)
+static int cmd_undo(struct ctl *ctl)
 {
     struct mr_ctl_answer ans;
     bool printed;
@@ -438,8 +425,7 @@ static const struct option long_options[] = {
 
 /* "-5" and "-0.5" are arguments (a weight that will be refused with a clear
  * message), not unknown options. */
-static bool
-looks_negative_number(const char *a)
+static bool looks_negative_number(const char *a)
 {
     return a[0] == '-' &&
            ((a[1] >= '0' && a[1] <= '9') || (a[1] == '.' && a[2] >= '0' && a[2] <= '9'));
@@ -449,8 +435,7 @@ looks_negative_number(const char *a)
  * one we take? getopt_long alone would also take abbreviations ("--adm"),
  * clusters ("-hx") and "--help=1", which the command line refuses as
  * unknown options. */
-static bool
-option_known(const char *a, size_t n)
+static bool option_known(const char *a, size_t n)
 {
     if (strcmp(a, "-h") == 0) {
         return true;
@@ -473,8 +458,7 @@ option_known(const char *a, size_t n)
  * arguments. Each option word is checked before getopt_long reads it (with
  * "+", so it never reorders argv), which takes its value from "=VALUE" or
  * from the next word. */
-static int
-parse_args(int argc, char **argv, struct ctl *ctl)
+static int parse_args(int argc, char **argv, struct ctl *ctl)
 {
     bool positional_only = false;
 
@@ -509,16 +493,10 @@ parse_args(int argc, char **argv, struct ctl *ctl)
         }
         opt = getopt_long(argc, argv, "+:h", long_options, NULL);
         switch (opt) {
-        case ':':
-            return usage_error("%s needs a value", name);
-        case '?':
-            return usage_error("%s takes no value", name);
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            printf("meridianctl %s\n", MR_VERSION);
-            return -1;
+        case ':': return usage_error("%s needs a value", name);
+        case '?': return usage_error("%s takes no value", name);
+        case 'h': usage(stdout); return -1;
+        case 'V': printf("meridianctl %s\n", MR_VERSION); return -1;
         case 'a':
             ctl->admin_url = optarg;
             ctl->admin_from = "--admin";
@@ -527,9 +505,7 @@ parse_args(int argc, char **argv, struct ctl *ctl)
             ctl->token_file = optarg;
             ctl->token_from = "--token-file";
             break;
-        case 'j':
-            ctl->json_out = true;
-            break;
+        case 'j': ctl->json_out = true; break;
         case OPT_HARD:
             ctl->hard = true;
             ctl->opts_seen |= OPT_HARD;
@@ -566,8 +542,7 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 
 /* Reads the token named by --token-file or MERIDIAN_TOKEN_FILE, with the
  * edge's own reader so both agree on what the file holds. */
-static int
-load_token(struct ctl *ctl)
+static int load_token(struct ctl *ctl)
 {
     struct mr_errors errs = {0};
 
@@ -589,8 +564,7 @@ load_token(struct ctl *ctl)
     return 0;
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     struct ctl ctl;
     const struct command *cmd = NULL;
@@ -645,8 +619,8 @@ main(int argc, char **argv)
         goto out;
     }
     if (cmd->min_args >= 1 && ctl.args[1][0] == '\0') {
-        usage_error("%s: %s must not be empty", cmd->name, strcmp(cmd->name, "explain") == 0
-                                                               ? "IP" : "CLUSTER");
+        usage_error("%s: %s must not be empty", cmd->name,
+                    strcmp(cmd->name, "explain") == 0 ? "IP" : "CLUSTER");
         goto out;
     }
     if (cmd->run == cmd_weight && !parse_weight(ctl.args[2], &w)) {

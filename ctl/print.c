@@ -16,15 +16,13 @@
 
 /* ------------------------------------------------------------ JSON helpers */
 
-static const char *
-jstr(const json_t *obj, const char *key)
+static const char *jstr(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));
 }
 
 /* A scalar as text: integers as such, reals shortest, null/missing as dflt. */
-const char *
-mr_ctl_jfmt(const json_t *v, char *out, size_t n, const char *dflt)
+const char *mr_ctl_jfmt(const json_t *v, char *out, size_t n, const char *dflt)
 {
     if (json_is_integer(v)) {
         snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -48,8 +46,7 @@ mr_ctl_jfmt(const json_t *v, char *out, size_t n, const char *dflt)
 
 /* A passive-health ejection of the status or explain: " ejected (timeout,
  * until ..., ejection 2)"; nothing for null. */
-static void
-print_ejection(const json_t *ej, const char *sep)
+static void print_ejection(const json_t *ej, const char *sep)
 {
     char n[32];
 
@@ -64,8 +61,7 @@ print_ejection(const json_t *ej, const char *sep)
 
 /* One value of an audit line, short: null as "none", a drain object as its
  * mode (and deadline), other objects and arrays as compact JSON. */
-static void
-describe_item(const json_t *item, struct mr_ctl_buf *out)
+static void describe_item(const json_t *item, struct mr_ctl_buf *out)
 {
     char tmp[128];
 
@@ -92,8 +88,7 @@ describe_item(const json_t *item, struct mr_ctl_buf *out)
  * the line also has the previous value, each with "(was OLD)": the edge
  * records a cluster's whole override (drain and weight), and the reader
  * wants what moved. "-" when there is nothing to show. */
-static void
-describe_change_value(const json_t *change, struct mr_ctl_buf *out)
+static void describe_change_value(const json_t *change, struct mr_ctl_buf *out)
 {
     const json_t *value = json_object_get(change, "value");
     const json_t *prev = json_object_get(change, "previous");
@@ -137,8 +132,7 @@ static const char *const status_heads[STATUS_COLS] = {
 };
 
 /* The table cells of one cluster. */
-static void
-cluster_cells(const json_t *region, const json_t *c, char cells[STATUS_COLS][160])
+static void cluster_cells(const json_t *region, const json_t *c, char cells[STATUS_COLS][160])
 {
     const json_t *drain = json_object_get(c, "drain");
     const json_t *traffic = json_object_get(c, "traffic");
@@ -148,7 +142,8 @@ cluster_cells(const json_t *region, const json_t *c, char cells[STATUS_COLS][160
     snprintf(cells[0], 160, "%s", jstr(region, "name") ? jstr(region, "name") : "-");
     snprintf(cells[1], 160, "%s", jstr(c, "name") ? jstr(c, "name") : "-");
     snprintf(cells[2], 160, "%s", jstr(c, "state") ? jstr(c, "state") : "-");
-    snprintf(cells[3], 160, "%s/%s", mr_ctl_jfmt(json_object_get(c, "endpoints_up"), a, sizeof a, "?"),
+    snprintf(cells[3], 160, "%s/%s",
+             mr_ctl_jfmt(json_object_get(c, "endpoints_up"), a, sizeof a, "?"),
              mr_ctl_jfmt(json_object_get(c, "endpoints_total"), b, sizeof b, "?"));
     mr_ctl_jfmt(w, a, sizeof a, "-");
     mr_ctl_jfmt(cw, b, sizeof b, "-");
@@ -176,8 +171,7 @@ cluster_cells(const json_t *region, const json_t *c, char cells[STATUS_COLS][160
     mr_ctl_jfmt(json_object_get(traffic, "active_connections"), cells[7], 160, "-");
 }
 
-static void
-print_row(char cells[STATUS_COLS][160], const int width[STATUS_COLS])
+static void print_row(char cells[STATUS_COLS][160], const int width[STATUS_COLS])
 {
     for (int i = 0; i < STATUS_COLS; i++) {
         if (i == STATUS_COLS - 1) {
@@ -188,8 +182,7 @@ print_row(char cells[STATUS_COLS][160], const int width[STATUS_COLS])
     }
 }
 
-void
-mr_ctl_print_status(const json_t *st)
+void mr_ctl_print_status(const json_t *st)
 {
     const json_t *regions = json_object_get(st, "regions"), *region, *c, *ep;
     char cells[STATUS_COLS][160], a[64], b[64];
@@ -246,7 +239,8 @@ mr_ctl_print_status(const json_t *st)
                        jstr(ep, "address") ? jstr(ep, "address") : "?",
                        jstr(ep, "health") ? jstr(ep, "health") : "?",
                        mr_ctl_jfmt(json_object_get(traffic, "requests"), a, sizeof a, "-"),
-                       mr_ctl_jfmt(json_object_get(traffic, "active_connections"), b, sizeof b, "-"));
+                       mr_ctl_jfmt(json_object_get(traffic, "active_connections"), b, sizeof b,
+                                   "-"));
                 if (jstr(ep, "last_check") != NULL) {
                     printf("  last check %s", jstr(ep, "last_check"));
                 }
@@ -261,8 +255,7 @@ mr_ctl_print_status(const json_t *st)
 }
 
 /* "WHAT: generation OLD -> NEW" for an applied change. */
-void
-mr_ctl_print_applied(const json_t *ans, const char *what)
+void mr_ctl_print_applied(const json_t *ans, const char *what)
 {
     const json_t *gen = json_object_get(ans, "generation");
     char a[64], b[64];
@@ -285,16 +278,14 @@ mr_ctl_print_applied(const json_t *ans, const char *what)
 }
 
 /* The answer's message, or fallback when it has none. */
-const char *
-mr_ctl_message_or(const json_t *ans, const char *fallback)
+const char *mr_ctl_message_or(const json_t *ans, const char *fallback)
 {
     const char *msg = jstr(ans, "message");
 
     return msg != NULL && *msg != '\0' ? msg : fallback;
 }
 
-static void
-print_stranded(FILE *out, const char *prefix, const json_t *stranded)
+static void print_stranded(FILE *out, const char *prefix, const json_t *stranded)
 {
     size_t i;
     const json_t *s;
@@ -312,8 +303,7 @@ print_stranded(FILE *out, const char *prefix, const json_t *stranded)
 
 /* A dry run's answer: where the cluster's new sessions would go. what says
  * which change was tried (the edge's message restates "dry run"). */
-void
-mr_ctl_print_dry_run(const json_t *ans, const char *what)
+void mr_ctl_print_dry_run(const json_t *ans, const char *what)
 {
     const json_t *to = json_object_get(ans, "new_sessions_to"), *item;
     size_t i;
@@ -345,8 +335,7 @@ mr_ctl_print_dry_run(const json_t *ans, const char *what)
                    json_object_get(ans, "stranded"));
 }
 
-void
-mr_ctl_print_explain(const json_t *ex)
+void mr_ctl_print_explain(const json_t *ex)
 {
     const json_t *loc = json_object_get(ex, "location"), *cookie = json_object_get(ex, "cookie");
     const json_t *cand, *c;
@@ -417,8 +406,7 @@ mr_ctl_print_explain(const json_t *ex)
 
 #define HISTORY_COLS 5
 
-static void
-history_cells(const json_t *ch, char *cells[HISTORY_COLS], struct mr_ctl_buf *value)
+static void history_cells(const json_t *ch, char *cells[HISTORY_COLS], struct mr_ctl_buf *value)
 {
     static char gens[160], kind[96];
     char a[64], b[64];
@@ -438,11 +426,10 @@ history_cells(const json_t *ch, char *cells[HISTORY_COLS], struct mr_ctl_buf *va
     cells[4] = gens;
 }
 
-void
-mr_ctl_print_history(const json_t *h)
+void mr_ctl_print_history(const json_t *h)
 {
     static const char *const heads[HISTORY_COLS] = {"TIME", "CHANGE", "CLUSTER", "VALUE",
-                                                     "GENERATION"};
+                                                    "GENERATION"};
     const json_t *changes = json_object_get(h, "changes"), *ch;
     int width[HISTORY_COLS];
     char *cells[HISTORY_COLS];
@@ -483,8 +470,7 @@ mr_ctl_print_history(const json_t *h)
 
 /* The edge said no: its message (and the clients a guardrail protects, and
  * a reload's errors) on stderr. */
-void
-mr_ctl_print_refusal(const struct mr_ctl_answer *ans, bool can_force)
+void mr_ctl_print_refusal(const struct mr_ctl_answer *ans, bool can_force)
 {
     const char *msg = jstr(ans->json, "error");
     const json_t *errors = json_object_get(ans->json, "errors"), *e;
@@ -501,7 +487,7 @@ mr_ctl_print_refusal(const struct mr_ctl_answer *ans, bool can_force)
         size_t n = strcspn(ans->body, "\r\n");
 
         mr_ctl_complain("refused: HTTP %d%s%.*s", ans->status, n > 0 ? ": " : "",
-                 (int)(n > 200 ? 200 : n), ans->body);
+                        (int)(n > 200 ? 200 : n), ans->body);
     }
     print_stranded(stderr, "meridianctl: stranded: ", json_object_get(ans->json, "stranded"));
     json_array_foreach(errors, i, e) {

@@ -3,9 +3,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <maxminddb.h>
@@ -194,8 +194,7 @@ void mr_geoip_lookup(const struct mr_snapshot *snap, const struct sockaddr *addr
         mr_countries_continent(out->country, out->continent);
     }
     has_lat = get_degrees(&res.entry, path_or(snap->geoip.latitude, default_latitude), 90, &lat);
-    has_lon = get_degrees(&res.entry, path_or(snap->geoip.longitude, default_longitude), 180,
-                          &lon);
+    has_lon = get_degrees(&res.entry, path_or(snap->geoip.longitude, default_longitude), 180, &lon);
     if (has_lat && has_lon) {
         out->has_coords = true;
         out->lat = lat;

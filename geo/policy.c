@@ -19,14 +19,10 @@ struct candidates {
 const char *mr_policy_step_name(enum mr_policy_step step)
 {
     switch (step) {
-    case MR_POLICY_STEP_COUNTRY:
-        return "country";
-    case MR_POLICY_STEP_CONTINENT:
-        return "continent";
-    case MR_POLICY_STEP_PROXIMITY:
-        return "proximity";
-    case MR_POLICY_STEP_DEFAULT:
-        return "default";
+    case MR_POLICY_STEP_COUNTRY: return "country";
+    case MR_POLICY_STEP_CONTINENT: return "continent";
+    case MR_POLICY_STEP_PROXIMITY: return "proximity";
+    case MR_POLICY_STEP_DEFAULT: return "default";
     }
     return "unknown";
 }
@@ -130,8 +126,8 @@ static void add_nearest(struct candidates *c, double lat, double lon)
     }
 }
 
-size_t mr_policy_regions(const struct mr_snapshot *snap, const struct mr_location *loc,
-                         size_t *out, enum mr_policy_step *steps, size_t cap)
+size_t mr_policy_regions(const struct mr_snapshot *snap, const struct mr_location *loc, size_t *out,
+                         enum mr_policy_step *steps, size_t cap)
 {
     struct candidates c = {.snap = snap, .out = out, .steps = steps, .n = 0, .cap = cap};
     const struct mr_route *route;

@@ -37,8 +37,8 @@ const char *mr_policy_step_name(enum mr_policy_step step);
  * of cap entries that receives the rule behind each index. A cap of
  * snap->n_regions never truncates.
  */
-size_t mr_policy_regions(const struct mr_snapshot *snap, const struct mr_location *loc,
-                         size_t *out, enum mr_policy_step *steps, size_t cap);
+size_t mr_policy_regions(const struct mr_snapshot *snap, const struct mr_location *loc, size_t *out,
+                         enum mr_policy_step *steps, size_t cap);
 
 /* Great-circle distance in km between two points given in degrees. */
 double mr_policy_distance_km(double lat1, double lon1, double lat2, double lon2);

@@ -21,7 +21,7 @@
 struct check_loop {
     unsigned magic;
     struct mr_checker *ck;
-    struct mr_health_slot *slot;   /* a reference held */
+    struct mr_health_slot *slot; /* a reference held */
     struct mr_sockaddr addr;
     enum mr_send_proxy send_proxy; /* the cluster's: checks open with a PROXY header too */
     struct event *timer;           /* next round; while a check runs, its timeout */
@@ -30,10 +30,10 @@ struct check_loop {
 
     /* The running check; fd == -1 between checks. */
     int fd;
-    struct event *io;              /* EV_WRITE while connecting/sending, then EV_READ */
+    struct event *io; /* EV_WRITE while connecting/sending, then EV_READ */
     bool connected;
-    int64_t started_us;            /* monotonic */
-    int timeout_ms;                /* this check's, for the message */
+    int64_t started_us; /* monotonic */
+    int timeout_ms;     /* this check's, for the message */
     char *req;
     size_t req_len, sent;
     char resp[STATUS_LINE_MAX];
@@ -43,12 +43,12 @@ struct check_loop {
 struct mr_checker {
     unsigned magic;
     struct event_base *base;
-    struct mr_health *h;           /* the slots' registry (kept for later: events) */
-    char *path;                    /* from the latest update */
+    struct mr_health *h; /* the slots' registry (kept for later: events) */
+    char *path;          /* from the latest update */
     int interval_ms, timeout_ms;
     struct check_loop **loops;
     size_t n_loops;
-    uint64_t rng;                  /* xorshift64 state: jitter only */
+    uint64_t rng; /* xorshift64 state: jitter only */
 };
 
 static int64_t now_mono_us(void)

@@ -22,10 +22,10 @@ struct slot_table {
 
 struct mr_health {
     struct slot_table table;
-    uint64_t epoch;                /* attach counter */
+    uint64_t epoch; /* attach counter */
     struct mr_health_transition ring[MR_HEALTH_TRANSITIONS];
-    size_t ring_next;              /* where the next transition goes */
-    size_t ring_n;                 /* valid entries, <= MR_HEALTH_TRANSITIONS */
+    size_t ring_next; /* where the next transition goes */
+    size_t ring_n;    /* valid entries, <= MR_HEALTH_TRANSITIONS */
 };
 
 static int64_t now_unix_ms(void)
@@ -59,8 +59,7 @@ static struct mr_health_slot **find_cell(const struct slot_table *t, const char 
     for (size_t i = hash_key(cluster, address) & mask;; i = (i + 1) & mask) {
         struct mr_health_slot *s = t->items[i];
 
-        if (s == NULL ||
-            (strcmp(s->cluster, cluster) == 0 && strcmp(s->address, address) == 0)) {
+        if (s == NULL || (strcmp(s->cluster, cluster) == 0 && strcmp(s->address, address) == 0)) {
             return &t->items[i];
         }
     }
@@ -314,8 +313,7 @@ static bool observe(struct mr_health_slot *s, bool ok, int64_t now_ms)
     return true;
 }
 
-static void record_transition(struct mr_health *h, const struct mr_health_slot *s,
-                              const char *why)
+static void record_transition(struct mr_health *h, const struct mr_health_slot *s, const char *why)
 {
     struct mr_health_transition *t = &h->ring[h->ring_next];
 

@@ -49,8 +49,8 @@ struct mr_health; /* the registry: opaque, control thread */
 
 struct mr_health_slot {
     unsigned magic;
-    atomic_bool up;              /* shared: release store by the control thread */
-    atomic_int refs;             /* shared: registry + snapshots + check loops */
+    atomic_bool up;  /* shared: release store by the control thread */
+    atomic_int refs; /* shared: registry + snapshots + check loops */
 
     /* Passive health (health/passive.h), shared: workers and control thread. */
     atomic_int passive_failures;        /* data-path failures in a row */
@@ -60,24 +60,24 @@ struct mr_health_slot {
     atomic_uint_least64_t ejections_total;
 
     /* Control thread only, below. */
-    char *cluster;               /* key, owned copy */
-    char *address;               /* key, owned copy: "127.0.0.1:18101" */
-    int rise, fall;              /* from the newest attached snapshot */
-    int successes, failures;     /* current run of consecutive results */
-    int64_t changed_ms;          /* unix ms of the last transition, or creation */
-    uint64_t checks;             /* results reported so far */
+    char *cluster;           /* key, owned copy */
+    char *address;           /* key, owned copy: "127.0.0.1:18101" */
+    int rise, fall;          /* from the newest attached snapshot */
+    int successes, failures; /* current run of consecutive results */
+    int64_t changed_ms;      /* unix ms of the last transition, or creation */
+    uint64_t checks;         /* results reported so far */
     bool last_ok;
     char last[MR_HEALTH_WHY_LEN]; /* last result: "HTTP 200", "timeout after 300 ms" */
-    struct mr_health *registry;  /* NULL once dropped from the registry */
-    uint64_t epoch;              /* last attach that kept it (registry internal) */
+    struct mr_health *registry;   /* NULL once dropped from the registry */
+    uint64_t epoch;               /* last attach that kept it (registry internal) */
 };
 
 /* One state change, as kept in the registry's ring. */
 struct mr_health_transition {
-    int64_t time_ms;             /* unix ms */
-    char cluster[64];            /* truncated copies: the slot may be gone */
+    int64_t time_ms;  /* unix ms */
+    char cluster[64]; /* truncated copies: the slot may be gone */
     char address[64];
-    bool up;                     /* the new state */
+    bool up; /* the new state */
     char reason[MR_HEALTH_WHY_LEN];
 };
 

@@ -31,12 +31,21 @@ static struct {
     struct batch *head, *tail;
     bool running, stop;
     pthread_t thread;
-    int fd;                 /* the writer thread's own while it runs */
-    int next_fd;            /* a reopened file for the writer to adopt, under lock */
-    bool swap;              /* next_fd is waiting for the writer */
+    int fd;      /* the writer thread's own while it runs */
+    int next_fd; /* a reopened file for the writer to adopt, under lock */
+    bool swap;   /* next_fd is waiting for the writer */
     atomic_bool enabled;
-} logger = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
-            false, false, 0, -1, -1, false, false};
+} logger = {PTHREAD_MUTEX_INITIALIZER,
+            PTHREAD_COND_INITIALIZER,
+            NULL,
+            NULL,
+            false,
+            false,
+            0,
+            -1,
+            -1,
+            false,
+            false};
 
 struct mr_accesslog_buffer {
     struct evbuffer *lines;
@@ -99,7 +108,7 @@ int mr_accesslog_open(const char *path)
 
     if (path != NULL) {
         fd = strcmp(path, "-") == 0 ? dup(STDOUT_FILENO)
-                                     : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+                                    : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd < 0)
             return -1;
     }
@@ -273,13 +282,11 @@ void mr_accesslog_format(struct evbuffer *out, const struct mr_accesslog_entry *
     evbuffer_add_printf(out,
                         ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
                         ",\"duration_ms\":%.3f,\"decision\":\"%s\"",
-                        e->status, e->bytes_in, e->bytes_out,
-                        (double)e->took_ns / 1e6,
+                        e->status, e->bytes_in, e->bytes_out, (double)e->took_ns / 1e6,
                         e->decision);
     /* Names are JSON-safe: the configuration allows no quotes in them. */
     if (e->cluster != NULL)
-        evbuffer_add_printf(out, ",\"region\":\"%s\",\"cluster\":\"%s\"", e->region,
-                            e->cluster);
+        evbuffer_add_printf(out, ",\"region\":\"%s\",\"cluster\":\"%s\"", e->region, e->cluster);
     else
         evbuffer_add_printf(out, ",\"region\":null,\"cluster\":null");
     if (e->endpoint != NULL)

@@ -45,22 +45,22 @@ void mr_accesslog_buffer_commit(struct mr_accesslog_buffer *buf);
  * and path are any bytes (escaped in the line), the other strings are
  * JSON-safe (addresses, names the configuration allows, static words). */
 struct mr_accesslog_entry {
-    struct timeval time;         /* wall clock when the line is written */
-    const char *client;          /* the client's address, "" when unknown */
-    const char *method;          /* method_len bytes; NULL: "" */
+    struct timeval time; /* wall clock when the line is written */
+    const char *client;  /* the client's address, "" when unknown */
+    const char *method;  /* method_len bytes; NULL: "" */
     size_t method_len;
-    const char *path;            /* path_len bytes of the request target; NULL: "" */
+    const char *path; /* path_len bytes of the request target; NULL: "" */
     size_t path_len;
-    int status;                  /* 0: no response began */
+    int status; /* 0: no response began */
     uint64_t bytes_in, bytes_out;
     int64_t took_ns;
-    const char *decision;        /* mr_pick_reason_name() */
+    const char *decision;         /* mr_pick_reason_name() */
     const char *region, *cluster; /* NULL (both): no cluster was decided */
-    const char *endpoint;        /* NULL: none was picked */
-    const char *country;         /* NULL or "": unknown */
-    uint64_t generation;         /* of the snapshot the exchange used */
-    const char *error;           /* why meridian answered with an error or cut the
-                                    response (a cause's name); NULL: no field */
+    const char *endpoint;         /* NULL: none was picked */
+    const char *country;          /* NULL or "": unknown */
+    uint64_t generation;          /* of the snapshot the exchange used */
+    const char *error;            /* why meridian answered with an error or cut the
+                                     response (a cause's name); NULL: no field */
 };
 
 /* Appends the entry's JSON line, '\n' included, to out (pure: no clock, no

@@ -19,13 +19,13 @@ enum state {
     S_EXT_VAL_START,  /* BWS, then a token or a quoted-string */
     S_EXT_VAL,        /* a token value */
     S_EXT_QUOTED,
-    S_EXT_QPAIR,      /* after a backslash in a quoted-string */
+    S_EXT_QPAIR, /* after a backslash in a quoted-string */
     S_EXT_AFTER_QUOTED,
-    S_SIZE_LF,        /* CR of the size line seen */
-    S_DATA,           /* left bytes of chunk data */
+    S_SIZE_LF, /* CR of the size line seen */
+    S_DATA,    /* left bytes of chunk data */
     S_DATA_CR,
     S_DATA_LF,
-    S_TRAILER_START,  /* a trailer field or the final CRLF */
+    S_TRAILER_START, /* a trailer field or the final CRLF */
     S_TR_NAME,
     S_TR_VALUE,
     S_TR_LF,
@@ -39,11 +39,22 @@ static bool is_tchar(unsigned char c)
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -100,17 +111,21 @@ static int size_line_byte(struct mr_chunked *ck, unsigned char c)
         if (ck->state == S_SIZE_FIRST)
             return -1;
         return c == '\r' ? S_SIZE_LF : c == ';' ? S_EXT_NAME_START : is_ws(c) ? S_WS : -1;
-    case S_WS:
-        return c == ';' ? S_EXT_NAME_START : is_ws(c) ? S_WS : -1;
-    case S_EXT_NAME_START:
-        return is_tchar(c) ? S_EXT_NAME : is_ws(c) ? S_EXT_NAME_START : -1;
+    case S_WS: return c == ';' ? S_EXT_NAME_START : is_ws(c) ? S_WS : -1;
+    case S_EXT_NAME_START: return is_tchar(c) ? S_EXT_NAME : is_ws(c) ? S_EXT_NAME_START : -1;
     case S_EXT_NAME:
         if (is_tchar(c))
             return S_EXT_NAME;
-        return c == '\r' ? S_SIZE_LF : c == ';' ? S_EXT_NAME_START : c == '=' ? S_EXT_VAL_START
-             : is_ws(c) ? S_EXT_AFTER_NAME : -1;
+        return c == '\r'  ? S_SIZE_LF
+               : c == ';' ? S_EXT_NAME_START
+               : c == '=' ? S_EXT_VAL_START
+               : is_ws(c) ? S_EXT_AFTER_NAME
+                          : -1;
     case S_EXT_AFTER_NAME:
-        return c == ';' ? S_EXT_NAME_START : c == '=' ? S_EXT_VAL_START : is_ws(c) ? S_EXT_AFTER_NAME : -1;
+        return c == ';'   ? S_EXT_NAME_START
+               : c == '=' ? S_EXT_VAL_START
+               : is_ws(c) ? S_EXT_AFTER_NAME
+                          : -1;
     case S_EXT_VAL_START:
         return is_tchar(c) ? S_EXT_VAL : c == '"' ? S_EXT_QUOTED : is_ws(c) ? S_EXT_VAL_START : -1;
     case S_EXT_VAL:
@@ -126,12 +141,9 @@ static int size_line_byte(struct mr_chunked *ck, unsigned char c)
         if (c == '\\')
             return S_EXT_QPAIR;
         return (c == '\t' || (c >= 0x20 && c != 0x7f)) ? S_EXT_QUOTED : -1;
-    case S_EXT_QPAIR:
-        return (c == '\t' || (c >= 0x20 && c != 0x7f)) ? S_EXT_QUOTED : -1;
-    case S_SIZE_LF:
-        return c == '\n' ? end_size_line(ck) : -1;
-    default:
-        return -1;
+    case S_EXT_QPAIR: return (c == '\t' || (c >= 0x20 && c != 0x7f)) ? S_EXT_QUOTED : -1;
+    case S_SIZE_LF: return c == '\n' ? end_size_line(ck) : -1;
+    default: return -1;
     }
 }
 
@@ -144,18 +156,14 @@ static int trailer_byte(struct mr_chunked *ck, unsigned char c)
     case S_TRAILER_START:
         /* A leading SP or HTAB (obs-fold) is not a tchar: refused. */
         return c == '\r' ? S_FINAL_LF : is_tchar(c) ? S_TR_NAME : -1;
-    case S_TR_NAME:
-        return c == ':' ? S_TR_VALUE : is_tchar(c) ? S_TR_NAME : -1;
+    case S_TR_NAME: return c == ':' ? S_TR_VALUE : is_tchar(c) ? S_TR_NAME : -1;
     case S_TR_VALUE:
         if (c == '\r')
             return S_TR_LF;
         return (c == '\t' || (c >= 0x20 && c != 0x7f)) ? S_TR_VALUE : -1;
-    case S_TR_LF:
-        return c == '\n' ? S_TRAILER_START : -1;
-    case S_FINAL_LF:
-        return c == '\n' ? S_DONE : -1;
-    default:
-        return -1;
+    case S_TR_LF: return c == '\n' ? S_TRAILER_START : -1;
+    case S_FINAL_LF: return c == '\n' ? S_DONE : -1;
+    default: return -1;
     }
 }
 
@@ -163,18 +171,14 @@ static int trailer_byte(struct mr_chunked *ck, unsigned char c)
 static int step(struct mr_chunked *ck, unsigned char c)
 {
     switch (ck->state) {
-    case S_DATA_CR:
-        return c == '\r' ? S_DATA_LF : -1;
-    case S_DATA_LF:
-        return c == '\n' ? S_SIZE_FIRST : -1;
+    case S_DATA_CR: return c == '\r' ? S_DATA_LF : -1;
+    case S_DATA_LF: return c == '\n' ? S_SIZE_FIRST : -1;
     case S_TRAILER_START:
     case S_TR_NAME:
     case S_TR_VALUE:
     case S_TR_LF:
-    case S_FINAL_LF:
-        return trailer_byte(ck, c);
-    default:
-        return size_line_byte(ck, c);
+    case S_FINAL_LF: return trailer_byte(ck, c);
+    default: return size_line_byte(ck, c);
     }
 }
 
@@ -202,7 +206,8 @@ static size_t relay_data(struct mr_chunked *ck, struct evbuffer *in, struct evbu
     return n;
 }
 
-int mr_chunked_relay(struct mr_chunked *ck, struct evbuffer *in, struct evbuffer *out, size_t *consumed)
+int mr_chunked_relay(struct mr_chunked *ck, struct evbuffer *in, struct evbuffer *out,
+                     size_t *consumed)
 {
     *consumed = 0;
     for (;;) {

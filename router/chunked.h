@@ -19,18 +19,18 @@
 struct evbuffer;
 
 /* Bounds on what is not chunk data. */
-#define MR_CHUNKED_MAX_LINE 4096        /* a size line with its extensions */
-#define MR_CHUNKED_MAX_TRAILERS 16384   /* every trailer line together */
+#define MR_CHUNKED_MAX_LINE 4096      /* a size line with its extensions */
+#define MR_CHUNKED_MAX_TRAILERS 16384 /* every trailer line together */
 
 enum mr_chunked_status { MR_CHUNKED_BAD = -1, MR_CHUNKED_MORE = 0, MR_CHUNKED_DONE = 1 };
 
 /* Decoder state: plain fields, no heap; copyable. */
 struct mr_chunked {
     int state;
-    uint64_t left;        /* chunk size being read, then data bytes left */
-    unsigned digits;      /* hex digits of the size read so far */
-    size_t line_len;      /* bytes of the current size line */
-    size_t trailer_len;   /* bytes of trailers so far */
+    uint64_t left;      /* chunk size being read, then data bytes left */
+    unsigned digits;    /* hex digits of the size read so far */
+    size_t line_len;    /* bytes of the current size line */
+    size_t trailer_len; /* bytes of trailers so far */
 };
 
 void mr_chunked_init(struct mr_chunked *ck);
@@ -45,6 +45,7 @@ void mr_chunked_init(struct mr_chunked *ck);
  * MR_CHUNKED_DONE when the last chunk and trailers ended, MR_CHUNKED_MORE when
  * more input is needed, MR_CHUNKED_BAD on malformed input (state then undefined).
  */
-int mr_chunked_relay(struct mr_chunked *ck, struct evbuffer *in, struct evbuffer *out, size_t *consumed);
+int mr_chunked_relay(struct mr_chunked *ck, struct evbuffer *in, struct evbuffer *out,
+                     size_t *consumed);
 
 #endif

@@ -48,17 +48,17 @@ typedef void (*mr_conn_event_cb)(struct mr_conn *conn, enum mr_conn_event what, 
 
 struct mr_conn {
     evutil_socket_t fd;
-    struct evbuffer *in, *out;     /* owned */
-    int error;                     /* errno of the last MR_CONN_ERROR */
-    size_t out_low;                /* on_drain runs when out falls to this */
+    struct evbuffer *in, *out; /* owned */
+    int error;                 /* errno of the last MR_CONN_ERROR */
+    size_t out_low;            /* on_drain runs when out falls to this */
     /* private */
     struct event *rev, *wev;
     bool reading, writing, connecting;
-    SSL *ssl;                      /* owned; NULL for plain TCP */
-    bool handshaking;              /* TLS handshake not complete yet */
-    bool read_wants_write;         /* SSL_read needs the socket writable */
-    bool write_wants_read;         /* SSL_write needs the socket readable */
-    bool tls_dead;                 /* a fatal TLS error: no close_notify */
+    SSL *ssl;              /* owned; NULL for plain TCP */
+    bool handshaking;      /* TLS handshake not complete yet */
+    bool read_wants_write; /* SSL_read needs the socket writable */
+    bool write_wants_read; /* SSL_write needs the socket readable */
+    bool tls_dead;         /* a fatal TLS error: no close_notify */
     size_t read_size;
     mr_conn_cb on_read, on_drain;
     mr_conn_event_cb on_event;

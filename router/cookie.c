@@ -12,9 +12,9 @@
 #include <openssl/params.h>
 
 #define VERSION_TAG "v1"
-#define KID_MAX 32    /* as conf/secrets.c accepts */
-#define MAC_BYTES 32  /* SHA-256 */
-#define MAC_CHARS 43  /* base64url of 32 bytes, no padding */
+#define KID_MAX 32   /* as conf/secrets.c accepts */
+#define MAC_BYTES 32 /* SHA-256 */
+#define MAC_CHARS 43 /* base64url of 32 bytes, no padding */
 #define INT64_DIGITS 19
 
 struct cookie_key {
@@ -28,7 +28,7 @@ struct cookie_key {
 #define VERIFIED_SLOTS 256
 
 struct verified {
-    size_t len;                       /* 0: empty */
+    size_t len; /* 0: empty */
     char value[MR_COOKIE_VALUE_MAX];
     char cluster[MR_COOKIE_CLUSTER_MAX + 1];
     int64_t issued, expires;
@@ -37,7 +37,7 @@ struct verified {
 struct mr_cookie_keys {
     EVP_MAC *mac;
     size_t n_keys;
-    struct cookie_key *keys; /* keys[0] signs */
+    struct cookie_key *keys;   /* keys[0] signs */
     struct verified *verified; /* VERIFIED_SLOTS, by a hash of the value */
 };
 
@@ -51,13 +51,13 @@ static size_t verified_slot(const char *value, size_t len)
 
 /* The fields of a value: the kid as a span into it, the rest decoded. */
 struct parsed {
-    const char *kid;                /* into the value */
+    const char *kid; /* into the value */
     size_t kid_len;
     char cluster[MR_COOKIE_CLUSTER_MAX + 1]; /* decoded, no NUL inside */
     size_t cluster_len;
     int64_t issued, expires;
-    unsigned char mac[MAC_BYTES];   /* decoded */
-    size_t signed_len;              /* everything before the last dot */
+    unsigned char mac[MAC_BYTES]; /* decoded */
+    size_t signed_len;            /* everything before the last dot */
 };
 
 static const char b64url_alphabet[] =
@@ -65,15 +65,13 @@ static const char b64url_alphabet[] =
 
 /* ---- base64url, no padding ---- */
 
-static size_t
-b64url_len(size_t n)
+static size_t b64url_len(size_t n)
 {
     return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
 }
 
 /* Writes b64url_len(n) characters (no NUL). */
-static void
-b64url_encode(const unsigned char *in, size_t n, char *out)
+static void b64url_encode(const unsigned char *in, size_t n, char *out)
 {
     size_t i = 0;
 
@@ -100,8 +98,7 @@ b64url_encode(const unsigned char *in, size_t n, char *out)
 }
 
 /* The 6-bit value of c, or -1 when c is not in the alphabet. */
-static int
-b64url_value(unsigned char c)
+static int b64url_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z') {
         return c - 'A';
@@ -124,8 +121,7 @@ b64url_value(unsigned char c)
 /* Decodes in[0..n) into out (at least n * 3 / 4 bytes); returns the decoded
  * length, or -1 on a bad character, an impossible length (n % 4 == 1) or
  * non-zero trailing bits, so every byte string has one encoding only. */
-static long
-b64url_decode(const char *in, size_t n, unsigned char *out)
+static long b64url_decode(const char *in, size_t n, unsigned char *out)
 {
     uint32_t acc = 0;
     int bits = 0;
@@ -153,17 +149,15 @@ b64url_decode(const char *in, size_t n, unsigned char *out)
 
 /* ---- parsing ---- */
 
-static bool
-is_kid_char(unsigned char c)
+static bool is_kid_char(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 /* Parses a decimal without sign or leading zero into *out; false when s is
  * not one or it overflows int64. */
-static bool
-parse_time(const char *s, size_t n, int64_t *out)
+static bool parse_time(const char *s, size_t n, int64_t *out)
 {
     int64_t v = 0;
 
@@ -185,8 +179,7 @@ parse_time(const char *s, size_t n, int64_t *out)
 
 /* Splits value into its six dot-separated fields and checks each one's
  * syntax; false when the value is malformed. Reads only value[0..len). */
-static bool
-parse_value(const char *value, size_t len, struct parsed *p)
+static bool parse_value(const char *value, size_t len, struct parsed *p)
 {
     const char *field[6];
     size_t flen[6], n = 0, start = 0;
@@ -226,8 +219,8 @@ parse_value(const char *value, size_t len, struct parsed *p)
         return false;
     }
     p->cluster_len = (size_t)dec;
-    if (!parse_time(field[3], flen[3], &p->issued) ||
-        !parse_time(field[4], flen[4], &p->expires) || p->expires <= p->issued) {
+    if (!parse_time(field[3], flen[3], &p->issued) || !parse_time(field[4], flen[4], &p->expires) ||
+        p->expires <= p->issued) {
         return false;
     }
     if (flen[5] != MAC_CHARS || b64url_decode(field[5], flen[5], p->mac) != MAC_BYTES) {
@@ -242,8 +235,8 @@ parse_value(const char *value, size_t len, struct parsed *p)
 /* ---- MAC ---- */
 
 /* HMAC-SHA256 of msg[0..n) with key into out; 0 or -1. */
-static int
-compute_mac(struct cookie_key *key, const char *msg, size_t n, unsigned char out[MAC_BYTES])
+static int compute_mac(struct cookie_key *key, const char *msg, size_t n,
+                       unsigned char out[MAC_BYTES])
 {
     size_t out_len = 0;
 
@@ -259,8 +252,7 @@ compute_mac(struct cookie_key *key, const char *msg, size_t n, unsigned char out
 
 /* ---- API ---- */
 
-const char *
-mr_cookie_result_name(enum mr_cookie_result r)
+const char *mr_cookie_result_name(enum mr_cookie_result r)
 {
     switch (r) {
     case MR_COOKIE_VALID: return "valid";
@@ -272,8 +264,7 @@ mr_cookie_result_name(enum mr_cookie_result r)
     return "malformed";
 }
 
-struct mr_cookie_keys *
-mr_cookie_keys_new(const struct mr_snapshot *snap)
+struct mr_cookie_keys *mr_cookie_keys_new(const struct mr_snapshot *snap)
 {
     struct mr_cookie_keys *k;
     OSSL_PARAM params[2];
@@ -305,8 +296,7 @@ mr_cookie_keys_new(const struct mr_snapshot *snap)
         key->kid_len = kid_len;
         key->ctx = EVP_MAC_CTX_new(k->mac);
         k->n_keys = i + 1;
-        if (key->ctx == NULL ||
-            EVP_MAC_init(key->ctx, sk->secret, sk->secret_len, params) != 1) {
+        if (key->ctx == NULL || EVP_MAC_init(key->ctx, sk->secret, sk->secret_len, params) != 1) {
             goto fail;
         }
     }
@@ -317,8 +307,7 @@ fail:
     return NULL;
 }
 
-void
-mr_cookie_keys_free(struct mr_cookie_keys *k)
+void mr_cookie_keys_free(struct mr_cookie_keys *k)
 {
     if (k == NULL) {
         return;
@@ -332,9 +321,8 @@ mr_cookie_keys_free(struct mr_cookie_keys *k)
     free(k);
 }
 
-size_t
-mr_cookie_sign(struct mr_cookie_keys *k, const char *cluster, int64_t now, int64_t max_age_s,
-               char *out, size_t cap)
+size_t mr_cookie_sign(struct mr_cookie_keys *k, const char *cluster, int64_t now, int64_t max_age_s,
+                      char *out, size_t cap)
 {
     struct cookie_key *key;
     unsigned char mac[MAC_BYTES];
@@ -375,9 +363,8 @@ mr_cookie_sign(struct mr_cookie_keys *k, const char *cluster, int64_t now, int64
     return len;
 }
 
-enum mr_cookie_result
-mr_cookie_verify(struct mr_cookie_keys *k, const char *value, size_t len, int64_t now,
-                 char *cluster_out, size_t cluster_cap)
+enum mr_cookie_result mr_cookie_verify(struct mr_cookie_keys *k, const char *value, size_t len,
+                                       int64_t now, char *cluster_out, size_t cluster_cap)
 {
     struct parsed p;
     struct cookie_key *key = NULL;
@@ -390,7 +377,8 @@ mr_cookie_verify(struct mr_cookie_keys *k, const char *value, size_t len, int64_
     }
     seen = &k->verified[verified_slot(value, len)];
     if (seen->len == len && CRYPTO_memcmp(seen->value, value, len) == 0 && now < seen->expires &&
-        (now > INT64_MAX - MR_COOKIE_CLOCK_SKEW_S || seen->issued <= now + MR_COOKIE_CLOCK_SKEW_S) &&
+        (now > INT64_MAX - MR_COOKIE_CLOCK_SKEW_S ||
+         seen->issued <= now + MR_COOKIE_CLOCK_SKEW_S) &&
         strlen(seen->cluster) < cluster_cap && cluster_out != NULL) {
         strcpy(cluster_out, seen->cluster);
         return MR_COOKIE_VALID;
@@ -434,21 +422,19 @@ mr_cookie_verify(struct mr_cookie_keys *k, const char *value, size_t len, int64_
 
 /* RFC 6265 cookie-octet: visible ASCII but DQUOTE, comma, semicolon and
  * backslash. */
-static bool
-is_cookie_octet(unsigned char c)
+static bool is_cookie_octet(unsigned char c)
 {
     return c == 0x21 || (c >= 0x23 && c <= 0x2B) || (c >= 0x2D && c <= 0x3A) ||
            (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
 }
 
-static bool
-is_blank(char c)
+static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
 }
 
-const char *
-mr_cookie_find(const char *header_value, size_t len, const char *name, size_t *value_len)
+const char *mr_cookie_find(const char *header_value, size_t len, const char *name,
+                           size_t *value_len)
 {
     size_t name_len, i = 0;
 
@@ -500,9 +486,8 @@ mr_cookie_find(const char *header_value, size_t len, const char *name, size_t *v
     return NULL;
 }
 
-size_t
-mr_cookie_set_header(const struct mr_snapshot *snap, const char *value, size_t value_len,
-                     bool tls, char *out, size_t cap)
+size_t mr_cookie_set_header(const struct mr_snapshot *snap, const char *value, size_t value_len,
+                            bool tls, char *out, size_t cap)
 {
     int n;
 

@@ -63,8 +63,8 @@ void mr_cookie_keys_free(struct mr_cookie_keys *k);
  * Returns the value's length (without the NUL), or 0 when out is too small
  * (MR_COOKIE_VALUE_MAX always fits), cluster is empty or longer than
  * MR_COOKIE_CLUSTER_MAX, now < 0, max_age_s <= 0, or OpenSSL fails. */
-size_t mr_cookie_sign(struct mr_cookie_keys *k, const char *cluster, int64_t now,
-                      int64_t max_age_s, char *out, size_t cap);
+size_t mr_cookie_sign(struct mr_cookie_keys *k, const char *cluster, int64_t now, int64_t max_age_s,
+                      char *out, size_t cap);
 
 /* Checks value[0..len) (not NUL-terminated; never read past len) against
  * every key, chosen by its key id; on MR_COOKIE_VALID, copies the cluster

@@ -61,8 +61,8 @@ enum mr_cause mr_cause_of_head(int status)
     }
 }
 
-void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
-                       const struct mr_sockaddr *client, int64_t now_ns)
+void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes, const struct mr_sockaddr *client,
+                       int64_t now_ns)
 {
     x->unlogged = true;
     x->status = 0;
@@ -116,11 +116,13 @@ bool mr_exchange_may_retry(const struct mr_exchange *x, bool connect_failed)
     if (connect_failed)
         return true;
     switch (x->method) {
-    case MR_METHOD_GET: case MR_METHOD_HEAD: case MR_METHOD_OPTIONS:
-    case MR_METHOD_TRACE: case MR_METHOD_PUT: case MR_METHOD_DELETE:
-        return true;
-    default:
-        return false;
+    case MR_METHOD_GET:
+    case MR_METHOD_HEAD:
+    case MR_METHOD_OPTIONS:
+    case MR_METHOD_TRACE:
+    case MR_METHOD_PUT:
+    case MR_METHOD_DELETE: return true;
+    default: return false;
     }
 }
 
@@ -135,8 +137,7 @@ void mr_exchange_keep_for_retry(struct mr_exchange *x, struct evbuffer *out, siz
         return;
     if (x->sent_body == NULL)
         x->sent_body = evbuffer_new();
-    if (x->sent_body == NULL ||
-        evbuffer_get_length(x->sent_body) + n > limit ||
+    if (x->sent_body == NULL || evbuffer_get_length(x->sent_body) + n > limit ||
         evbuffer_reserve_space(x->sent_body, (ev_ssize_t)n, &vec, 1) < 1) {
         x->body_unkept = true;
         if (x->sent_body != NULL)

@@ -42,30 +42,30 @@ enum mr_exchange_phase {
  * access log's "error") and the status it answers with when no response
  * byte has gone to the client yet. */
 enum mr_cause {
-    MR_CAUSE_NONE,              /* no failure */
-    MR_CAUSE_BAD_REQUEST,       /* the request head breaks the grammar or a rule: 400 */
-    MR_CAUSE_METHOD_NOT_ALLOWED,/* 405 */
-    MR_CAUSE_URI_TOO_LONG,      /* 414 */
-    MR_CAUSE_HEAD_TOO_LARGE,    /* past limits.max_head_bytes or max_headers: 431 */
-    MR_CAUSE_NOT_IMPLEMENTED,   /* 501 */
-    MR_CAUSE_VERSION,           /* not HTTP/1.x: 505 */
-    MR_CAUSE_HEAD_TIMEOUT,      /* no whole head within client_header_ms: 408 */
-    MR_CAUSE_BAD_REQUEST_BODY,  /* a malformed chunked request body: 400 */
-    MR_CAUSE_NO_HOST,           /* redirect_https without a usable Host: 400 */
-    MR_CAUSE_NO_SNAPSHOT,       /* no configuration to decide on: 503 */
-    MR_CAUSE_LISTENER_GONE,     /* the listener left the configuration: 503 */
-    MR_CAUSE_NO_CLUSTER,        /* no cluster can take the request: 503 */
-    MR_CAUSE_NO_PUBLIC_URL,     /* redirect mode, a cluster without public_url: 503 */
-    MR_CAUSE_NO_ENDPOINT,       /* the cluster has no endpoint up: 503 */
-    MR_CAUSE_NO_MEMORY,         /* 503 */
-    MR_CAUSE_CONNECT_FAILED,    /* refused or unreachable: 502 */
-    MR_CAUSE_CONNECT_TIMEOUT,   /* no connection within upstream_connect_ms: 502 */
-    MR_CAUSE_UPSTREAM_CLOSED,   /* closed before a whole response head: 502 */
-    MR_CAUSE_RESPONSE_TIMEOUT,  /* no response head within upstream_response_ms: 504 */
-    MR_CAUSE_BAD_RESPONSE_HEAD, /* a malformed (or unasked 101) response head: 502 */
-    MR_CAUSE_BAD_RESPONSE_BODY, /* a malformed chunked response body: cut (502) */
-    MR_CAUSE_UPSTREAM_CUT,      /* closed mid-body: cut (502) */
-    MR_CAUSE_BODY_TIMEOUT,      /* the response body stalled: cut (504) */
+    MR_CAUSE_NONE,               /* no failure */
+    MR_CAUSE_BAD_REQUEST,        /* the request head breaks the grammar or a rule: 400 */
+    MR_CAUSE_METHOD_NOT_ALLOWED, /* 405 */
+    MR_CAUSE_URI_TOO_LONG,       /* 414 */
+    MR_CAUSE_HEAD_TOO_LARGE,     /* past limits.max_head_bytes or max_headers: 431 */
+    MR_CAUSE_NOT_IMPLEMENTED,    /* 501 */
+    MR_CAUSE_VERSION,            /* not HTTP/1.x: 505 */
+    MR_CAUSE_HEAD_TIMEOUT,       /* no whole head within client_header_ms: 408 */
+    MR_CAUSE_BAD_REQUEST_BODY,   /* a malformed chunked request body: 400 */
+    MR_CAUSE_NO_HOST,            /* redirect_https without a usable Host: 400 */
+    MR_CAUSE_NO_SNAPSHOT,        /* no configuration to decide on: 503 */
+    MR_CAUSE_LISTENER_GONE,      /* the listener left the configuration: 503 */
+    MR_CAUSE_NO_CLUSTER,         /* no cluster can take the request: 503 */
+    MR_CAUSE_NO_PUBLIC_URL,      /* redirect mode, a cluster without public_url: 503 */
+    MR_CAUSE_NO_ENDPOINT,        /* the cluster has no endpoint up: 503 */
+    MR_CAUSE_NO_MEMORY,          /* 503 */
+    MR_CAUSE_CONNECT_FAILED,     /* refused or unreachable: 502 */
+    MR_CAUSE_CONNECT_TIMEOUT,    /* no connection within upstream_connect_ms: 502 */
+    MR_CAUSE_UPSTREAM_CLOSED,    /* closed before a whole response head: 502 */
+    MR_CAUSE_RESPONSE_TIMEOUT,   /* no response head within upstream_response_ms: 504 */
+    MR_CAUSE_BAD_RESPONSE_HEAD,  /* a malformed (or unasked 101) response head: 502 */
+    MR_CAUSE_BAD_RESPONSE_BODY,  /* a malformed chunked response body: cut (502) */
+    MR_CAUSE_UPSTREAM_CUT,       /* closed mid-body: cut (502) */
+    MR_CAUSE_BODY_TIMEOUT,       /* the response body stalled: cut (504) */
     MR_CAUSE_COUNT
 };
 
@@ -79,46 +79,46 @@ int mr_cause_status(enum mr_cause cause);
 enum mr_cause mr_cause_of_head(int status);
 
 struct mr_exchange {
-    struct mr_lease *lease;    /* held from the head until the exchange ends */
+    struct mr_lease *lease; /* held from the head until the exchange ends */
     const struct mr_endpoint *endpoint;
     struct mr_decision decision;
     enum mr_http1_method method;
     bool http10;
     enum mr_http1_body req_body;
-    uint64_t req_left;         /* MR_BODY_LENGTH bytes still to forward */
+    uint64_t req_left;             /* MR_BODY_LENGTH bytes still to forward */
     struct mr_chunked req_chunked; /* MR_BODY_CHUNKED: decoded, re-encoded */
-    bool req_done;             /* the whole request reached the upstream buffer */
-    bool body_forwarded;       /* some request body byte went upstream */
+    bool req_done;                 /* the whole request reached the upstream buffer */
+    bool body_forwarded;           /* some request body byte went upstream */
     int attempts;
-    char *head_buf;            /* the upstream request head, kept for a retry */
+    char *head_buf; /* the upstream request head, kept for a retry */
     size_t head_len, head_cap;
-    struct evbuffer *sent_body;/* the body as forwarded, kept for a retry */
-    bool body_unkept;          /* sent_body outgrew limits.retry_body_bytes */
-    bool resp_seen;            /* a response byte came: never sent again */
-    bool awaiting;             /* counted in lease->awaiting for endpoint */
-    bool counted;              /* counted in flight to endpoint (outstanding, active) */
+    struct evbuffer *sent_body; /* the body as forwarded, kept for a retry */
+    bool body_unkept;           /* sent_body outgrew limits.retry_body_bytes */
+    bool resp_seen;             /* a response byte came: never sent again */
+    bool awaiting;              /* counted in lease->awaiting for endpoint */
+    bool counted;               /* counted in flight to endpoint (outstanding, active) */
     struct mr_conn *up;
     bool up_reused;
     enum mr_exchange_phase phase;
-    struct event *up_timer;    /* connect / response / stall timeout */
-    struct timeval up_activity;/* last progress with the upstream */
+    struct event *up_timer;     /* connect / response / stall timeout */
+    struct timeval up_activity; /* last progress with the upstream */
     enum mr_http1_body resp_body;
     uint64_t resp_left;
     struct mr_chunked resp_chunked;
     bool resp_keep_alive;
-    bool resp_started;         /* response bytes went to the client */
-    bool set_cookie;           /* a new decision: the response carries a cookie */
-    bool unlogged;             /* counting and an access log line are owed */
+    bool resp_started;                      /* response bytes went to the client */
+    bool set_cookie;                        /* a new decision: the response carries a cookie */
+    bool unlogged;                          /* counting and an access log line are owed */
     struct mr_stats_cluster *cluster_stats; /* counts the exchange's cluster */
-    bool upgrade;              /* the request asks for a tunnel */
-    enum mr_cause cause;       /* why it failed, MR_CAUSE_NONE while it has not */
+    bool upgrade;                           /* the request asks for a tunnel */
+    enum mr_cause cause;                    /* why it failed, MR_CAUSE_NONE while it has not */
 
     /* For the access log line of the exchange. */
     struct mr_sockaddr client_addr;
-    int64_t started_ns;        /* CLOCK_MONOTONIC: libevent's cached clock is coarse */
+    int64_t started_ns; /* CLOCK_MONOTONIC: libevent's cached clock is coarse */
     int status;
     uint64_t bytes_in, bytes_out;
-    char *log_request;         /* "METHOD\0TARGET", kept while logging is on */
+    char *log_request; /* "METHOD\0TARGET", kept while logging is on */
     size_t log_method_len, log_target_len, log_cap;
 };
 
@@ -127,8 +127,8 @@ struct mr_exchange {
  * from client (the connection's peer until the head is read for a
  * forwarded address). The lease, the upstream connection and the buffers
  * kept across requests are left as they are. */
-void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes,
-                       const struct mr_sockaddr *client, int64_t now_ns);
+void mr_exchange_begin(struct mr_exchange *x, uint64_t head_bytes, const struct mr_sockaddr *client,
+                       int64_t now_ns);
 
 /* Frees what the exchange owns (buffers kept across requests); the lease
  * and upstream connection must already be gone. */

@@ -109,8 +109,7 @@ size_t mr_headers_request_size(const struct mr_http1_head *head, const struct mr
     return head->head_len + head->n_headers + fwd->peer_len + fwd->host_len + 192;
 }
 
-size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
-                          const struct mr_forward *fwd)
+size_t mr_headers_request(char *buf, const struct mr_http1_head *head, const struct mr_forward *fwd)
 {
     const bool has_conn = has_connection_header(head);
     char *p = buf;
@@ -132,8 +131,8 @@ size_t mr_headers_request(char *buf, const struct mr_http1_head *head,
         const struct mr_http1_header *h = &head->headers[i];
         if (is_framing(h, true) || !forwarded(head, has_conn, h))
             continue;
-        if ((h->name[0] | 0x20) == 'x' && (mr_http1_name_is(h, "x-forwarded-proto") ||
-                                           mr_http1_name_is(h, "x-forwarded-for")))
+        if ((h->name[0] | 0x20) == 'x' &&
+            (mr_http1_name_is(h, "x-forwarded-proto") || mr_http1_name_is(h, "x-forwarded-for")))
             continue;
         p = put_header(p, h);
     }
@@ -188,8 +187,7 @@ static bool lone_chunked(const struct mr_http1_head *head)
 static char *put_response_framing(char *p, const struct mr_http1_head *head)
 {
     switch (head->body) {
-    case MR_BODY_LENGTH:
-        return put_length(p, head->content_length);
+    case MR_BODY_LENGTH: return put_length(p, head->content_length);
     case MR_BODY_CHUNKED:
         if (lone_chunked(head))
             return PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
@@ -214,8 +212,8 @@ size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_l
     return head->head_len + head->n_headers + 1 + 128 + extra_len;
 }
 
-size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
-                           bool upgrade, const char *extra, size_t extra_len)
+size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close, bool upgrade,
+                           const char *extra, size_t extra_len)
 {
     const bool has_conn = has_connection_header(head);
     char *p = buf;

@@ -19,16 +19,16 @@
 #include "router/http1.h"
 
 struct mr_forward {
-    bool http10;          /* the client spoke HTTP/1.0: so do we upstream */
-    bool peer_trusted;    /* keep and extend the peer's X-Forwarded-For */
-    const char *peer;     /* the socket peer's address, as text */
+    bool http10;       /* the client spoke HTTP/1.0: so do we upstream */
+    bool peer_trusted; /* keep and extend the peer's X-Forwarded-For */
+    const char *peer;  /* the socket peer's address, as text */
     size_t peer_len;
-    const char *proto;    /* "http" or "https" */
-    bool upgrade;         /* a tunnel is asked for: Upgrade and Connection pass */
-    const char *target;   /* the target to send, in origin-form */
+    const char *proto;  /* "http" or "https" */
+    bool upgrade;       /* a tunnel is asked for: Upgrade and Connection pass */
+    const char *target; /* the target to send, in origin-form */
     size_t target_len;
-    const char *host;     /* the Host routed on (host[:port]); when empty, an
-                             empty Host in HTTP/1.1 and none in HTTP/1.0 */
+    const char *host; /* the Host routed on (host[:port]); when empty, an
+                         empty Host in HTTP/1.1 and none in HTTP/1.0 */
     size_t host_len;
 };
 
@@ -46,7 +46,7 @@ size_t mr_headers_response_size(const struct mr_http1_head *head, size_t extra_l
  * upgrade keeps a 101's Upgrade with "Connection: Upgrade", extra
  * (extra_len bytes of complete header lines, such as Set-Cookie, or NULL)
  * goes last. Returns its length. */
-size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close,
-                           bool upgrade, const char *extra, size_t extra_len);
+size_t mr_headers_response(char *buf, const struct mr_http1_head *head, bool close, bool upgrade,
+                           const char *extra, size_t extra_len);
 
 #endif

@@ -18,29 +18,26 @@ struct mr_http1 {
     struct mr_http1_header *headers; /* limits.max_headers slots */
     size_t n_headers;
     bool too_many_headers;
-    bool in_value;                   /* last callback was a header value */
+    bool in_value; /* last callback was a header value */
     bool head_request;
     bool message_done;
-    size_t scanned;                  /* bytes of the head already scanned */
+    size_t scanned; /* bytes of the head already scanned */
     size_t line_start;
-    size_t request_line_end;         /* 0 until the first line is complete */
+    size_t request_line_end; /* 0 until the first line is complete */
     struct mr_http1_head *out;
 };
 
 /* RFC 9110 tchar. */
 static const char token_chars[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
-    ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
-    ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
-    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
-    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
@@ -274,8 +271,8 @@ static int check_request_line(const unsigned char *p, size_t len)
         if (p[i] == ' ')
             spaces++;
     p += len - 11;
-    if (spaces != 2 || memcmp(p, " HTTP/", 6) != 0 || p[6] < '0' || p[6] > '9' ||
-        p[7] != '.' || p[8] < '0' || p[8] > '9')
+    if (spaces != 2 || memcmp(p, " HTTP/", 6) != 0 || p[6] < '0' || p[6] > '9' || p[7] != '.' ||
+        p[8] < '0' || p[8] > '9')
         return 400;
     return p[6] == '1' ? 0 : 505;
 }
@@ -407,8 +404,9 @@ static int check_target(struct mr_http1_head *head)
         head->path_len = n;
         return 0;
     }
-    scheme = n > 7 && strncasecmp(t, "http://", 7) == 0 ? 7
-             : n > 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    scheme = n > 7 && strncasecmp(t, "http://", 7) == 0    ? 7
+             : n > 8 && strncasecmp(t, "https://", 8) == 0 ? 8
+                                                           : 0;
     if (scheme == 0)
         return 400;
     for (end = scheme; end < n && t[end] != '/' && t[end] != '?'; end++)
@@ -444,8 +442,8 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
             hdr->value = hdr->name + hdr->name_len;
             hdr->value_len = 0;
         }
-        while (hdr->value_len > 0 && (hdr->value[hdr->value_len - 1] == ' ' ||
-                                      hdr->value[hdr->value_len - 1] == '\t'))
+        while (hdr->value_len > 0 &&
+               (hdr->value[hdr->value_len - 1] == ' ' || hdr->value[hdr->value_len - 1] == '\t'))
             hdr->value_len--;
         if (!is_token(hdr->name, hdr->name_len) || !is_field_value(hdr->value, hdr->value_len))
             return bad;
@@ -463,8 +461,7 @@ static int check_headers(struct mr_http1 *h, struct mr_http1_head *head)
             if (mr_http1_name_is(hdr, "content-length")) {
                 lengths++;
                 head->length_header = hdr;
-            }
-            else if (mr_http1_name_is(hdr, "connection"))
+            } else if (mr_http1_name_is(hdr, "connection"))
                 conn_upgrade |= mr_http1_has_token(hdr->value, hdr->value_len, "upgrade", 7);
             break;
         case 't':
@@ -552,8 +549,8 @@ int mr_http1_parse_head(struct mr_http1 *h, struct evbuffer *buf, bool head_requ
     if (head_len == 0) {
         /* A request line too long for any target, ended or not (as a
          * shorter read of it would be refused). */
-        if (request && (h->request_line_end ? h->request_line_end : want) >
-                           h->limits.max_uri_bytes + 32)
+        if (request &&
+            (h->request_line_end ? h->request_line_end : want) > h->limits.max_uri_bytes + 32)
             return 414;
         if (want == h->limits.max_head_bytes)
             return request ? 431 : 502;

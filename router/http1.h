@@ -29,9 +29,16 @@ struct evbuffer;
 enum mr_http1_kind { MR_HTTP1_REQUEST, MR_HTTP1_RESPONSE };
 
 enum mr_http1_method {
-    MR_METHOD_OTHER, MR_METHOD_GET, MR_METHOD_HEAD, MR_METHOD_POST,
-    MR_METHOD_PUT, MR_METHOD_DELETE, MR_METHOD_OPTIONS, MR_METHOD_TRACE,
-    MR_METHOD_CONNECT, MR_METHOD_PATCH,
+    MR_METHOD_OTHER,
+    MR_METHOD_GET,
+    MR_METHOD_HEAD,
+    MR_METHOD_POST,
+    MR_METHOD_PUT,
+    MR_METHOD_DELETE,
+    MR_METHOD_OPTIONS,
+    MR_METHOD_TRACE,
+    MR_METHOD_CONNECT,
+    MR_METHOD_PATCH,
 };
 
 /* How the body of a message is delimited. */
@@ -45,7 +52,7 @@ enum mr_http1_body {
 struct mr_http1_header {
     const char *name;
     size_t name_len;
-    const char *value;    /* leading and trailing whitespace trimmed */
+    const char *value; /* leading and trailing whitespace trimmed */
     size_t value_len;
 };
 
@@ -60,7 +67,7 @@ struct mr_http1_head {
     enum mr_http1_method method;
     const char *method_name;
     size_t method_len;
-    const char *target;             /* as received */
+    const char *target; /* as received */
     size_t target_len;
     /* What to forward and route on (requests): the target in origin-form
      * (an absolute-form's path and query; "/" or, for OPTIONS, "*" when it
@@ -76,15 +83,15 @@ struct mr_http1_head {
     const char *reason;
     size_t reason_len;
 
-    int version_minor;              /* HTTP/1.<minor>: 0 or 1 */
+    int version_minor;               /* HTTP/1.<minor>: 0 or 1 */
     struct mr_http1_header *headers; /* owned by the struct mr_http1 */
     size_t n_headers;
     enum mr_http1_body body;
-    uint64_t content_length;        /* when body == MR_BODY_LENGTH */
+    uint64_t content_length;                     /* when body == MR_BODY_LENGTH */
     const struct mr_http1_header *length_header; /* Content-Length, if any */
-    bool keep_alive;                /* by version and Connection */
-    bool upgrade;                   /* Connection: upgrade with Upgrade */
-    size_t head_len;                /* bytes of the head, incl. final CRLF */
+    bool keep_alive;                             /* by version and Connection */
+    bool upgrade;                                /* Connection: upgrade with Upgrade */
+    size_t head_len;                             /* bytes of the head, incl. final CRLF */
 };
 
 /* Results of mr_http1_parse_head(); a positive value is an HTTP status. */

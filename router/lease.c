@@ -23,8 +23,8 @@ struct mr_lease *mr_lease_new(struct mr_stats *stats, struct mr_snapshot *snap)
     l->endpoint_stats = calloc(snap->n_endpoints + 1, sizeof(*l->endpoint_stats));
     l->cookie_lines = calloc(2 * snap->n_clusters + 1, sizeof(*l->cookie_lines));
     if (l->outstanding == NULL || l->cursors == NULL || l->awaiting == NULL ||
-        l->waiting_since == NULL || l->cookie_keys == NULL ||
-        l->cluster_stats == NULL || l->endpoint_stats == NULL || l->cookie_lines == NULL) {
+        l->waiting_since == NULL || l->cookie_keys == NULL || l->cluster_stats == NULL ||
+        l->endpoint_stats == NULL || l->cookie_lines == NULL) {
         l->snap = NULL;
         mr_lease_free(l);
         return NULL;

@@ -31,7 +31,7 @@ struct mr_lease {
     uint32_t *awaiting;     /* requests waiting for a response head, per endpoint->index */
     int64_t *waiting_since; /* per endpoint->index: since when (mr_passive_now_ms) it has
                                had requests waiting and answered none; 0: none waiting */
-    struct mr_cookie_keys *cookie_keys; /* this snapshot's session keys */
+    struct mr_cookie_keys *cookie_keys;        /* this snapshot's session keys */
     struct mr_stats_cluster **cluster_stats;   /* by cluster->index */
     struct mr_stats_endpoint **endpoint_stats; /* by endpoint->index */
     struct mr_cookie_line *cookie_lines;       /* by cluster->index * 2 + tls */
@@ -40,7 +40,7 @@ struct mr_lease {
 /* A signed Set-Cookie line, reused while its issue second lasts: every new
  * session of that second gets the same bytes, without another HMAC. */
 struct mr_cookie_line {
-    int64_t issued_s;       /* 0: empty */
+    int64_t issued_s; /* 0: empty */
     size_t len;
     char text[640];
 };
@@ -125,9 +125,8 @@ static inline const struct mr_endpoint *mr_lease_pick_endpoint(struct mr_lease *
 
 /* The Set-Cookie line kept for cluster on TLS or plain listeners (TLS
  * listeners' carry Secure whatever the configuration says). */
-static inline struct mr_cookie_line *mr_lease_cookie_line(struct mr_lease *l,
-                                                          const struct mr_cluster *cluster,
-                                                          bool tls)
+static inline struct mr_cookie_line *
+mr_lease_cookie_line(struct mr_lease *l, const struct mr_cluster *cluster, bool tls)
 {
     return &l->cookie_lines[cluster->index * 2 + (tls ? 1 : 0)];
 }

@@ -39,8 +39,7 @@ bool mr_pick_keeps_sessions(const struct mr_snapshot *snap, const struct mr_clus
 /* Weighted choice among the region's clusters that take new sessions. */
 static const struct mr_cluster *pick_in_region(const struct mr_snapshot *snap,
                                                const struct mr_region *region,
-                                               const struct mr_cluster *exclude,
-                                               uint64_t random)
+                                               const struct mr_cluster *exclude, uint64_t random)
 {
     const struct mr_cluster *eligible[region->n_clusters + 1];
     size_t n = 0;
@@ -94,8 +93,8 @@ static enum mr_pick_reason decide(struct mr_decision *out, enum mr_pick_reason r
     return out->reason;
 }
 
-enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
-                                    const struct mr_pick_input *in, struct mr_decision *out)
+enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap, const struct mr_pick_input *in,
+                                    struct mr_decision *out)
 {
     size_t regions[snap->n_regions + 1];
     size_t n_regions;
@@ -110,8 +109,8 @@ enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
     out->located = true;
     n_regions = mr_policy_regions(snap, &out->loc, regions, NULL, snap->n_regions);
     for (size_t i = 0; i < n_regions; i++) {
-        const struct mr_cluster *c =
-            pick_in_region(snap, &snap->regions[regions[i]], in->exclude, in->random);
+        const struct mr_cluster *c = pick_in_region(snap, &snap->regions[regions[i]], in->exclude,
+                                                    in->random);
         if (c != NULL)
             return decide(out, i == 0 ? MR_PICK_GEO : MR_PICK_FAILOVER, c);
     }

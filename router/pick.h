@@ -30,11 +30,11 @@ enum mr_pick_reason {
 };
 
 struct mr_pick_input {
-    const struct sockaddr *addr;         /* the resolved client address */
-    const char *cookie_cluster;          /* named by a valid cookie, or NULL */
-    const struct mr_cluster *exclude;    /* just failed (a retry), or NULL */
-    int64_t now;                         /* unix seconds, for drain deadlines */
-    uint64_t random;                     /* uniformly random, for weights */
+    const struct sockaddr *addr;      /* the resolved client address */
+    const char *cookie_cluster;       /* named by a valid cookie, or NULL */
+    const struct mr_cluster *exclude; /* just failed (a retry), or NULL */
+    int64_t now;                      /* unix seconds, for drain deadlines */
+    uint64_t random;                  /* uniformly random, for weights */
 };
 
 struct mr_decision {
@@ -59,8 +59,8 @@ bool mr_pick_keeps_sessions(const struct mr_snapshot *snap, const struct mr_clus
  * by weight; else any cluster with an endpoint up (fail open); else none.
  * Returns out->reason.
  */
-enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap,
-                                    const struct mr_pick_input *in, struct mr_decision *out);
+enum mr_pick_reason mr_pick_session(const struct mr_snapshot *snap, const struct mr_pick_input *in,
+                                    struct mr_decision *out);
 
 /* An endpoint with requests waiting for a response head that has answered
  * none for this long (on this worker) has stalled: others are preferred. */

@@ -1,31 +1,31 @@
 /* router/proxy.c: see proxy.h. */
 #include "router/proxy.h"
 
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "common/proxyproto.h"
+#include "health/passive.h"
 #include "router/accesslog.h"
 #include "router/chunked.h"
 #include "router/clientaddr.h"
-#include "router/cookie.h"
 #include "router/conn.h"
+#include "router/cookie.h"
 #include "router/exchange.h"
 #include "router/headers.h"
 #include "router/http1.h"
 #include "router/lease.h"
 #include "router/pick.h"
 #include "router/redirect.h"
-#include "common/proxyproto.h"
 #include "router/stats.h"
 #include "router/tls.h"
 #include "router/tunnel.h"
 #include "router/upstream.h"
 #include "router/worker.h"
-#include "health/passive.h"
 
 #define CLIENT_MAGIC 0xc11e47a5U
 
@@ -46,20 +46,20 @@ struct mr_client {
     struct mr_worker *w;
     struct mr_client *prev, *next;
     struct mr_conn *conn;
-    struct mr_sockaddr peer;   /* the socket's peer, or the PROXY header's source */
-    struct mr_sockaddr local;  /* where it connected to, or the PROXY header's destination */
-    size_t listener;           /* index into snapshot->listeners */
-    bool tls;                  /* the listener terminates TLS */
-    struct event *preface;     /* reads the PROXY header (CS_PREFACE) */
+    struct mr_sockaddr peer;  /* the socket's peer, or the PROXY header's source */
+    struct mr_sockaddr local; /* where it connected to, or the PROXY header's destination */
+    size_t listener;          /* index into snapshot->listeners */
+    bool tls;                 /* the listener terminates TLS */
+    struct event *preface;    /* reads the PROXY header (CS_PREFACE) */
     struct mr_proxyproto_reader *preface_reader;
     struct mr_http1 *req_parser, *resp_parser;
-    struct event *timer;       /* header / idle / stalled-write timer */
-    struct event *resume;      /* serves a pipelined request from the loop */
+    struct event *timer;  /* header / idle / stalled-write timer */
+    struct event *resume; /* serves a pipelined request from the loop */
     enum client_state state;
-    bool close_after;          /* no keep-alive after the current response */
-    bool peer_closed;          /* the client half-closed: answer what came, then close */
+    bool close_after; /* no keep-alive after the current response */
+    bool peer_closed; /* the client half-closed: answer what came, then close */
 
-    struct mr_exchange ex;     /* the exchange in flight (state CS_ACTIVE) */
+    struct mr_exchange ex; /* the exchange in flight (state CS_ACTIVE) */
 
     /* A connection opened with a PROXY header (send_proxy) speaks for one
      * client: kept here between requests instead of the shared pool. */
@@ -293,10 +293,10 @@ static void reply_error(struct mr_client *c, enum mr_cause cause)
     c->ex.cause = cause;
     if (!c->ex.resp_started) {
         int n = evbuffer_add_printf(c->conn->out,
-                            "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
-                            "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%d %s\n",
-                            status, reason, strlen(reason) + 5,
-                            status == 503 ? "Retry-After: 5\r\n" : "", status, reason);
+                                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                                    "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%d %s\n",
+                                    status, reason, strlen(reason) + 5,
+                                    status == 503 ? "Retry-After: 5\r\n" : "", status, reason);
         c->ex.status = status;
         c->ex.bytes_out += n > 0 ? (uint64_t)n : 0;
     }
@@ -533,7 +533,8 @@ static const char *cookie_cluster(struct mr_client *c, const struct mr_http1_hea
         if (value == NULL)
             continue;
         if (c->ex.lease->cookie_keys != NULL &&
-            mr_cookie_verify(c->ex.lease->cookie_keys, value, len, now, buf, cap) == MR_COOKIE_VALID)
+            mr_cookie_verify(c->ex.lease->cookie_keys, value, len, now, buf, cap) ==
+                MR_COOKIE_VALID)
             return buf;
         mr_stats_add(&c->w->stats->bad_cookies, 1);
         return NULL;
@@ -646,7 +647,8 @@ static void start_exchange(struct mr_client *c, const struct mr_http1_head *head
     if (mode == MR_MODE_REDIRECT) {
         const char *url = c->ex.decision.cluster->public_url;
         if (url == NULL) {
-            fail_exchange(c, MR_CAUSE_NO_PUBLIC_URL); /* the configuration check makes this unreachable */
+            fail_exchange(c, MR_CAUSE_NO_PUBLIC_URL); /* the configuration check makes this
+                                                         unreachable */
             return;
         }
         reply_redirect(c, head, url, 0);
@@ -698,9 +700,7 @@ static void on_client_read(struct mr_conn *conn, void *arg)
 
     switch (c->state) {
     case CS_IDLE:
-    case CS_HEAD:
-        read_request(c);
-        return;
+    case CS_HEAD: read_request(c); return;
     case CS_ACTIVE:
         if (!c->ex.req_done && c->ex.up != NULL) {
             pump_request_body(c);
@@ -709,12 +709,9 @@ static void on_client_read(struct mr_conn *conn, void *arg)
             mr_conn_read_stop(conn);
         }
         return;
-    case CS_TUNNEL:
-        tunnel_pump(c, conn, c->ex.up);
-        return;
+    case CS_TUNNEL: tunnel_pump(c, conn, c->ex.up); return;
     case CS_PREFACE:
-    case CS_CLOSING:
-        return;
+    case CS_CLOSING: return;
     }
 }
 
@@ -759,8 +756,10 @@ static void next_request(struct mr_client *c)
 /* The exchange is over; keep-alive or close. May free c. */
 static void finish_response(struct mr_client *c)
 {
-    bool reusable = c->ex.resp_keep_alive && c->ex.req_done && c->ex.resp_body != MR_BODY_UNTIL_EOF &&
-                    evbuffer_get_length(c->ex.up->in) == 0 && evbuffer_get_length(c->ex.up->out) == 0;
+    bool reusable = c->ex.resp_keep_alive && c->ex.req_done &&
+                    c->ex.resp_body != MR_BODY_UNTIL_EOF &&
+                    evbuffer_get_length(c->ex.up->in) == 0 &&
+                    evbuffer_get_length(c->ex.up->out) == 0;
 
     mr_conn_flush(c->conn);
     log_exchange(c);
@@ -773,8 +772,7 @@ static void finish_response(struct mr_client *c)
 static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 {
     const struct mr_snapshot *snap = c->ex.lease->snap;
-    struct mr_cookie_line *line =
-        mr_lease_cookie_line(c->ex.lease, c->ex.decision.cluster, c->tls);
+    struct mr_cookie_line *line = mr_lease_cookie_line(c->ex.lease, c->ex.decision.cluster, c->tls);
     int64_t now = now_s(c);
     char value[MR_COOKIE_VALUE_MAX];
     size_t value_len;
@@ -792,16 +790,14 @@ static const struct mr_cookie_line *cookie_line(struct mr_client *c)
 
 /* Writes the client's response head from the upstream's, with the session
  * cookie when the decision was new; upgrade keeps a 101's Upgrade. */
-static void send_response_head(struct mr_client *c, const struct mr_http1_head *head,
-                               bool upgrade)
+static void send_response_head(struct mr_client *c, const struct mr_http1_head *head, bool upgrade)
 {
     const struct mr_cookie_line *cookie = c->ex.set_cookie ? cookie_line(c) : NULL;
     size_t extra_len = cookie != NULL ? cookie->len : 0;
     struct evbuffer_iovec vec[1];
 
-    if (evbuffer_reserve_space(c->conn->out,
-                               (ev_ssize_t)mr_headers_response_size(head, extra_len), vec,
-                               1) < 1) {
+    if (evbuffer_reserve_space(c->conn->out, (ev_ssize_t)mr_headers_response_size(head, extra_len),
+                               vec, 1) < 1) {
         c->close_after = true;
         return;
     }
@@ -861,9 +857,7 @@ static void pump_response_body(struct mr_client *c)
         c->ex.bytes_out += evbuffer_get_length(in);
         evbuffer_add_buffer(out, in);
         break;
-    case MR_BODY_NONE:
-        done = true;
-        break;
+    case MR_BODY_NONE: done = true; break;
     }
     if (done) {
         finish_response(c);
@@ -973,7 +967,8 @@ static void on_upstream_read(struct mr_conn *conn, void *arg)
     }
     while (c->ex.phase == MR_EXCHANGE_WAITING) {
         struct mr_http1_head head;
-        int r = mr_http1_parse_head(c->resp_parser, conn->in, c->ex.method == MR_METHOD_HEAD, &head);
+        int r = mr_http1_parse_head(c->resp_parser, conn->in, c->ex.method == MR_METHOD_HEAD,
+                                    &head);
         if (r == MR_HTTP1_AGAIN)
             return;
         if (r <= 0 && head.status == 101 && c->ex.upgrade) {
@@ -1042,7 +1037,8 @@ static void on_upstream_event(struct mr_conn *conn, enum mr_conn_event what, voi
         return;
     }
     if (c->ex.phase == MR_EXCHANGE_CONNECTING) {
-        upstream_failed(c, MR_CAUSE_CONNECT_FAILED, MR_PASSIVE_CONNECT); /* refused or unreachable */
+        upstream_failed(c, MR_CAUSE_CONNECT_FAILED,
+                        MR_PASSIVE_CONNECT); /* refused or unreachable */
         return;
     }
     if (c->ex.phase == MR_EXCHANGE_WAITING) {
@@ -1141,8 +1137,9 @@ static void on_client_timer(evutil_socket_t fd, short events, void *arg)
 static bool start_client(struct mr_client *c, const struct mr_snapshot *snap)
 {
     if (c->tls) {
-        const struct mr_listener *l =
-            c->listener < snap->n_listeners ? &snap->listeners[c->listener] : NULL;
+        const struct mr_listener *l = c->listener < snap->n_listeners
+                                          ? &snap->listeners[c->listener]
+                                          : NULL;
         SSL *ssl = l != NULL && l->tls_server != NULL ? mr_tls_new_ssl(l->tls_server) : NULL;
         if (ssl == NULL)
             return false;

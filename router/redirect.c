@@ -50,15 +50,16 @@ const char *mr_redirect_target_path(const struct mr_http1_head *head, size_t *le
 }
 
 static void write_redirect(struct evbuffer *out, int status, const char *base, size_t base_len,
-                           const char *port, const struct mr_http1_head *head,
-                           const char *cookie, size_t cookie_len, bool close)
+                           const char *port, const struct mr_http1_head *head, const char *cookie,
+                           size_t cookie_len, bool close)
 {
     size_t path_len;
     const char *slash;
     const char *path = mr_redirect_target_path(head, &path_len, &slash);
 
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nLocation: %.*s%s%s%.*s\r\n"
-                             "Content-Length: 0\r\n",
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nLocation: %.*s%s%s%.*s\r\n"
+                        "Content-Length: 0\r\n",
                         status, status == 308 ? "Permanent Redirect" : "Temporary Redirect",
                         (int)base_len, base, port, slash, (int)path_len, path);
     if (cookie != NULL)

@@ -164,8 +164,8 @@ void mr_stats_sum_endpoint(struct mr_stats *const *stats, size_t n, const char *
 {
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < n; i++) {
-        const struct mr_stats_endpoint *es =
-            atomic_load_explicit(&stats[i]->endpoints, memory_order_acquire);
+        const struct mr_stats_endpoint *es = atomic_load_explicit(&stats[i]->endpoints,
+                                                                  memory_order_acquire);
         for (; es != NULL; es = es->next) {
             if (strcmp(es->cluster, cluster) != 0 || strcmp(es->address, address) != 0)
                 continue;

@@ -37,8 +37,8 @@ typedef _Atomic uint64_t mr_counter;
 struct mr_stats_cluster {
     char name[72];
     mr_counter requests;
-    mr_counter status[6];          /* by class: [0] no status, [1] 1xx ... [5] 5xx */
-    mr_counter active;             /* exchanges in flight (a gauge) */
+    mr_counter status[6]; /* by class: [0] no status, [1] 1xx ... [5] 5xx */
+    mr_counter active;    /* exchanges in flight (a gauge) */
     mr_counter new_sessions;
     mr_counter sticky_hits;
     mr_counter new_by_country[MR_STATS_COUNTRIES];
@@ -66,15 +66,15 @@ struct mr_stats_listener {
 };
 
 struct mr_stats {
-    mr_counter decisions[5];       /* by enum mr_pick_reason */
+    mr_counter decisions[5]; /* by enum mr_pick_reason */
     mr_counter bad_cookies;
     mr_counter bad_response_bodies; /* malformed chunked from an origin: client cut */
     mr_counter retries;
     mr_counter duration_buckets[MR_STATS_BUCKETS]; /* cumulative at read */
     mr_counter duration_count;
     mr_counter duration_sum_us;
-    mr_counter client_connections;  /* open client connections (a gauge) */
-    mr_counter tunnels;             /* open upgraded tunnels (a gauge) */
+    mr_counter client_connections; /* open client connections (a gauge) */
+    mr_counter tunnels;            /* open upgraded tunnels (a gauge) */
     mr_counter tunnels_total;
     struct mr_stats_listener listeners[MR_STATS_LISTENERS];
     _Atomic(struct mr_stats_cluster *) clusters;
@@ -119,9 +119,9 @@ struct mr_stats_listener_sum {
 };
 
 struct mr_stats_sum {
-    uint64_t decisions[5];                          /* by enum mr_pick_reason */
+    uint64_t decisions[5]; /* by enum mr_pick_reason */
     uint64_t bad_cookies, bad_response_bodies, retries;
-    uint64_t duration_buckets[MR_STATS_BUCKETS];    /* per bucket, not cumulative */
+    uint64_t duration_buckets[MR_STATS_BUCKETS]; /* per bucket, not cumulative */
     uint64_t duration_count, duration_sum_us;
     uint64_t client_connections, tunnels, tunnels_total;
     struct mr_stats_listener_sum listeners[MR_STATS_LISTENERS];

@@ -22,23 +22,23 @@
 
 struct tls_cert {
     SSL_CTX *ctx;
-    unsigned char *ocsp;       /* DER response to staple; NULL for none */
+    unsigned char *ocsp; /* DER response to staple; NULL for none */
     size_t ocsp_len;
 };
 
 /* A name a certificate answers to: "a.example.com", or "*.example.com". */
 struct tls_name {
-    char *name;                /* lower case */
-    size_t cert;               /* index into certs */
+    char *name;  /* lower case */
+    size_t cert; /* index into certs */
 };
 
 struct mr_tls_server {
     atomic_int refs;
-    struct tls_cert *certs;    /* [0] is the default */
+    struct tls_cert *certs; /* [0] is the default */
     size_t n_certs;
     struct tls_name *names;
     size_t n_names;
-    unsigned char alpn[64];    /* wire format: length-prefixed names */
+    unsigned char alpn[64]; /* wire format: length-prefixed names */
     size_t alpn_len;
     int ticket_rotate_s;
 };
@@ -49,7 +49,7 @@ struct ticket_key {
     unsigned char name[16];
     unsigned char aes[32];
     unsigned char hmac[32];
-    time_t created;            /* 0: empty slot */
+    time_t created; /* 0: empty slot */
 };
 
 /* [0] encrypts new tickets; [1] is the previous key, still accepted. A
@@ -237,8 +237,8 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *out_len,
     unsigned char *selected;
     (void)ssl;
 
-    if (SSL_select_next_proto(&selected, out_len, srv->alpn, (unsigned)srv->alpn_len, in,
-                              in_len) != OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&selected, out_len, srv->alpn, (unsigned)srv->alpn_len, in, in_len) !=
+        OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK; /* no common protocol: carry on without ALPN */
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -339,8 +339,7 @@ static bool collect_names(struct mr_tls_server *srv, X509 *x, size_t cert)
     GENERAL_NAMES_free(sans);
     if (!any && ok) {
         char cn[256];
-        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
-                                          sizeof(cn));
+        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
         if (n > 0)
             ok = add_name(srv, cn, (size_t)n, cert);
     }

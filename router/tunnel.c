@@ -33,6 +33,5 @@ int mr_tunnel_next_check_ms(int64_t idle_ms, int limit_ms)
 {
     if (idle_ms >= limit_ms)
         return 0;
-    return limit_ms - idle_ms < MR_TUNNEL_CHECK_MS ? (int)(limit_ms - idle_ms)
-                                                   : MR_TUNNEL_CHECK_MS;
+    return limit_ms - idle_ms < MR_TUNNEL_CHECK_MS ? (int)(limit_ms - idle_ms) : MR_TUNNEL_CHECK_MS;
 }

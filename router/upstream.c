@@ -123,8 +123,7 @@ static bool still_open(const struct mr_conn *conn)
            (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool,
-                                      const struct mr_sockaddr *addr)
+struct mr_conn *mr_upstream_pool_take(struct mr_upstream_pool *pool, const struct mr_sockaddr *addr)
 {
     struct bucket *b = find_bucket(pool, addr, false);
     struct idle_conn *ic;

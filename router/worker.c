@@ -56,8 +56,8 @@ uint64_t mr_worker_random(struct mr_worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
-                      struct sockaddr *peer, int peer_len, void *arg)
+static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *peer,
+                      int peer_len, void *arg)
 {
     struct mr_worker *w = arg;
 
@@ -77,8 +77,8 @@ static void on_grace_over(evutil_socket_t fd, short events, void *arg)
     (void)fd;
     (void)events;
     if (w->n_clients > 0)
-        mr_log(MR_LOG_WARN, "worker %d: grace period over, closing %zu connections",
-               w->id, w->n_clients);
+        mr_log(MR_LOG_WARN, "worker %d: grace period over, closing %zu connections", w->id,
+               w->n_clients);
     w->conns->close_all(w);
     event_base_loopexit(w->base, NULL);
 }
@@ -153,8 +153,8 @@ struct mr_worker *mr_worker_new(int id, int *fds, size_t n, const struct mr_work
     event_add(w->wake, NULL);
     for (size_t i = 0; i < n; i++) {
         w->listeners[i] = evconnlistener_new(w->base, on_accept, w,
-                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                             -1, fds[i]);
+                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                                             fds[i]);
         if (w->listeners[i] == NULL)
             goto fail;
         fds[i] = -1;

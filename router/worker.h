@@ -49,22 +49,22 @@ struct mr_worker {
     const struct mr_worker_conns *conns;
     pthread_t thread;
     struct event_base *base;
-    int *listen_fds;                    /* one per listener, owned until started */
+    int *listen_fds; /* one per listener, owned until started */
     struct evconnlistener **listeners;
     size_t n_listeners;
-    int wake_fd;                        /* eventfd written by the control thread */
+    int wake_fd; /* eventfd written by the control thread */
     struct event *wake;
     atomic_bool stop_requested;
-    atomic_bool finished;               /* the thread's loop has ended */
-    bool stopping;                      /* this thread's view of stop_requested */
+    atomic_bool finished; /* the thread's loop has ended */
+    bool stopping;        /* this thread's view of stop_requested */
     struct event *grace_timer;
-    struct mr_lease *lease;             /* current */
+    struct mr_lease *lease; /* current */
     struct mr_upstream_pool *pool;
-    struct mr_client *clients;          /* every open client connection */
+    struct mr_client *clients; /* every open client connection */
     size_t n_clients;
     uint64_t rng;
     struct mr_accesslog_buffer *log;
-    struct mr_stats *stats;             /* read by the control thread too */
+    struct mr_stats *stats; /* read by the control thread too */
 };
 
 /* Creates a worker whose listening sockets are fds (n of them; ownership

@@ -15,6 +15,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -34,13 +34,13 @@
 #include <http_parser.h>
 #include <openssl/evp.h>
 
-#define OUT_HIGH (256 * 1024)  /* stop producing and reading above this much queued output */
-#define OUT_LOW (64 * 1024)    /* the write callback fires at or below this: refill */
-#define IN_HIGH (256 * 1024)   /* unparsed input held before we stop reading the socket */
-#define FEED_SLICE 16384       /* input bytes per parser call, so back-pressure is checked often */
-#define HEAD_MAX (64 * 1024)   /* request line + headers */
+#define OUT_HIGH (256 * 1024) /* stop producing and reading above this much queued output */
+#define OUT_LOW (64 * 1024)   /* the write callback fires at or below this: refill */
+#define IN_HIGH (256 * 1024)  /* unparsed input held before we stop reading the socket */
+#define FEED_SLICE 16384      /* input bytes per parser call, so back-pressure is checked often */
+#define HEAD_MAX (64 * 1024)  /* request line + headers */
 #define HEADERS_MAX 128
-#define PATTERN_SPAN 16384     /* one pattern run; the pattern repeats every 256 bytes */
+#define PATTERN_SPAN 16384 /* one pattern run; the pattern repeats every 256 bytes */
 
 struct strbuf {
     char *p; /* always NUL-terminated once allocated */
@@ -71,15 +71,15 @@ enum timer_kind { T_NONE, T_DELAY, T_SLOW };
 struct endpoint {
     const char *cluster; /* argv strings, live for the whole process */
     const char *addr;
-    int health_status;   /* what /healthz answers; set by POST /__health */
+    int health_status; /* what /healthz answers; set by POST /__health */
     struct evconnlistener *lev;
     struct endpoint *next;
 };
 
 /* One request at a time per connection: pipelined ones wait in the input buffer. */
 struct request {
-    bool active;      /* message begun */
-    bool msg_done;    /* whole request body read */
+    bool active;   /* message begun */
+    bool msg_done; /* whole request body read */
     bool resp_started;
     bool resp_done;
     bool close_after;
@@ -131,8 +131,7 @@ static uint8_t pattern[PATTERN_SPAN + 256];
 static void drive(struct conn *c);
 
 /* A test tool: running out of memory is not a case worth handling gracefully. */
-static void *
-xrealloc(void *p, size_t n)
+static void *xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n);
     if (q == NULL) {
@@ -142,8 +141,7 @@ xrealloc(void *p, size_t n)
     return q;
 }
 
-static void
-sb_add(struct strbuf *b, const char *s, size_t n)
+static void sb_add(struct strbuf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
@@ -158,22 +156,19 @@ sb_add(struct strbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void
-sb_puts(struct strbuf *b, const char *s)
+static void sb_puts(struct strbuf *b, const char *s)
 {
     sb_add(b, s, strlen(s));
 }
 
-static void
-sb_free(struct strbuf *b)
+static void sb_free(struct strbuf *b)
 {
     free(b->p);
     memset(b, 0, sizeof(*b));
 }
 
 /* Escapes bytes >= 0x80 too, as \u00XX, so the output is valid JSON whatever the input. */
-static void
-sb_json(struct strbuf *b, const char *s, size_t n, bool lower)
+static void sb_json(struct strbuf *b, const char *s, size_t n, bool lower)
 {
     sb_add(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
@@ -196,16 +191,14 @@ sb_json(struct strbuf *b, const char *s, size_t n, bool lower)
     sb_add(b, "\"", 1);
 }
 
-static void
-sb_u64(struct strbuf *b, uint64_t v)
+static void sb_u64(struct strbuf *b, uint64_t v)
 {
     char num[24];
     snprintf(num, sizeof(num), "%" PRIu64, v);
     sb_puts(b, num);
 }
 
-static const char *
-reason_of(int status)
+static const char *reason_of(int status)
 {
     switch (status) {
     case 100: return "Continue";
@@ -235,16 +228,14 @@ reason_of(int status)
     }
 }
 
-static size_t
-path_len(const struct request *rq)
+static size_t path_len(const struct request *rq)
 {
     const char *q = memchr(rq->url.p, '?', rq->url.len);
     return q ? (size_t)(q - rq->url.p) : rq->url.len;
 }
 
 /* Finds NAME in the query string; *val points into the URL, not NUL-terminated. */
-static bool
-find_param(const struct request *rq, const char *name, const char **val, size_t *vlen)
+static bool find_param(const struct request *rq, const char *name, const char **val, size_t *vlen)
 {
     size_t plen = path_len(rq);
     size_t nlen = strlen(name);
@@ -267,8 +258,7 @@ find_param(const struct request *rq, const char *name, const char **val, size_t 
 }
 
 /* A missing or non-numeric parameter gives DEF. */
-static uint64_t
-param_u64(const struct request *rq, const char *name, uint64_t def)
+static uint64_t param_u64(const struct request *rq, const char *name, uint64_t def)
 {
     const char *v;
     size_t n;
@@ -285,8 +275,7 @@ param_u64(const struct request *rq, const char *name, uint64_t def)
     return x;
 }
 
-static bool
-has_prefix(const struct request *rq, const char *prefix)
+static bool has_prefix(const struct request *rq, const char *prefix)
 {
     size_t plen = path_len(rq);
     size_t n = strlen(prefix);
@@ -299,8 +288,7 @@ has_prefix(const struct request *rq, const char *prefix)
  *   /close-mid?n=&after=  /close-now  /hang  /slow?n=&every_ms=&step=
  * and on any route ?status=N and ?delay_ms=N; anything else is the JSON echo of the head.
  */
-static enum route
-route_of(const struct request *rq)
+static enum route route_of(const struct request *rq)
 {
     static const struct {
         const char *prefix;
@@ -318,8 +306,7 @@ route_of(const struct request *rq)
     return R_DEFAULT;
 }
 
-static const struct header *
-find_header(const struct request *rq, const char *name)
+static const struct header *find_header(const struct request *rq, const char *name)
 {
     for (size_t i = 0; i < rq->nheaders; i++) {
         if (rq->headers[i].name.p && strcasecmp(rq->headers[i].name.p, name) == 0) {
@@ -329,8 +316,7 @@ find_header(const struct request *rq, const char *name)
     return NULL;
 }
 
-static void
-add_pattern(struct evbuffer *out, uint64_t offset, uint64_t n)
+static void add_pattern(struct evbuffer *out, uint64_t offset, uint64_t n)
 {
     while (n > 0) {
         size_t piece = n < PATTERN_SPAN ? (size_t)n : PATTERN_SPAN;
@@ -345,8 +331,8 @@ add_pattern(struct evbuffer *out, uint64_t offset, uint64_t n)
  * it is dropped for statuses without a body, and chunked becomes read-until-
  * close for an HTTP/1.0 client, which cannot parse chunks.
  */
-static void
-send_head(struct conn *c, int status, const char *ctype, enum framing fr, uint64_t length)
+static void send_head(struct conn *c, int status, const char *ctype, enum framing fr,
+                      uint64_t length)
 {
     struct request *rq = &c->rq;
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -384,8 +370,7 @@ send_head(struct conn *c, int status, const char *ctype, enum framing fr, uint64
     rq->resp_started = true;
 }
 
-static void
-body_add(struct conn *c, const void *data, size_t n)
+static void body_add(struct conn *c, const void *data, size_t n)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (!c->rq.body_allowed || n == 0) {
@@ -400,8 +385,7 @@ body_add(struct conn *c, const void *data, size_t n)
     }
 }
 
-static void
-body_end(struct conn *c)
+static void body_end(struct conn *c)
 {
     if (c->rq.body_allowed && c->rq.framing == FR_CHUNKED) {
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
@@ -409,8 +393,7 @@ body_end(struct conn *c)
     c->rq.resp_done = true;
 }
 
-static void
-respond_small(struct conn *c, int status, const char *ctype, const char *body, size_t n)
+static void respond_small(struct conn *c, int status, const char *ctype, const char *body, size_t n)
 {
     send_head(c, status, ctype, FR_LENGTH, n);
     body_add(c, body, n);
@@ -418,8 +401,7 @@ respond_small(struct conn *c, int status, const char *ctype, const char *body, s
 }
 
 /* Opens the JSON object both the log line and the default answer start with. */
-static void
-sb_who(struct strbuf *b, const struct conn *c)
+static void sb_who(struct strbuf *b, const struct conn *c)
 {
     const char *method = http_method_str((enum http_method)c->parser.method);
 
@@ -438,8 +420,7 @@ sb_who(struct strbuf *b, const struct conn *c)
 }
 
 /* The default answer: who served it and the request head as received. */
-static void
-respond_default(struct conn *c, int status)
+static void respond_default(struct conn *c, int status)
 {
     struct request *rq = &c->rq;
     struct strbuf b = {0};
@@ -482,8 +463,7 @@ respond_default(struct conn *c, int status)
     sb_free(&b);
 }
 
-static void
-respond_sink(struct conn *c, int status)
+static void respond_sink(struct conn *c, int status)
 {
     struct request *rq = &c->rq;
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -503,8 +483,7 @@ respond_sink(struct conn *c, int status)
     respond_small(c, status, "application/json", body, (size_t)n);
 }
 
-static void
-respond_set_health(struct conn *c)
+static void respond_set_health(struct conn *c)
 {
     struct request *rq = &c->rq;
     char body[128];
@@ -523,8 +502,7 @@ respond_set_health(struct conn *c)
     respond_small(c, 200, "application/json", body, (size_t)n);
 }
 
-static void
-arm_timer(struct conn *c, enum timer_kind kind, uint64_t ms)
+static void arm_timer(struct conn *c, enum timer_kind kind, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     c->rq.timer_kind = kind;
@@ -532,17 +510,14 @@ arm_timer(struct conn *c, enum timer_kind kind, uint64_t ms)
 }
 
 /* Sends the response head (and a first part of the body) for the current request. */
-static void
-start_route(struct conn *c)
+static void start_route(struct conn *c)
 {
     struct request *rq = &c->rq;
     int status = rq->status_param ? rq->status_param : 200;
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
     switch (rq->route) {
-    case R_DEFAULT:
-        respond_default(c, status);
-        break;
+    case R_DEFAULT: respond_default(c, status); break;
     case R_HEALTHZ:
         status = rq->status_param ? rq->status_param : c->ep->health_status;
         if (status >= 200 && status < 300) {
@@ -551,9 +526,7 @@ start_route(struct conn *c)
             respond_small(c, status, "text/plain", "unhealthy", 9);
         }
         break;
-    case R_SET_HEALTH:
-        respond_set_health(c);
-        break;
+    case R_SET_HEALTH: respond_set_health(c); break;
     case R_BYTES:
         rq->total = param_u64(rq, "n", 0);
         rq->chunk = param_u64(rq, "chunk", 16384);
@@ -577,9 +550,7 @@ start_route(struct conn *c)
             body_end(c);
         }
         break;
-    case R_SINK:
-        respond_sink(c, status);
-        break;
+    case R_SINK: respond_sink(c, status); break;
     case R_CLOSE_MID: {
         uint64_t n = param_u64(rq, "n", 1024);
         uint64_t after = param_u64(rq, "after", n / 2);
@@ -591,11 +562,8 @@ start_route(struct conn *c)
         rq->resp_done = true;
         break;
     }
-    case R_CLOSE_NOW:
-        c->kill = true;
-        break;
-    case R_HANG:
-        break;
+    case R_CLOSE_NOW: c->kill = true; break;
+    case R_HANG: break;
     case R_SLOW:
         rq->total = param_u64(rq, "n", 1024);
         rq->chunk = param_u64(rq, "step", 1024);
@@ -610,8 +578,7 @@ start_route(struct conn *c)
 }
 
 /* The request is ready for its response: after its head for /echo, its body for the rest. */
-static void
-dispatch(struct conn *c)
+static void dispatch(struct conn *c)
 {
     uint64_t delay_ms = param_u64(&c->rq, "delay_ms", 0);
     if (delay_ms > 0) {
@@ -621,8 +588,7 @@ dispatch(struct conn *c)
     start_route(c);
 }
 
-static void
-pump_bytes(struct conn *c)
+static void pump_bytes(struct conn *c)
 {
     struct request *rq = &c->rq;
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -654,8 +620,7 @@ pump_bytes(struct conn *c)
     }
 }
 
-static void
-log_request(struct conn *c)
+static void log_request(struct conn *c)
 {
     struct request *rq = &c->rq;
     struct strbuf b = {0};
@@ -678,8 +643,7 @@ log_request(struct conn *c)
     sb_free(&b);
 }
 
-static void
-reset_request(struct conn *c)
+static void reset_request(struct conn *c)
 {
     struct request *rq = &c->rq;
     sb_free(&rq->url);
@@ -693,8 +657,7 @@ reset_request(struct conn *c)
     memset(rq, 0, sizeof(*rq));
 }
 
-static int
-count_head(struct request *rq, size_t n)
+static int count_head(struct request *rq, size_t n)
 {
     rq->head_bytes += n;
     if (rq->head_bytes > HEAD_MAX) {
@@ -704,8 +667,7 @@ count_head(struct request *rq, size_t n)
     return 0;
 }
 
-static int
-on_message_begin(http_parser *p)
+static int on_message_begin(http_parser *p)
 {
     struct conn *c = p->data;
     reset_request(c);
@@ -714,8 +676,7 @@ on_message_begin(http_parser *p)
     return 0;
 }
 
-static int
-on_url(http_parser *p, const char *at, size_t n)
+static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = p->data;
     if (count_head(&c->rq, n) != 0) {
@@ -725,8 +686,7 @@ on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-on_header_field(http_parser *p, const char *at, size_t n)
+static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct request *rq = &((struct conn *)p->data)->rq;
     if (count_head(rq, n) != 0) {
@@ -744,8 +704,7 @@ on_header_field(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-on_header_value(http_parser *p, const char *at, size_t n)
+static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct request *rq = &((struct conn *)p->data)->rq;
     if (count_head(rq, n) != 0) {
@@ -756,8 +715,7 @@ on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-on_headers_complete(http_parser *p)
+static int on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
     struct request *rq = &c->rq;
@@ -803,8 +761,7 @@ on_headers_complete(http_parser *p)
     return 0;
 }
 
-static int
-on_body(http_parser *p, const char *at, size_t n)
+static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = p->data;
     struct request *rq = &c->rq;
@@ -822,8 +779,7 @@ on_body(http_parser *p, const char *at, size_t n)
 }
 
 /* Pauses the parser so a pipelined request waits until this one is answered. */
-static int
-on_message_complete(http_parser *p)
+static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
     struct request *rq = &c->rq;
@@ -848,8 +804,7 @@ static const http_parser_settings parser_settings = {
 };
 
 /* A parse error: 400 (431 for an oversized head) and close, or just close mid-response. */
-static void
-reject(struct conn *c)
+static void reject(struct conn *c)
 {
     struct request *rq = &c->rq;
     int status = rq->too_big ? 431 : 400;
@@ -868,16 +823,14 @@ reject(struct conn *c)
     c->closing = true;
 }
 
-static bool
-output_full(struct conn *c)
+static bool output_full(struct conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev)) + evbuffer_get_length(c->held) >=
            OUT_HIGH;
 }
 
 /* Parses one slice of input; false when nothing could be consumed. */
-static bool
-feed_slice(struct conn *c)
+static bool feed_slice(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer_iovec v;
@@ -901,8 +854,7 @@ feed_slice(struct conn *c)
     return n > 0;
 }
 
-static void
-conn_free(struct conn *c)
+static void conn_free(struct conn *c)
 {
     reset_request(c);
     event_free(c->timer);
@@ -924,8 +876,7 @@ conn_free(struct conn *c)
  * so parser callbacks and route code only set flags and never free under
  * their own feet.
  */
-static void
-drive(struct conn *c)
+static void drive(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -973,8 +924,7 @@ drive(struct conn *c)
     }
 }
 
-static void
-on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     struct request *rq = &c->rq;
@@ -1000,14 +950,12 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Input arrived or output drained: either may unblock the connection. */
-static void
-on_io(struct bufferevent *bev, void *arg)
+static void on_io(struct bufferevent *bev, void *arg)
 {
     drive(arg);
 }
 
-static void
-on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     if (what & BEV_EVENT_ERROR) {
@@ -1020,9 +968,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void
-on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-          void *arg)
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
 {
     struct conn *c = calloc(1, sizeof(*c));
     int one = 1;
@@ -1054,22 +1001,19 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-static void
-on_accept_error(struct evconnlistener *lev, void *arg)
+static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
     struct endpoint *ep = arg;
     fprintf(stderr, "origin: accept on %s: %s\n", ep->addr,
             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     event_base_loopbreak(g.base);
 }
 
-static void
-usage(void)
+static void usage(void)
 {
     fprintf(stderr, "usage: origin [--log FILE] --cluster NAME ADDR [ADDR...] "
                     "[--cluster NAME ADDR...]\n"
@@ -1077,8 +1021,7 @@ usage(void)
     exit(2);
 }
 
-static int
-listen_on(struct endpoint *ep)
+static int listen_on(struct endpoint *ep)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -1099,8 +1042,7 @@ listen_on(struct endpoint *ep)
     return 0;
 }
 
-static void
-free_all(void)
+static void free_all(void)
 {
     while (g.conns) {
         conn_free(g.conns);
@@ -1115,8 +1057,7 @@ free_all(void)
     }
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     const char *cluster = NULL;
     const char *log_path = NULL;

@@ -26,10 +26,13 @@
  *
  * Standalone: links only libssl and libcrypto (OpenSSL 3).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,14 +41,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -70,19 +70,19 @@ struct slot {
     int fd;
     SSL *ssl;
     enum state state;
-    uint64_t t_conn;      /* connect() started */
-    uint64_t t_req;       /* request started (keepalive: each request) */
+    uint64_t t_conn; /* connect() started */
+    uint64_t t_req;  /* request started (keepalive: each request) */
     uint64_t deadline;
-    size_t wrote;         /* request bytes SSL_write accepted (retry with the same buffer) */
+    size_t wrote; /* request bytes SSL_write accepted (retry with the same buffer) */
     char head[HEAD_MAX];
     size_t head_len;
     bool head_done;
     int status;
     long long content_length; /* -1: none */
     long long body;
-    bool counted;         /* response complete and counted */
-    unsigned tickets;     /* NewSessionTicket/new sessions seen on this connection */
-    SSL_SESSION *sess;    /* resume: the session this slot offers next */
+    bool counted;      /* response complete and counted */
+    unsigned tickets;  /* NewSessionTicket/new sessions seen on this connection */
+    SSL_SESSION *sess; /* resume: the session this slot offers next */
 };
 
 static struct {
@@ -93,24 +93,29 @@ static struct {
     double duration, warmup, conn_timeout;
     long long max_count, max_errors;
     const char *path, *host, *sni, *cookie, *ciphers, *suites, *groups, *alpn, *cafile;
-    int version;          /* 0: negotiate (TLS 1.2..1.3); else TLS1_2_VERSION/TLS1_3_VERSION */
+    int version; /* 0: negotiate (TLS 1.2..1.3); else TLS1_2_VERSION/TLS1_3_VERSION */
     pid_t pids[MAX_PIDS];
     int npids;
     bool quiet;
 } opt = {
-    .mode = M_FULL, .conns = 50, .duration = 5, .warmup = 1, .conn_timeout = 5,
-    .path = "/", .alpn = "http/1.1",
+    .mode = M_FULL,
+    .conns = 50,
+    .duration = 5,
+    .warmup = 1,
+    .conn_timeout = 5,
+    .path = "/",
+    .alpn = "http/1.1",
 };
 
 static struct {
     enum phase phase;
     uint64_t t_start, t_end, stop_at;
-    long long done;       /* measured completions (connections, or requests in keepalive) */
+    long long done; /* measured completions (connections, or requests in keepalive) */
     long long handshakes, resumed; /* handshakes completed in the window, of which resumed */
     long long closed, tickets;     /* connections closed in the window, sessions they were given */
     long long errors[E_COUNT];     /* in the window */
     long long warm_done, warm_errors;
-    uint32_t *lat;        /* measured latencies, µs */
+    uint32_t *lat; /* measured latencies, µs */
     size_t nlat, caplat;
     unsigned long long cpu0, cpu1;
     unsigned long long hbusy[2][MAX_CPUS], htotal[2][MAX_CPUS], hsteal[2][MAX_CPUS];
@@ -118,7 +123,7 @@ static struct {
     struct rusage ru0, ru1;
     char version[32], cipher[64], group[32], alpn[32], key[32];
     bool have_params;
-    int primed;           /* resume: slots holding a session */
+    int primed; /* resume: slots holding a session */
     unsigned reported[E_COUNT];
 } st;
 
@@ -186,8 +191,9 @@ static void host_ticks(int which)
         int cpu;
         if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9')
             continue;
-        if (sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]) < 9 || cpu < 0 || cpu >= MAX_CPUS)
+        if (sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 9 ||
+            cpu < 0 || cpu >= MAX_CPUS)
             continue;
         unsigned long long total = 0;
         for (int i = 0; i < 8; i++)
@@ -204,8 +210,10 @@ static void host_ticks(int which)
 
 static double rusage_s(const struct rusage *a, const struct rusage *b)
 {
-    double ua = a->ru_utime.tv_sec + a->ru_utime.tv_usec / 1e6 + a->ru_stime.tv_sec + a->ru_stime.tv_usec / 1e6;
-    double ub = b->ru_utime.tv_sec + b->ru_utime.tv_usec / 1e6 + b->ru_stime.tv_sec + b->ru_stime.tv_usec / 1e6;
+    double ua = a->ru_utime.tv_sec + a->ru_utime.tv_usec / 1e6 + a->ru_stime.tv_sec +
+                a->ru_stime.tv_usec / 1e6;
+    double ub = b->ru_utime.tv_sec + b->ru_utime.tv_usec / 1e6 + b->ru_stime.tv_sec +
+                b->ru_stime.tv_usec / 1e6;
     return ub - ua;
 }
 
@@ -239,13 +247,17 @@ static void capture_params(SSL *ssl)
     const unsigned char *a = NULL;
     unsigned alen = 0;
     SSL_get0_alpn_selected(ssl, &a, &alen);
-    snprintf(st.alpn, sizeof st.alpn, "%.*s", alen ? (int)alen : 4, alen ? (const char *)a : "none");
+    snprintf(st.alpn, sizeof st.alpn, "%.*s", alen ? (int)alen : 4,
+             alen ? (const char *)a : "none");
     X509 *cert = SSL_get0_peer_certificate(ssl);
     EVP_PKEY *pk = cert ? X509_get0_pubkey(cert) : NULL;
     if (pk) {
         int id = EVP_PKEY_get_base_id(pk);
         snprintf(st.key, sizeof st.key, "%s-%d",
-                 id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_RSA ? "RSA" : OBJ_nid2sn(id), EVP_PKEY_get_bits(pk));
+                 id == EVP_PKEY_EC    ? "EC"
+                 : id == EVP_PKEY_RSA ? "RSA"
+                                      : OBJ_nid2sn(id),
+                 EVP_PKEY_get_bits(pk));
     } else {
         snprintf(st.key, sizeof st.key, "none");
     }
@@ -479,8 +491,7 @@ static void drive(struct slot *s)
 {
     for (;;) {
         switch (s->state) {
-        case S_IDLE:
-            return;
+        case S_IDLE: return;
         case S_CONNECTING: {
             int err = 0;
             socklen_t len = sizeof err;
@@ -516,7 +527,9 @@ static void drive(struct slot *s)
             int e = SSL_get_error(s->ssl, r);
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
                 return;
-            slot_fail(s, E_HANDSHAKE, e == SSL_ERROR_SYSCALL ? "handshake: connection reset or closed" : "handshake");
+            slot_fail(s, E_HANDSHAKE,
+                      e == SSL_ERROR_SYSCALL ? "handshake: connection reset or closed"
+                                             : "handshake");
             return;
         }
         case S_WRITE: {
@@ -570,9 +583,10 @@ static void check_timeouts(uint64_t t)
         if (s->state == S_DRAIN)
             slot_fail(s, E_NOCLOSE, "the server did not close after Connection: close");
         else
-            slot_fail(s, E_TIMEOUT, s->state == S_CONNECTING ? "connect timed out"
-                                    : s->state == S_HANDSHAKE ? "handshake timed out"
-                                                              : "response timed out");
+            slot_fail(s, E_TIMEOUT,
+                      s->state == S_CONNECTING  ? "connect timed out"
+                      : s->state == S_HANDSHAKE ? "handshake timed out"
+                                                : "response timed out");
     }
 }
 
@@ -720,7 +734,8 @@ int main(int argc, char **argv)
     }
 
     int n = snprintf(request, sizeof request,
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbench\r\nAccept: */*\r\n%s%s%s%s\r\n",
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsbench\r\nAccept: "
+                     "*/*\r\n%s%s%s%s\r\n",
                      opt.path, opt.sni ? opt.sni : opt.target, opt.cookie ? "Cookie: " : "",
                      opt.cookie ? opt.cookie : "", opt.cookie ? "\r\n" : "",
                      opt.mode == M_KEEPALIVE ? "" : "Connection: close\r\n");
@@ -790,7 +805,8 @@ int main(int argc, char **argv)
             if (opt.mode != M_RESUME || st.primed == opt.conns)
                 begin_measure();
             else if (t >= prime_limit)
-                die("resume: only %d of %d slots got a session in %.0f s of warm-up (does the server issue tickets or session IDs?)",
+                die("resume: only %d of %d slots got a session in %.0f s of warm-up (does the "
+                    "server issue tickets or session IDs?)",
                     st.primed, opt.conns, opt.warmup + 10);
         } else if (st.phase == P_MEASURE &&
                    (t >= st.stop_at || (opt.max_count && st.done >= opt.max_count))) {
@@ -836,34 +852,40 @@ int main(int argc, char **argv)
     double client_cpu_s = rusage_s(&st.ru0, &st.ru1);
     double rate = secs > 0 ? (double)st.done / secs : 0;
     static const char *const mode_names[] = {"full", "resume", "keepalive"};
-    printf("TLSBENCH mode=%s conns=%d secs=%.3f done=%lld rate=%.1f p50_us=%u p90_us=%u p99_us=%u max_us=%u"
+    printf("TLSBENCH mode=%s conns=%d secs=%.3f done=%lld rate=%.1f p50_us=%u p90_us=%u p99_us=%u "
+           "max_us=%u"
            " handshakes=%lld resumed=%lld tickets_per_conn=%.2f errors=%lld",
-           mode_names[opt.mode], opt.conns, secs, st.done, rate, p50, p90, p99, pmax, st.handshakes, st.resumed,
-           st.closed ? (double)st.tickets / (double)st.closed : 0.0, errs);
+           mode_names[opt.mode], opt.conns, secs, st.done, rate, p50, p90, p99, pmax, st.handshakes,
+           st.resumed, st.closed ? (double)st.tickets / (double)st.closed : 0.0, errs);
     for (int i = 0; i < E_COUNT; i++)
         printf(" err_%s=%lld", err_names[i], st.errors[i]);
     printf(" warmup_errors=%lld", st.warm_errors);
     printf(" version=%s cipher=%s group=%s alpn=%s key=%s", st.have_params ? st.version : "none",
-           st.have_params ? st.cipher : "none", st.have_params ? st.group : "none", st.have_params ? st.alpn : "none",
-           st.have_params ? st.key : "none");
+           st.have_params ? st.cipher : "none", st.have_params ? st.group : "none",
+           st.have_params ? st.alpn : "none", st.have_params ? st.key : "none");
     if (opt.npids)
         printf(" proxy_cpu_s=%.3f proxy_cpu_us_per=%.2f proxy_busy_pct=%.1f", proxy_cpu_s,
-               st.done ? proxy_cpu_s * 1e6 / (double)st.done : 0, secs > 0 ? proxy_cpu_s * 100 / secs : 0);
-    printf(" client_cpu_s=%.3f client_busy_pct=%.1f", client_cpu_s, secs > 0 ? client_cpu_s * 100 / secs : 0);
+               st.done ? proxy_cpu_s * 1e6 / (double)st.done : 0,
+               secs > 0 ? proxy_cpu_s * 100 / secs : 0);
+    printf(" client_cpu_s=%.3f client_busy_pct=%.1f", client_cpu_s,
+           secs > 0 ? client_cpu_s * 100 / secs : 0);
     /* each CPU's busy share over the window (who set the rate?), and steal */
     unsigned long long steal = 0, total = 0;
     printf(" cpu_busy_pct=");
     for (int i = 0; i < st.ncpus; i++) {
         unsigned long long dt = st.htotal[1][i] - st.htotal[0][i];
-        printf("%s%.0f", i ? "/" : "", dt ? 100.0 * (double)(st.hbusy[1][i] - st.hbusy[0][i]) / (double)dt : 0.0);
+        printf("%s%.0f", i ? "/" : "",
+               dt ? 100.0 * (double)(st.hbusy[1][i] - st.hbusy[0][i]) / (double)dt : 0.0);
         steal += st.hsteal[1][i] - st.hsteal[0][i];
         total += dt;
     }
     printf(" steal_pct=%.1f\n", total ? 100.0 * (double)steal / (double)total : 0.0);
     fflush(stdout);
-    fprintf(stderr, "tlsbench %s %s: %lld %s in %.2f s = %.1f/s, p50 %.2f ms, p99 %.2f ms, errors %lld",
-            mode_names[opt.mode], opt.target, st.done, opt.mode == M_KEEPALIVE ? "requests" : "connections", secs,
-            rate, p50 / 1e3, p99 / 1e3, errs);
+    fprintf(stderr,
+            "tlsbench %s %s: %lld %s in %.2f s = %.1f/s, p50 %.2f ms, p99 %.2f ms, errors %lld",
+            mode_names[opt.mode], opt.target, st.done,
+            opt.mode == M_KEEPALIVE ? "requests" : "connections", secs, rate, p50 / 1e3, p99 / 1e3,
+            errs);
     for (int i = 0; i < E_COUNT; i++)
         if (st.errors[i])
             fprintf(stderr, " %s=%lld", err_names[i], st.errors[i]);

@@ -40,12 +40,16 @@ enum { REF_BAD = -1, REF_MORE = 0, REF_DONE = 1 };
 struct ref {
     const unsigned char *p;
     size_t len, i;
-    unsigned char *data;    /* decoded data (capacity len) */
+    unsigned char *data; /* decoded data (capacity len) */
     size_t data_len;
 };
 
 /* Each reader returns REF_DONE when its part was read, else MORE or BAD. */
-#define NEED(r, n) do { if ((r)->len - (r)->i < (n)) return REF_MORE; } while (0)
+#define NEED(r, n)                                                                                 \
+    do {                                                                                           \
+        if ((r)->len - (r)->i < (n))                                                               \
+            return REF_MORE;                                                                       \
+    } while (0)
 
 static int is_tchar(unsigned char c)
 {
@@ -55,8 +59,10 @@ static int is_tchar(unsigned char c)
 
 static int hexval(unsigned char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static void bws(struct ref *r)
@@ -235,8 +241,8 @@ static void check_canonical(const unsigned char *p, size_t len)
                 abort();
             size = size * 16 + (size_t)hexval(p[i++]);
         }
-        if (i == start || (p[start] == '0' && i - start > 1) || len - i < 2 ||
-            p[i] != '\r' || p[i + 1] != '\n') {
+        if (i == start || (p[start] == '0' && i - start > 1) || len - i < 2 || p[i] != '\r' ||
+            p[i + 1] != '\n') {
             fprintf(stderr, "output is not canonical at %zu\n", start);
             abort();
         }
@@ -305,8 +311,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     out = evbuffer_new();
     ms = module(data, len, cuts, n_cuts, out, &consumed, &left);
     if (ms != rs || (rs == REF_DONE && (consumed != ref.i || left != len - ref.i))) {
-        fprintf(stderr, "module %d (consumed %zu, left %zu), reference %d (body %zu of %zu)\n",
-                ms, consumed, left, rs, ref.i, len);
+        fprintf(stderr, "module %d (consumed %zu, left %zu), reference %d (body %zu of %zu)\n", ms,
+                consumed, left, rs, ref.i, len);
         abort();
     }
     if (rs == REF_DONE) {

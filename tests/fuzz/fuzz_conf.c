@@ -74,8 +74,7 @@ static bool risky(json_t *v)
             if (risky(e))
                 return true;
         return false;
-    default:
-        return false;
+    default: return false;
     }
 }
 

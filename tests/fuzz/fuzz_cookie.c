@@ -108,7 +108,8 @@ static void check_value(const uint8_t *v, size_t len, int64_t now1, int64_t now2
 static void check_sign(const uint8_t *name, size_t len, int64_t now, int64_t max_age)
 {
     struct mr_cookie_keys *a = keys(true);
-    char cluster[MR_COOKIE_CLUSTER_MAX + 2], out[MR_COOKIE_VALUE_MAX], got[MR_COOKIE_CLUSTER_MAX + 1];
+    char cluster[MR_COOKIE_CLUSTER_MAX + 2], out[MR_COOKIE_VALUE_MAX],
+        got[MR_COOKIE_CLUSTER_MAX + 1];
     size_t n;
 
     len = len > MR_COOKIE_CLUSTER_MAX + 1 ? MR_COOKIE_CLUSTER_MAX + 1 : len;
@@ -116,7 +117,8 @@ static void check_sign(const uint8_t *name, size_t len, int64_t now, int64_t max
     cluster[len] = '\0';
     n = mr_cookie_sign(a, cluster, now, max_age, out, sizeof(out));
     if (n > 0) {
-        if (n != strlen(out) || mr_cookie_verify(a, out, n, now, got, sizeof(got)) != MR_COOKIE_VALID ||
+        if (n != strlen(out) ||
+            mr_cookie_verify(a, out, n, now, got, sizeof(got)) != MR_COOKIE_VALID ||
             strcmp(got, cluster) != 0)
             abort();
         if (mr_cookie_verify(a, out, n, now + max_age, got, sizeof(got)) != MR_COOKIE_EXPIRED)

@@ -49,11 +49,11 @@
 static struct mr_worker *worker;
 static int origin_fd = -1;
 static struct event *origin_ev;
-static unsigned long activity;      /* bumped by every byte moved here */
+static unsigned long activity; /* bumped by every byte moved here */
 static uint8_t script[8];
-static const uint8_t *raw;          /* the origin's own bytes (script kind 7) */
+static const uint8_t *raw; /* the origin's own bytes (script kind 7) */
 static size_t raw_len;
-static unsigned requests;           /* seen by the origin this run */
+static unsigned requests; /* seen by the origin this run */
 
 /* ---- the origin ---------------------------------------------------- */
 
@@ -61,7 +61,7 @@ struct oconn {
     int fd;
     struct event *ev;
     struct evbuffer *in;
-    bool broken;                    /* answered 400: reads no more */
+    bool broken; /* answered 400: reads no more */
     struct oconn *next;
 };
 
@@ -197,7 +197,8 @@ static long check_head(const char *h, size_t len, bool *is_head)
         for (size_t k = 0; k < vlen; k++)
             if (((unsigned char)v[k] < 0x20 && v[k] != '\t') || v[k] == 0x7f)
                 fail("control byte in a value", h, len);
-#define NAME_IS(s) ((size_t)(colon - line) == sizeof(s) - 1 && strncasecmp(line, s, sizeof(s) - 1) == 0)
+#define NAME_IS(s)                                                                                 \
+    ((size_t)(colon - line) == sizeof(s) - 1 && strncasecmp(line, s, sizeof(s) - 1) == 0)
         if (NAME_IS("x-forwarded-for")) {
             xff++;
             if (vlen != strlen(PEER) || memcmp(v, PEER, vlen) != 0)
@@ -236,24 +237,24 @@ static void answer(struct oconn *o, bool is_head, bool *close_after)
 
     switch (kind & 7) {
     case 0:
-        n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%.*s",
-                     blen, is_head ? 0 : (int)blen, body);
+        n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%.*s", blen,
+                     is_head ? 0 : (int)blen, body);
         break;
     case 1:
         n = snprintf(text, sizeof(text),
-                     "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\nConnection: keep-alive, content-length\r\n\r\n%.*s",
+                     "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\nConnection: keep-alive, "
+                     "content-length\r\n\r\n%.*s",
                      blen, is_head ? 0 : (int)blen, body);
         break;
     case 2:
         n = snprintf(text, sizeof(text),
-                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s%x\r\n%.*s\r\n0\r\n\r\n",
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                     "chunked\r\n\r\n%s%x\r\n%.*s\r\n0\r\n\r\n",
                      is_head ? "" : "1;ext=a\r\nx\r\n", (unsigned)blen, (int)blen, body);
         if (is_head)
             n = (int)strlen("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         break;
-    case 3:
-        n = snprintf(text, sizeof(text), "HTTP/1.1 204 No Content\r\n\r\n");
-        break;
+    case 3: n = snprintf(text, sizeof(text), "HTTP/1.1 204 No Content\r\n\r\n"); break;
     case 4:
         n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n%.*s",
                      is_head ? 0 : (int)blen, body);
@@ -261,7 +262,8 @@ static void answer(struct oconn *o, bool is_head, bool *close_after)
         break;
     case 5:
         n = snprintf(text, sizeof(text),
-                     "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%.*s",
+                     "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "
+                     "%zu\r\n\r\n%.*s",
                      blen, is_head ? 0 : (int)blen, body);
         break;
     case 6:
@@ -303,7 +305,8 @@ static void serve(struct oconn *o)
         if (body == -2) {
             long c = chunked_len(p + total, avail - (size_t)total);
             if (c < 0) {
-                say(o, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 67);
+                say(o, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                    67);
                 o->broken = true;
                 shutdown(o->fd, SHUT_WR);
                 return;
@@ -397,7 +400,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
              " \"timeouts\": {\"client_header_ms\": 60000, \"client_idle_ms\": 60000,"
              "   \"upstream_connect_ms\": 60000, \"upstream_response_ms\": 60000,"
              "   \"upstream_idle_ms\": 60000, \"tunnel_idle_ms\": 60000},"
-             " \"limits\": {\"max_head_bytes\": 4096, \"max_headers\": 32, \"max_uri_bytes\": 1024},"
+             " \"limits\": {\"max_head_bytes\": 4096, \"max_headers\": 32, \"max_uri_bytes\": "
+             "1024},"
              " \"routing\": {\"default\": [\"r\"]},"
              " \"regions\": [{\"name\": \"r\", \"lat\": 0, \"lon\": 0, \"clusters\":"
              "   [{\"name\": \"c\", \"endpoints\": [\"127.0.0.1:%d\"]}]}]}",

@@ -25,21 +25,25 @@
 #include "router/http1.h"
 
 static const struct mr_http1_limits limits = {
-    .max_head_bytes = 4096, .max_headers = 32, .max_uri_bytes = 1024,
+    .max_head_bytes = 4096,
+    .max_headers = 32,
+    .max_uri_bytes = 1024,
 };
 /* The upstream head grows (X-Forwarded-*, a space after each colon). */
 static const struct mr_http1_limits wide = {
-    .max_head_bytes = 65536, .max_headers = 1000, .max_uri_bytes = 65536,
+    .max_head_bytes = 65536,
+    .max_headers = 1000,
+    .max_uri_bytes = 65536,
 };
 
 /* What a head means to the origin. */
 struct meaning {
     int method;
     char method_name[32];
-    const char *target;   /* origin-form, as forwarded */
+    const char *target; /* origin-form, as forwarded */
     size_t target_len;
-    char target_buf[4096];   /* paths are at most max_uri_bytes */
-    const char *host;     /* the authority routed on; NULL: none */
+    char target_buf[4096]; /* paths are at most max_uri_bytes */
+    const char *host;      /* the authority routed on; NULL: none */
     size_t host_len;
     int body;
     uint64_t content_length;
@@ -70,9 +74,10 @@ static void same_meaning(const struct meaning *a, const struct meaning *b)
     if (a->method != b->method || strcmp(a->method_name, b->method_name) != 0 ||
         a->target_len != b->target_len || memcmp(a->target, b->target, a->target_len) != 0 ||
         (a->host == NULL) != (b->host == NULL) || a->host_len != b->host_len ||
-        (a->host != NULL && memcmp(a->host, b->host, a->host_len) != 0) ||
-        a->body != b->body || a->content_length != b->content_length) {
-        fprintf(stderr, "round trip changed the request: %s %.*s host=%.*s body=%d cl=%llu"
+        (a->host != NULL && memcmp(a->host, b->host, a->host_len) != 0) || a->body != b->body ||
+        a->content_length != b->content_length) {
+        fprintf(stderr,
+                "round trip changed the request: %s %.*s host=%.*s body=%d cl=%llu"
                 " became %s %.*s host=%.*s body=%d cl=%llu\n",
                 a->method_name, (int)a->target_len, a->target, (int)a->host_len,
                 a->host ? a->host : "", a->body, (unsigned long long)a->content_length,

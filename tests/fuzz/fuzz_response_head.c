@@ -22,10 +22,14 @@
 #include "router/http1.h"
 
 static const struct mr_http1_limits limits = {
-    .max_head_bytes = 4096, .max_headers = 32, .max_uri_bytes = 1024,
+    .max_head_bytes = 4096,
+    .max_headers = 32,
+    .max_uri_bytes = 1024,
 };
 static const struct mr_http1_limits wide = {
-    .max_head_bytes = 65536, .max_headers = 1000, .max_uri_bytes = 65536,
+    .max_head_bytes = 65536,
+    .max_headers = 1000,
+    .max_uri_bytes = 65536,
 };
 
 struct run {
@@ -35,8 +39,8 @@ struct run {
     int verdict;
 };
 
-static void run(struct run *r, const struct mr_http1_limits *lim, const uint8_t *data,
-                size_t len, size_t split, bool head_request)
+static void run(struct run *r, const struct mr_http1_limits *lim, const uint8_t *data, size_t len,
+                size_t split, bool head_request)
 {
     r->parser = mr_http1_new(MR_HTTP1_RESPONSE, lim);
     r->buf = evbuffer_new();
@@ -76,8 +80,8 @@ static void round_trip(const struct mr_http1_head *head, bool head_request)
         abort();
     run(&again, &wide, (const uint8_t *)out, n, n, head_request);
     if (again.verdict != -1 || again.head.head_len != n) {
-        fprintf(stderr, "the forwarded head does not parse (%d):\n%.*s\n", again.verdict,
-                (int)n, out);
+        fprintf(stderr, "the forwarded head does not parse (%d):\n%.*s\n", again.verdict, (int)n,
+                out);
         abort();
     }
     same_framing("round trip", head, &again.head);

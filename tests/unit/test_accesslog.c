@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
 #include "router/accesslog.h"
 
@@ -40,20 +40,31 @@ static const struct timeval WHEN = {1767323045, 678901};
 static void test_every_field(void **state)
 {
     struct mr_accesslog_entry e = {
-        .time = WHEN, .client = "192.0.2.7",
-        .method = "GET", .method_len = 3, .path = "/a?b=1", .path_len = 6,
-        .status = 200, .bytes_in = 78, .bytes_out = 1234, .took_ns = 1500000,
-        .decision = "geo", .region = "eu", .cluster = "eu-a", .endpoint = "127.0.0.1:8001",
-        .country = "GB", .generation = 3,
+        .time = WHEN,
+        .client = "192.0.2.7",
+        .method = "GET",
+        .method_len = 3,
+        .path = "/a?b=1",
+        .path_len = 6,
+        .status = 200,
+        .bytes_in = 78,
+        .bytes_out = 1234,
+        .took_ns = 1500000,
+        .decision = "geo",
+        .region = "eu",
+        .cluster = "eu-a",
+        .endpoint = "127.0.0.1:8001",
+        .country = "GB",
+        .generation = 3,
     };
     char *line = format(&e);
     (void)state;
 
-    assert_string_equal(line,
-        "{\"time\":\"2026-01-02T03:04:05.678Z\",\"client\":\"192.0.2.7\",\"method\":\"GET\","
-        "\"path\":\"/a?b=1\",\"status\":200,\"bytes_in\":78,\"bytes_out\":1234,"
-        "\"duration_ms\":1.500,\"decision\":\"geo\",\"region\":\"eu\",\"cluster\":\"eu-a\","
-        "\"endpoint\":\"127.0.0.1:8001\",\"country\":\"GB\",\"generation\":3}\n");
+    assert_string_equal(
+        line, "{\"time\":\"2026-01-02T03:04:05.678Z\",\"client\":\"192.0.2.7\",\"method\":\"GET\","
+              "\"path\":\"/a?b=1\",\"status\":200,\"bytes_in\":78,\"bytes_out\":1234,"
+              "\"duration_ms\":1.500,\"decision\":\"geo\",\"region\":\"eu\",\"cluster\":\"eu-a\","
+              "\"endpoint\":\"127.0.0.1:8001\",\"country\":\"GB\",\"generation\":3}\n");
     free(line);
 }
 
@@ -61,17 +72,23 @@ static void test_every_field(void **state)
 static void test_unknowns_are_null(void **state)
 {
     struct mr_accesslog_entry e = {
-        .time = {0, 0}, .client = "", .status = 400, .bytes_in = 5,
-        .decision = "none", .country = "", .generation = 18446744073709551615ULL,
+        .time = {0, 0},
+        .client = "",
+        .status = 400,
+        .bytes_in = 5,
+        .decision = "none",
+        .country = "",
+        .generation = 18446744073709551615ULL,
     };
     char *line = format(&e);
     (void)state;
 
     assert_string_equal(line,
-        "{\"time\":\"1970-01-01T00:00:00.000Z\",\"client\":\"\",\"method\":\"\",\"path\":\"\","
-        "\"status\":400,\"bytes_in\":5,\"bytes_out\":0,\"duration_ms\":0.000,"
-        "\"decision\":\"none\",\"region\":null,\"cluster\":null,\"endpoint\":null,"
-        "\"country\":null,\"generation\":18446744073709551615}\n");
+                        "{\"time\":\"1970-01-01T00:00:00.000Z\",\"client\":\"\",\"method\":\"\","
+                        "\"path\":\"\","
+                        "\"status\":400,\"bytes_in\":5,\"bytes_out\":0,\"duration_ms\":0.000,"
+                        "\"decision\":\"none\",\"region\":null,\"cluster\":null,\"endpoint\":null,"
+                        "\"country\":null,\"generation\":18446744073709551615}\n");
     free(line);
 }
 
@@ -80,20 +97,32 @@ static void test_unknowns_are_null(void **state)
 static void test_error_field(void **state)
 {
     struct mr_accesslog_entry e = {
-        .time = WHEN, .client = "127.0.0.1", .method = "GET", .method_len = 3,
-        .path = "/x", .path_len = 2, .status = 502, .bytes_in = 30, .bytes_out = 120,
-        .took_ns = 2000, .decision = "geo", .region = "r1", .cluster = "main",
-        .endpoint = "127.0.0.1:9", .generation = 1, .error = "upstream connect failed",
+        .time = WHEN,
+        .client = "127.0.0.1",
+        .method = "GET",
+        .method_len = 3,
+        .path = "/x",
+        .path_len = 2,
+        .status = 502,
+        .bytes_in = 30,
+        .bytes_out = 120,
+        .took_ns = 2000,
+        .decision = "geo",
+        .region = "r1",
+        .cluster = "main",
+        .endpoint = "127.0.0.1:9",
+        .generation = 1,
+        .error = "upstream connect failed",
     };
     char *line = format(&e);
     (void)state;
 
-    assert_string_equal(line,
-        "{\"time\":\"2026-01-02T03:04:05.678Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\","
-        "\"path\":\"/x\",\"status\":502,\"bytes_in\":30,\"bytes_out\":120,"
-        "\"duration_ms\":0.002,\"decision\":\"geo\",\"region\":\"r1\",\"cluster\":\"main\","
-        "\"endpoint\":\"127.0.0.1:9\",\"country\":null,\"generation\":1,"
-        "\"error\":\"upstream connect failed\"}\n");
+    assert_string_equal(
+        line, "{\"time\":\"2026-01-02T03:04:05.678Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\","
+              "\"path\":\"/x\",\"status\":502,\"bytes_in\":30,\"bytes_out\":120,"
+              "\"duration_ms\":0.002,\"decision\":\"geo\",\"region\":\"r1\",\"cluster\":\"main\","
+              "\"endpoint\":\"127.0.0.1:9\",\"country\":null,\"generation\":1,"
+              "\"error\":\"upstream connect failed\"}\n");
     free(line);
     e.error = NULL;
     line = format(&e);
@@ -107,9 +136,15 @@ static void test_escaping(void **state)
 {
     static const char path[] = "/\x01\t\n\"\\\x7f\x80\xff\0z~ ";
     struct mr_accesslog_entry e = {
-        .time = WHEN, .client = "::1",
-        .method = "G\"T", .method_len = 3, .path = path, .path_len = sizeof(path) - 1,
-        .status = 0, .decision = "sticky", .generation = 1,
+        .time = WHEN,
+        .client = "::1",
+        .method = "G\"T",
+        .method_len = 3,
+        .path = path,
+        .path_len = sizeof(path) - 1,
+        .status = 0,
+        .decision = "sticky",
+        .generation = 1,
     };
     char *line = format(&e);
     const char *p;
@@ -117,8 +152,9 @@ static void test_escaping(void **state)
 
     p = strstr(line, "\"method\":");
     assert_non_null(p);
-    assert_memory_equal(p, "\"method\":\"G\\u0022T\",\"path\":\"/\\u0001\\u0009\\u000a\\u0022"
-                           "\\u005c\\u007f\\u0080\\u00ff\\u0000z~ \",\"status\":0,",
+    assert_memory_equal(p,
+                        "\"method\":\"G\\u0022T\",\"path\":\"/\\u0001\\u0009\\u000a\\u0022"
+                        "\\u005c\\u007f\\u0080\\u00ff\\u0000z~ \",\"status\":0,",
                         strlen("\"method\":\"G\\u0022T\",\"path\":\"/\\u0001\\u0009\\u000a"
                                "\\u0022\\u005c\\u007f\\u0080\\u00ff\\u0000z~ \",\"status\":0,"));
     free(line);

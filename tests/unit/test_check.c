@@ -34,7 +34,6 @@
 #define INTERVAL_MS 50
 #define TIMEOUT_MS 40 /* conf requires timeout_ms <= interval_ms */
 
-
 static int64_t now_us(void)
 {
     struct timespec ts;
@@ -116,12 +115,8 @@ static void on_conn_read(evutil_socket_t fd, short what, void *arg)
     case MODE_200:
         reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
         break;
-    case MODE_301:
-        reply = "HTTP/1.0 301 Moved\r\nLocation: /x\r\n\r\n";
-        break;
-    case MODE_503:
-        reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
-        break;
+    case MODE_301: reply = "HTTP/1.0 301 Moved\r\nLocation: /x\r\n\r\n"; break;
+    case MODE_503: reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"; break;
     default:
         c->got = 0; /* silent: read on, answer never */
         return;
@@ -190,7 +185,6 @@ static struct server *start_server(enum mode mode, bool listening)
 
 /* ---- fixtures ---- */
 
-
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     /* Only makes EVLOOP_ONCE return, so run_until sees its deadline. */
@@ -254,18 +248,17 @@ static struct mr_snapshot *load(size_t k, const char *clusters, int interval_ms,
 {
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_test_loadf(
-        "\"health\": {\"path\": \"/hc\", \"interval_ms\": %d, \"timeout_ms\": %d,"
-        "              \"rise\": 2, \"fall\": 2},"
-        " \"regions\": [{\"name\": \"eu\", \"clusters\": %s}],"
-        " \"routing\": {\"default\": [\"eu\"]}",
-        interval_ms, timeout_ms, clusters);
+    snaps[k] =
+        mr_test_loadf("\"health\": {\"path\": \"/hc\", \"interval_ms\": %d, \"timeout_ms\": %d,"
+                      "              \"rise\": 2, \"fall\": 2},"
+                      " \"regions\": [{\"name\": \"eu\", \"clusters\": %s}],"
+                      " \"routing\": {\"default\": [\"eu\"]}",
+                      interval_ms, timeout_ms, clusters);
     return snaps[k];
 }
 
 /* A snapshot with one cluster "c" whose endpoints are the given servers. */
-static struct mr_snapshot *load_servers(size_t k, struct server **srv, size_t n,
-                                        int interval_ms)
+static struct mr_snapshot *load_servers(size_t k, struct server **srv, size_t n, int interval_ms)
 {
     char clusters[1024];
     size_t len;

@@ -11,16 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
 #include "router/chunked.h"
 
 struct run {
     int status;
     size_t consumed;
-    struct evbuffer *out;   /* canonical encoding written */
-    struct evbuffer *rest;  /* input left in the buffer */
+    struct evbuffer *out;  /* canonical encoding written */
+    struct evbuffer *rest; /* input left in the buffer */
 };
 
 static void run_free(struct run *r)
@@ -34,7 +34,7 @@ static void run_free(struct run *r)
 static struct run feed(const char *in, size_t len, size_t step)
 {
     struct mr_chunked ck;
-    struct run r = { MR_CHUNKED_MORE, 0, evbuffer_new(), evbuffer_new() };
+    struct run r = {MR_CHUNKED_MORE, 0, evbuffer_new(), evbuffer_new()};
     size_t fed = 0;
 
     assert_non_null(r.out);
@@ -91,33 +91,33 @@ static bool buf_equals(struct evbuffer *b, const char *s, size_t len)
 
 struct good {
     const char *in;
-    const char *canonical;  /* whole-input output */
+    const char *canonical; /* whole-input output */
     const char *body;
-    const char *rest;       /* bytes after the body */
+    const char *rest; /* bytes after the body */
 };
 
 static const struct good goods[] = {
-    { "0\r\n\r\n", "0\r\n\r\n", "", "" },
-    { "5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "hello", "" },
-    { "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-      "hello world", "" },
-    { "A\r\n0123456789\r\n0\r\n\r\n", "a\r\n0123456789\r\n0\r\n\r\n", "0123456789", "" },
-    { "000a\r\n0123456789\r\n00\r\n\r\n", "a\r\n0123456789\r\n0\r\n\r\n", "0123456789", "" },
+    {"0\r\n\r\n", "0\r\n\r\n", "", ""},
+    {"5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "hello", ""},
+    {"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+     "hello world", ""},
+    {"A\r\n0123456789\r\n0\r\n\r\n", "a\r\n0123456789\r\n0\r\n\r\n", "0123456789", ""},
+    {"000a\r\n0123456789\r\n00\r\n\r\n", "a\r\n0123456789\r\n0\r\n\r\n", "0123456789", ""},
     /* extensions are validated and dropped */
-    { "5;name\r\nhello\r\n0;last=yes\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "hello", "" },
-    { "5 ; a = b ;c;d=\"q \\\" ;x\"\t;e\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n",
-      "hello", "" },
+    {"5;name\r\nhello\r\n0;last=yes\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "hello", ""},
+    {"5 ; a = b ;c;d=\"q \\\" ;x\"\t;e\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "hello",
+     ""},
     /* trailers are validated and dropped */
-    { "3\r\nabc\r\n0\r\nExpires: never\r\nX-Sum:\t1 2 \r\nE:\r\n\r\n", "3\r\nabc\r\n0\r\n\r\n",
-      "abc", "" },
+    {"3\r\nabc\r\n0\r\nExpires: never\r\nX-Sum:\t1 2 \r\nE:\r\n\r\n", "3\r\nabc\r\n0\r\n\r\n",
+     "abc", ""},
     /* what follows the body stays */
-    { "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", "3\r\nabc\r\n0\r\n\r\n", "abc",
-      "GET / HTTP/1.1\r\n\r\n" },
+    {"3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", "3\r\nabc\r\n0\r\n\r\n", "abc",
+     "GET / HTTP/1.1\r\n\r\n"},
     /* data may hold anything, chunk lines included */
-    { "b\r\n0\r\n\r\nGET /\n\r\n0\r\n\r\n", "b\r\n0\r\n\r\nGET /\n\r\n0\r\n\r\n",
-      "0\r\n\r\nGET /\n", "" },
+    {"b\r\n0\r\n\r\nGET /\n\r\n0\r\n\r\n", "b\r\n0\r\n\r\nGET /\n\r\n0\r\n\r\n", "0\r\n\r\nGET /\n",
+     ""},
     /* 16 hex digits */
-    { "0000000000000003\r\nabc\r\n0\r\n\r\n", "3\r\nabc\r\n0\r\n\r\n", "abc", "" },
+    {"0000000000000003\r\nabc\r\n0\r\n\r\n", "3\r\nabc\r\n0\r\n\r\n", "abc", ""},
 };
 
 static void check_good(const struct good *g, size_t step)
@@ -185,47 +185,47 @@ static void test_canonical_is_identity(void **state)
 }
 
 static const char *const bads[] = {
-    "\r\n",                           /* no size */
+    "\r\n", /* no size */
     "x\r\n",
     "-1\r\n",
     "+1\r\n",
     "0x5\r\nhello\r\n0\r\n\r\n",
-    "5\nhello\r\n0\r\n\r\n",          /* bare LF after size */
-    "5\rhello\r\n0\r\n\r\n",          /* CR then not LF */
+    "5\nhello\r\n0\r\n\r\n", /* bare LF after size */
+    "5\rhello\r\n0\r\n\r\n", /* CR then not LF */
     "5\r\rhello\r\n0\r\n\r\n",
-    "5 \r\nhello\r\n0\r\n\r\n",       /* BWS not followed by ";" */
+    "5 \r\nhello\r\n0\r\n\r\n", /* BWS not followed by ";" */
     " 5\r\nhello\r\n0\r\n\r\n",
-    "5;\r\nhello\r\n0\r\n\r\n",       /* empty extension name */
-    "5;a=\r\nhello\r\n0\r\n\r\n",     /* empty value */
+    "5;\r\nhello\r\n0\r\n\r\n",   /* empty extension name */
+    "5;a=\r\nhello\r\n0\r\n\r\n", /* empty value */
     "5;a b\r\nhello\r\n0\r\n\r\n",
     "5;a=b c\r\nhello\r\n0\r\n\r\n",
-    "5;a\nb\r\nhello\r\n0\r\n\r\n",   /* bare LF in an extension */
+    "5;a\nb\r\nhello\r\n0\r\n\r\n", /* bare LF in an extension */
     "5;a=\"b\nc\"\r\nhello\r\n0\r\n\r\n",
     "5;a=\"b\x01\"\r\nhello\r\n0\r\n\r\n",
     "5;a=\"b\\\x7f\"\r\nhello\r\n0\r\n\r\n",
     "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n",
     "5;a=\"open\r\nhello\r\n0\r\n\r\n",
     "5;a@b\r\nhello\r\n0\r\n\r\n",
-    "5\r\nhelloXY0\r\n\r\n",          /* not CRLF after data */
+    "5\r\nhelloXY0\r\n\r\n", /* not CRLF after data */
     "5\r\nhello\n0\r\n\r\n",
     "5\r\nhello\r0\r\n\r\n",
     "5\r\nhello\r\r\n0\r\n\r\n",
-    "0\r\nX: y\n\r\n",                /* bare LF in trailers */
+    "0\r\nX: y\n\r\n", /* bare LF in trailers */
     "0\r\nX: y\r\r\n\r\n",
     "0\r\n\n",
     "0\r\n\rX",
-    "0\r\nX: y\r\n folded\r\n\r\n",  /* obs-fold */
+    "0\r\nX: y\r\n folded\r\n\r\n", /* obs-fold */
     "0\r\n X: y\r\n\r\n",
-    "0\r\nX y: z\r\n\r\n",            /* name not a token */
+    "0\r\nX y: z\r\n\r\n", /* name not a token */
     "0\r\nX : z\r\n\r\n",
     "0\r\n: z\r\n\r\n",
-    "0\r\nX: a\x01z\r\n\r\n",         /* CTL in a value */
+    "0\r\nX: a\x01z\r\n\r\n", /* CTL in a value */
     "0\r\nX: a\x7fz\r\n\r\n",
     "0\r\nNoColon\r\n\r\n",
-    "4000000000000001\r\n",           /* above 2^62 */
+    "4000000000000001\r\n", /* above 2^62 */
     "ffffffffffffffff\r\n",
-    "10000000000000000\r\n",          /* overflow */
-    "00000000000000001\r\n",          /* 17 digits */
+    "10000000000000000\r\n", /* overflow */
+    "00000000000000001\r\n", /* 17 digits */
 };
 
 static void test_bad_whole_and_split(void **state)
@@ -246,9 +246,19 @@ static void test_bad_whole_and_split(void **state)
 static void test_incomplete(void **state)
 {
     static const char *const partial[] = {
-        "", "5", "5\r", "5\r\nhel", "5\r\nhello", "5\r\nhello\r", "5\r\nhello\r\n0",
-        "5\r\nhello\r\n0\r\n", "5\r\nhello\r\n0\r\nX: y\r\n", "5\r\nhello\r\n0\r\n\r",
-        "4000000000000000\r\n", "5;a=\"b", "0\r\nX: y",
+        "",
+        "5",
+        "5\r",
+        "5\r\nhel",
+        "5\r\nhello",
+        "5\r\nhello\r",
+        "5\r\nhello\r\n0",
+        "5\r\nhello\r\n0\r\n",
+        "5\r\nhello\r\n0\r\nX: y\r\n",
+        "5\r\nhello\r\n0\r\n\r",
+        "4000000000000000\r\n",
+        "5;a=\"b",
+        "0\r\nX: y",
     };
     (void)state;
     for (size_t i = 0; i < sizeof(partial) / sizeof(partial[0]); i++) {

@@ -10,15 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
 #include "common/netaddr.h"
 #include "router/clientaddr.h"
 #include "router/http1.h"
 
 static const struct mr_http1_limits limits = {
-    .max_head_bytes = 16384, .max_headers = 100, .max_uri_bytes = 8192,
+    .max_head_bytes = 16384,
+    .max_headers = 100,
+    .max_uri_bytes = 8192,
 };
 
 /* The head of the running test points into these; freed by the teardown. */
@@ -174,8 +176,8 @@ static void test_rightmost_untrusted(void **state)
     expect_client(&trusted, "127.0.0.2:1", with_xff("1.1.1.1, 203.0.113.9, 10.1.2.3, 10.0.0.1"),
                   true, "203.0.113.9");
     /* Spacing and empty list elements do not matter. */
-    expect_client(&trusted, "127.0.0.1:5555", with_xff(",1.1.1.1,,203.0.113.9 ,\t10.0.0.1,,"),
-                  true, "203.0.113.9");
+    expect_client(&trusted, "127.0.0.1:5555", with_xff(",1.1.1.1,,203.0.113.9 ,\t10.0.0.1,,"), true,
+                  "203.0.113.9");
 }
 
 static void test_all_trusted_gives_leftmost(void **state)
@@ -185,8 +187,7 @@ static void test_all_trusted_gives_leftmost(void **state)
 
     expect_client(&trusted, "127.0.0.1:5555", with_xff("10.0.0.5, 10.0.0.1"), true, "10.0.0.5");
     expect_client(&trusted, "127.0.0.1:5555", with_xff("127.0.0.9"), true, "127.0.0.9");
-    expect_client(&trusted, "127.0.0.1:5555", with_xff(", 10.9.9.9, 10.0.0.1"), true,
-                  "10.9.9.9");
+    expect_client(&trusted, "127.0.0.1:5555", with_xff(", 10.9.9.9, 10.0.0.1"), true, "10.9.9.9");
 }
 
 /* An entry that does not parse ends the walk: nothing left of it can be
@@ -214,11 +215,8 @@ static void test_several_lines_are_one_list(void **state)
 {
     struct mr_cidr_set trusted = cidrs(loop_and_ten);
     const char *const split[] = {
-        "X-Forwarded-For: 1.1.1.1",
-        "Accept: */*",
-        "x-forwarded-for: 203.0.113.9, 10.0.0.1",
-        "X-FORWARDED-FOR: 10.0.0.2",
-        NULL,
+        "X-Forwarded-For: 1.1.1.1",  "Accept: */*", "x-forwarded-for: 203.0.113.9, 10.0.0.1",
+        "X-FORWARDED-FOR: 10.0.0.2", NULL,
     };
     const char *const across[] = {
         "X-Forwarded-For: 198.51.100.1, 203.0.113.9",

@@ -1,8 +1,8 @@
 /* tests/unit/test_clock.c: the admin API's timestamps (UTC, whole seconds,
  * the fraction dropped, never rounded up) and the wall clock's unit. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 

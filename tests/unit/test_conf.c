@@ -1,19 +1,19 @@
 /* tests/unit/test_conf.c: configuration loading, validation messages,
  * secrets files and snapshot publication. Run from the repository root. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -182,8 +182,7 @@ static struct mr_snapshot *load_patched(const struct patch *patches, size_t n,
     return snap;
 }
 
-static const struct mr_route *find_route(const struct mr_route *routes, size_t n,
-                                         const char *code)
+static const struct mr_route *find_route(const struct mr_route *routes, size_t n, const char *code)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(routes[i].code, code) == 0)
@@ -509,8 +508,7 @@ static const struct {
      "characters of A-Z a-z 0-9 _ -"},
     {{{"session.keys_file", "\"nocolon.keys\""}},
      "session.keys_file: @DIR@/nocolon.keys line 1: expected KID:BASE64SECRET"},
-    {{{"session.keys_file", "\"empty.keys\""}},
-     "session.keys_file: @DIR@/empty.keys has no key"},
+    {{{"session.keys_file", "\"empty.keys\""}}, "session.keys_file: @DIR@/empty.keys has no key"},
     {{{"health", "5"}}, "health: expected an object"},
     {{{"health.path", "\"healthz\""}}, "health.path: expected a string starting with \"/\""},
     {{{"health.interval_ms", "5"}}, "health.interval_ms: expected an integer >= 10"},
@@ -616,7 +614,8 @@ static const struct {
      "timeouts.client_idle_ms: expected an integer between 1 and 2147483647"},
     {{{"limits.max_head_bytes", "100"}},
      "limits.max_head_bytes: expected an integer between 1024 and 1048576"},
-    {{{"limits.max_headers", "1001"}}, "limits.max_headers: expected an integer between 1 and 1000"},
+    {{{"limits.max_headers", "1001"}},
+     "limits.max_headers: expected an integer between 1 and 1000"},
     {{{"limits", "{\"max_head_bytes\": 2048, \"max_uri_bytes\": 4096}"}},
      "limits.max_uri_bytes: expected an integer between 16 and 2048"},
     {{{"limits.retry_body_bytes", "-1"}},
@@ -1197,9 +1196,9 @@ static void expect_name_ok(const char *region, const char *cluster)
 
 static void test_name_characters(void **state)
 {
-    static const char *const bad[] = {"a b", "a\"b", "a/b", "eu-west/1", "a;b", "a=b",
-                                      "a,b", "a\\b", "caf\xc3\xa9", "tab\there", " lead",
-                                      "trail ", "a%20b", "a:b"};
+    static const char *const bad[] = {"a b",   "a\"b",   "a/b",   "eu-west/1",   "a;b",
+                                      "a=b",   "a,b",    "a\\b",  "caf\xc3\xa9", "tab\there",
+                                      " lead", "trail ", "a%20b", "a:b"};
     char line[256];
 
     /* The exact lines of the brief. */

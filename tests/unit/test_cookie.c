@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <cmocka.h>
 #include <openssl/evp.h>
+#include <cmocka.h>
 
 #include "tests/unit/testutil.h"
 
@@ -43,16 +43,14 @@ static const struct mr_test_file key_files[] = {
 
 /* ---- fixtures ---- */
 
-static int
-setup_files(void **state)
+static int setup_files(void **state)
 {
     (void)state;
     strcpy(tmpdir, "/tmp/meridian-test-cookie-XXXXXX");
     return mr_test_files_setup(tmpdir, key_files, sizeof(key_files) / sizeof(key_files[0]));
 }
 
-static int
-teardown_files(void **state)
+static int teardown_files(void **state)
 {
     (void)state;
     return mr_test_files_teardown(tmpdir, key_files, sizeof(key_files) / sizeof(key_files[0]));
@@ -62,8 +60,7 @@ teardown_files(void **state)
 
 /* A snapshot whose session block reads keys_file, plus session_extra
  * (",\"secure\": true" and the like, or ""). */
-static struct mr_snapshot *
-load_snap(const char *keys_file, const char *session_extra)
+static struct mr_snapshot *load_snap(const char *keys_file, const char *session_extra)
 {
     char json[2048];
     struct mr_errors errs = {0};
@@ -94,8 +91,7 @@ load_snap(const char *keys_file, const char *session_extra)
 
 /* Keys of a fresh snapshot of keys_file; the snapshot is freed at once,
  * which also shows the keys do not point into it. */
-static struct mr_cookie_keys *
-load_keys(const char *keys_file)
+static struct mr_cookie_keys *load_keys(const char *keys_file)
 {
     struct mr_snapshot *snap = load_snap(keys_file, "");
     struct mr_cookie_keys *k = mr_cookie_keys_new(snap);
@@ -107,9 +103,8 @@ load_keys(const char *keys_file)
 
 /* Verifies a copy of value[0..len) in a buffer of exactly len bytes, so an
  * overread trips ASan; cluster_out gets the name on VALID. */
-static enum mr_cookie_result
-verify_exact(struct mr_cookie_keys *k, const void *value, size_t len, int64_t now,
-             char *cluster_out, size_t cap)
+static enum mr_cookie_result verify_exact(struct mr_cookie_keys *k, const void *value, size_t len,
+                                          int64_t now, char *cluster_out, size_t cap)
 {
     char *copy = malloc(len > 0 ? len : 1);
     enum mr_cookie_result r;
@@ -121,16 +116,15 @@ verify_exact(struct mr_cookie_keys *k, const void *value, size_t len, int64_t no
     return r;
 }
 
-static enum mr_cookie_result
-verify_str(struct mr_cookie_keys *k, const char *value, int64_t now)
+static enum mr_cookie_result verify_str(struct mr_cookie_keys *k, const char *value, int64_t now)
 {
     char cluster[MR_COOKIE_CLUSTER_MAX + 1];
 
     return verify_exact(k, value, strlen(value), now, cluster, sizeof(cluster));
 }
 
-static size_t
-sign(struct mr_cookie_keys *k, const char *cluster, int64_t now, char out[MR_COOKIE_VALUE_MAX])
+static size_t sign(struct mr_cookie_keys *k, const char *cluster, int64_t now,
+                   char out[MR_COOKIE_VALUE_MAX])
 {
     size_t n = mr_cookie_sign(k, cluster, now, MAX_AGE, out, MR_COOKIE_VALUE_MAX);
 
@@ -140,8 +134,7 @@ sign(struct mr_cookie_keys *k, const char *cluster, int64_t now, char out[MR_COO
 }
 
 /* Start and length of field i (0..5) of a signed value. */
-static void
-field(const char *value, int i, size_t *start, size_t *len)
+static void field(const char *value, int i, size_t *start, size_t *len)
 {
     const char *p = value;
 
@@ -155,8 +148,7 @@ field(const char *value, int i, size_t *start, size_t *len)
 }
 
 /* Replaces field i of value (a string) by text, into out. */
-static void
-replace_field(const char *value, int i, const char *text, char *out, size_t cap)
+static void replace_field(const char *value, int i, const char *text, char *out, size_t cap)
 {
     size_t start, len;
 
@@ -164,8 +156,7 @@ replace_field(const char *value, int i, const char *text, char *out, size_t cap)
     snprintf(out, cap, "%.*s%s%s", (int)start, value, text, value + start + len);
 }
 
-static bool
-is_cookie_octet(unsigned char c)
+static bool is_cookie_octet(unsigned char c)
 {
     return c == 0x21 || (c >= 0x23 && c <= 0x2B) || (c >= 0x2D && c <= 0x3A) ||
            (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
@@ -174,8 +165,7 @@ is_cookie_octet(unsigned char c)
 /* xorshift64*: reproducible random bytes. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;
 
-static uint64_t
-rng(void)
+static uint64_t rng(void)
 {
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
@@ -183,8 +173,7 @@ rng(void)
     return rng_state * 0x2545F4914F6CDD1Du;
 }
 
-static double
-now_s(void)
+static double now_s(void)
 {
     struct timespec ts;
 
@@ -194,8 +183,7 @@ now_s(void)
 
 /* ---- sign and verify ---- */
 
-static void
-test_round_trip(void **state)
+static void test_round_trip(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     static const char *const names[] = {
@@ -246,15 +234,13 @@ test_round_trip(void **state)
         }
         memset(cluster, 0, sizeof(cluster));
         assert_int_equal(verify_str(k, value, T0), MR_COOKIE_VALID);
-        assert_int_equal(verify_exact(k, value, n, T0, cluster, sizeof(cluster)),
-                         MR_COOKIE_VALID);
+        assert_int_equal(verify_exact(k, value, n, T0, cluster, sizeof(cluster)), MR_COOKIE_VALID);
         assert_string_equal(cluster, names[i]);
     }
     mr_cookie_keys_free(k);
 }
 
-static void
-test_sign_limits(void **state)
+static void test_sign_limits(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     char name[MR_COOKIE_CLUSTER_MAX + 2], value[MR_COOKIE_VALUE_MAX], cluster[8];
@@ -271,8 +257,7 @@ test_sign_limits(void **state)
     assert_int_equal(verify_exact(k, value, n, INT64_MAX - MAX_AGE, cluster, sizeof(cluster)),
                      MR_COOKIE_MALFORMED);
     assert_int_equal(cluster[0], 'z');
-    assert_int_equal(verify_exact(k, value, n, INT64_MAX - MAX_AGE, NULL, 0),
-                     MR_COOKIE_MALFORMED);
+    assert_int_equal(verify_exact(k, value, n, INT64_MAX - MAX_AGE, NULL, 0), MR_COOKIE_MALFORMED);
     name[MR_COOKIE_CLUSTER_MAX] = 'n';
     name[MR_COOKIE_CLUSTER_MAX + 1] = '\0';
     assert_int_equal(mr_cookie_sign(k, name, T0, MAX_AGE, value, sizeof(value)), 0);
@@ -300,8 +285,7 @@ test_sign_limits(void **state)
     mr_cookie_keys_free(k);
 }
 
-static void
-test_rotation(void **state)
+static void test_rotation(void **state)
 {
     struct mr_cookie_keys *before = load_keys("one.keys");
     struct mr_cookie_keys *after = load_keys("two.keys");
@@ -332,8 +316,7 @@ test_rotation(void **state)
     mr_cookie_keys_free(after);
 }
 
-static void
-test_unknown_key(void **state)
+static void test_unknown_key(void **state)
 {
     struct mr_cookie_keys *ours = load_keys("one.keys");
     struct mr_cookie_keys *theirs = load_keys("other.keys");
@@ -354,8 +337,7 @@ test_unknown_key(void **state)
 }
 
 /* Changed fields of a valid "eu-a" cookie signed at T0 with k1. */
-static void
-test_tampered_fields(void **state)
+static void test_tampered_fields(void **state)
 {
     struct mr_cookie_keys *k = load_keys("two.keys");
     char value[MR_COOKIE_VALUE_MAX], changed[2 * MR_COOKIE_VALUE_MAX];
@@ -372,21 +354,21 @@ test_tampered_fields(void **state)
         {1, "", MR_COOKIE_MALFORMED},
         {1, "k 1", MR_COOKIE_MALFORMED},
         {1, "k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k", MR_COOKIE_MALFORMED}, /* 33 characters */
-        {2, "dXMtYQ", MR_COOKIE_BAD_SIGNATURE},   /* "us-a": re-targeted */
-        {2, "dXMtYg", MR_COOKIE_BAD_SIGNATURE},   /* "us-b" */
-        {2, "ZXUtYR", MR_COOKIE_MALFORMED},       /* non-zero trailing bits */
-        {2, "ZXUtYQ==", MR_COOKIE_MALFORMED},     /* padding */
-        {2, "ZXUtY", MR_COOKIE_MALFORMED},        /* impossible length */
-        {2, "ZXU+YQ", MR_COOKIE_MALFORMED},       /* standard, not url, alphabet */
+        {2, "dXMtYQ", MR_COOKIE_BAD_SIGNATURE},                        /* "us-a": re-targeted */
+        {2, "dXMtYg", MR_COOKIE_BAD_SIGNATURE},                        /* "us-b" */
+        {2, "ZXUtYR", MR_COOKIE_MALFORMED},                            /* non-zero trailing bits */
+        {2, "ZXUtYQ==", MR_COOKIE_MALFORMED},                          /* padding */
+        {2, "ZXUtY", MR_COOKIE_MALFORMED},                             /* impossible length */
+        {2, "ZXU+YQ", MR_COOKIE_MALFORMED}, /* standard, not url, alphabet */
         {2, "", MR_COOKIE_MALFORMED},
-        {2, "AA", MR_COOKIE_MALFORMED},           /* a NUL byte */
+        {2, "AA", MR_COOKIE_MALFORMED}, /* a NUL byte */
         {3, "1767225601", MR_COOKIE_BAD_SIGNATURE},
-        {3, "01767225600", MR_COOKIE_MALFORMED},  /* leading zero */
+        {3, "01767225600", MR_COOKIE_MALFORMED}, /* leading zero */
         {3, "+1767225600", MR_COOKIE_MALFORMED},
         {3, "-1", MR_COOKIE_MALFORMED},
-        {3, "1767229200", MR_COOKIE_MALFORMED},   /* issued == expires */
+        {3, "1767229200", MR_COOKIE_MALFORMED}, /* issued == expires */
         {3, "", MR_COOKIE_MALFORMED},
-        {4, "1867229200", MR_COOKIE_BAD_SIGNATURE}, /* extended */
+        {4, "1867229200", MR_COOKIE_BAD_SIGNATURE},       /* extended */
         {4, "99999999999999999999", MR_COOKIE_MALFORMED}, /* overflows int64 */
         {4, "9223372036854775807", MR_COOKIE_BAD_SIGNATURE},
         {4, "1767229200 ", MR_COOKIE_MALFORMED},
@@ -431,13 +413,12 @@ test_tampered_fields(void **state)
 
 /* Every byte, replaced by each of a few others: never valid, and a change
  * that keeps the syntax is a bad signature (or an unknown key in the kid). */
-static void
-test_flipped_bytes(void **state)
+static void test_flipped_bytes(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     char value[MR_COOKIE_VALUE_MAX], changed[2 * MR_COOKIE_VALUE_MAX];
-    static const unsigned char repl[] = {'A', 'b', '0', '9', '-', '_', '.', ' ', ';', '"',
-                                         '\0', 0x80, 0xff, '=', '+', '/'};
+    static const unsigned char repl[] = {'A', 'b', '0',  '9',  '-',  '_', '.', ' ',
+                                         ';', '"', '\0', 0x80, 0xff, '=', '+', '/'};
     size_t n = sign(k, "eu-a", T0, value);
     size_t counts[5] = {0}, timestamp_checks = 0;
 
@@ -457,13 +438,12 @@ test_flipped_bytes(void **state)
             /* A digit for a digit in a timestamp, not a leading one and
              * keeping expires > issued: the syntax holds, only the MAC can
              * tell. ("v1.k1.ZXUtYQ." is 13 bytes, each time 10 digits.) */
-            if (((i > 13 && i < 23) || (i > 24 && i < 34)) && repl[r] >= '0' &&
-                repl[r] <= '9') {
+            if (((i > 13 && i < 23) || (i > 24 && i < 34)) && repl[r] >= '0' && repl[r] <= '9') {
                 long long issued = strtoll(changed + 13, NULL, 10);
                 long long expires = strtoll(changed + 24, NULL, 10);
 
-                assert_int_equal(got, expires > issued ? MR_COOKIE_BAD_SIGNATURE
-                                                       : MR_COOKIE_MALFORMED);
+                assert_int_equal(got,
+                                 expires > issued ? MR_COOKIE_BAD_SIGNATURE : MR_COOKIE_MALFORMED);
                 timestamp_checks++;
             }
         }
@@ -484,8 +464,7 @@ test_flipped_bytes(void **state)
 
 /* A valid value for one cluster with its name swapped for another's, MAC
  * kept: the cookie must not move the session. */
-static void
-test_retargeted(void **state)
+static void test_retargeted(void **state)
 {
     struct mr_snapshot *snap = load_snap("one.keys", "");
     struct mr_cookie_keys *k = mr_cookie_keys_new(snap);
@@ -512,8 +491,7 @@ test_retargeted(void **state)
     mr_snap_free(snap);
 }
 
-static void
-test_truncated(void **state)
+static void test_truncated(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     char value[MR_COOKIE_VALUE_MAX];
@@ -525,8 +503,7 @@ test_truncated(void **state)
         assert_int_equal(verify_exact(k, value, len, T0, cluster, sizeof(cluster)),
                          MR_COOKIE_MALFORMED);
         /* Cut from the front as well. */
-        assert_int_not_equal(verify_exact(k, value + n - len, len, T0, cluster,
-                                          sizeof(cluster)),
+        assert_int_not_equal(verify_exact(k, value + n - len, len, T0, cluster, sizeof(cluster)),
                              MR_COOKIE_VALID);
     }
     assert_int_equal(mr_cookie_verify(k, NULL, 0, T0, NULL, 0), MR_COOKIE_MALFORMED);
@@ -534,8 +511,7 @@ test_truncated(void **state)
     mr_cookie_keys_free(k);
 }
 
-static void
-test_expired(void **state)
+static void test_expired(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     char value[MR_COOKIE_VALUE_MAX], changed[2 * MR_COOKIE_VALUE_MAX];
@@ -543,8 +519,7 @@ test_expired(void **state)
 
     sign(k, "eu-a", T0, value);
     assert_int_equal(verify_str(k, value, T0 + MAX_AGE - 1), MR_COOKIE_VALID);
-    assert_int_equal(verify_exact(k, value, strlen(value), T0 + MAX_AGE, cluster,
-                                  sizeof(cluster)),
+    assert_int_equal(verify_exact(k, value, strlen(value), T0 + MAX_AGE, cluster, sizeof(cluster)),
                      MR_COOKIE_EXPIRED);
     assert_string_equal(cluster, "untouched");
     assert_int_equal(verify_str(k, value, T0 + 365 * 86400), MR_COOKIE_EXPIRED);
@@ -554,8 +529,7 @@ test_expired(void **state)
     mr_cookie_keys_free(k);
 }
 
-static void
-test_future_issue(void **state)
+static void test_future_issue(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     char value[MR_COOKIE_VALUE_MAX];
@@ -576,8 +550,7 @@ test_future_issue(void **state)
 /* Found by tests/fuzz/fuzz_cookie.c: a value verified once (and kept to
  * skip the HMAC next time) is still refused when the clock has gone back
  * past its issue time, as a fresh verification refuses it. */
-static void
-test_future_issue_cached(void **state)
+static void test_future_issue_cached(void **state)
 {
     struct mr_cookie_keys *k = load_keys("one.keys");
     char value[MR_COOKIE_VALUE_MAX];
@@ -591,8 +564,7 @@ test_future_issue_cached(void **state)
 
 /* Random bytes, random strings of the cookie's own alphabet with dots, and
  * random mutations (replace, insert, delete, splice) of valid values. */
-static void
-test_random_garbage(void **state)
+static void test_random_garbage(void **state)
 {
     struct mr_cookie_keys *k = load_keys("two.keys");
     static const char alphabet[] = "v1.k2-_09AZaz.....";
@@ -665,8 +637,7 @@ test_random_garbage(void **state)
 
 /* ---- find ---- */
 
-static void
-test_find(void **state)
+static void test_find(void **state)
 {
     static const struct {
         const char *header;
@@ -708,15 +679,14 @@ test_find(void **state)
         got = mr_cookie_find(copy, len, "MRD", &vlen);
         if (cases[i].want == NULL) {
             if (got != NULL) {
-                fprintf(stderr, "  case %zu [%s]: found [%.*s]\n", i, cases[i].header,
-                        (int)vlen, got);
+                fprintf(stderr, "  case %zu [%s]: found [%.*s]\n", i, cases[i].header, (int)vlen,
+                        got);
                 fail();
             }
         } else {
             if (got == NULL || vlen != strlen(cases[i].want) ||
                 memcmp(got, cases[i].want, vlen) != 0) {
-                fprintf(stderr, "  case %zu [%s]: want [%s]\n", i, cases[i].header,
-                        cases[i].want);
+                fprintf(stderr, "  case %zu [%s]: want [%s]\n", i, cases[i].header, cases[i].want);
                 fail();
             }
             assert_true(got >= copy && got + vlen <= copy + len);
@@ -757,8 +727,7 @@ test_find(void **state)
 
 /* ---- Set-Cookie ---- */
 
-static void
-test_set_header(void **state)
+static void test_set_header(void **state)
 {
     static const struct {
         const char *session;
@@ -809,8 +778,7 @@ test_set_header(void **state)
             assert_int_equal(mr_cookie_set_header(snap, value, vlen, false, small, cap), 0);
             free(small);
         }
-        assert_int_equal(mr_cookie_set_header(snap, "a\r\nX-Evil: 1", 12, false, out,
-                                              sizeof(out)),
+        assert_int_equal(mr_cookie_set_header(snap, "a\r\nX-Evil: 1", 12, false, out, sizeof(out)),
                          0);
         assert_int_equal(mr_cookie_set_header(snap, "a;b", 3, false, out, sizeof(out)), 0);
         assert_int_equal(mr_cookie_set_header(snap, "a b", 3, false, out, sizeof(out)), 0);
@@ -819,8 +787,7 @@ test_set_header(void **state)
     }
 }
 
-static void
-test_result_names(void **state)
+static void test_result_names(void **state)
 {
     assert_string_equal(mr_cookie_result_name(MR_COOKIE_VALID), "valid");
     assert_string_equal(mr_cookie_result_name(MR_COOKIE_MALFORMED), "malformed");
@@ -831,8 +798,7 @@ test_result_names(void **state)
 
 /* ---- BENCHMARK: prints timings, asserts only correctness ---- */
 
-static void
-bench_sign_verify(void **state)
+static void bench_sign_verify(void **state)
 {
     enum { ITERATIONS = 100000 };
     struct mr_cookie_keys *k = load_keys("two.keys");
@@ -859,8 +825,7 @@ bench_sign_verify(void **state)
     mr_cookie_keys_free(k);
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),

@@ -1,7 +1,7 @@
 /* tests/unit/test_countries.c: the country -> continent and centroid tables. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -40,7 +40,7 @@ static const struct {
     const char *cc;
     double lat, lon;
 } centroid_cases[] = {
-    {"GB", 55.38, -3.44}, {"US", 37.09, -95.71}, {"DE", 51.17, 10.45}, {"SG", 1.35, 103.82},
+    {"GB", 55.38, -3.44},   {"US", 37.09, -95.71},  {"DE", 51.17, 10.45},  {"SG", 1.35, 103.82},
     {"AU", -25.27, 133.78}, {"BR", -14.24, -51.93}, {"RU", 61.52, 105.32}, {"FJ", -16.58, 179.41},
 };
 
@@ -72,8 +72,19 @@ static void test_case_insensitive(void **state)
 
 static void test_unknown(void **state)
 {
-    static const char *const bad[] = {"ZZ", "AA", "EU", "UK", "", "G", "GBR", "G1", "1G", "  ",
-                                      "gb ", "\xc3\xa9" "a"};
+    static const char *const bad[] = {"ZZ",
+                                      "AA",
+                                      "EU",
+                                      "UK",
+                                      "",
+                                      "G",
+                                      "GBR",
+                                      "G1",
+                                      "1G",
+                                      "  ",
+                                      "gb ",
+                                      "\xc3\xa9"
+                                      "a"};
     char out[3] = "xx";
     double lat = 7, lon = 8;
 
@@ -123,10 +134,8 @@ static void test_whole_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_continents),
-        cmocka_unit_test(test_centroids),
-        cmocka_unit_test(test_case_insensitive),
-        cmocka_unit_test(test_unknown),
+        cmocka_unit_test(test_continents),       cmocka_unit_test(test_centroids),
+        cmocka_unit_test(test_case_insensitive), cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_whole_table),
     };
 

@@ -4,9 +4,9 @@
  * mr_ctl_http_read over a socketpair whose far end sends canned bytes and
  * closes, with the message it prints on stderr.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -37,33 +37,34 @@ static const struct {
      "{\"a\": 1}", NULL},
     {"content-length, bytes beyond it ignored",
      "HTTP/1.1 200 OK\r\ncontent-length:  2 \r\n\r\n{}garbage", false, 1, 200, "{}", NULL},
-    {"content-length, short, open", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"a\"", false,
-     0, 0, NULL, NULL},
+    {"content-length, short, open", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"a\"", false, 0,
+     0, NULL, NULL},
     {"content-length, short, closed", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"a\"", true,
      -1, 0, NULL, "the answer ended before its Content-Length"},
     {"chunked, extensions and trailers",
      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
      "3;x=y\r\n{\"a\r\nA\r\n\": [1, 2]}\r\n0\r\nX-Trailer: t\r\n\r\n",
      false, 1, 200, "{\"a\": [1, 2]}", NULL},
-    {"chunked wins over a length", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+    {"chunked wins over a length",
+     "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
      "Transfer-Encoding: gzip, CHUNKED\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
      false, 1, 200, "{}", NULL},
-    {"chunked, cut, closed", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}",
-     true, -1, 0, NULL, "the answer ended inside its chunked body"},
+    {"chunked, cut, closed", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}", true,
+     -1, 0, NULL, "the answer ended inside its chunked body"},
     {"chunked, bad size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n",
      false, -1, 0, NULL, "malformed chunked body"},
     {"chunked, no CRLF after the data",
-     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}xx0\r\n\r\n", false, -1, 0,
-     NULL, "malformed chunked body"},
-    {"close-delimited, open", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}", false, 0, 0,
-     NULL, NULL},
-    {"close-delimited, closed", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"b\": 2}", true,
-     1, 200, "{\"b\": 2}", NULL},
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}xx0\r\n\r\n", false, -1, 0, NULL,
+     "malformed chunked body"},
+    {"close-delimited, open", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}", false, 0, 0, NULL,
+     NULL},
+    {"close-delimited, closed", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"b\": 2}", true, 1,
+     200, "{\"b\": 2}", NULL},
     {"no body for 204", "HTTP/1.1 204 No Content\r\n\r\n", false, 1, 204, "", NULL},
     {"non-JSON error body", "HTTP/1.0 502 Bad Gateway\r\nContent-Length: 11\r\n\r\nBad Gateway",
      false, 1, 502, "Bad Gateway", NULL},
-    {"status line without a reason", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", false, 1, 404,
-     "", NULL},
+    {"status line without a reason", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", false, 1, 404, "",
+     NULL},
     {"head, open", "HTTP/1.1 200 OK\r\nContent-Le", false, 0, 0, NULL, NULL},
     {"head, closed", "HTTP/1.1 200 OK\r\nContent-Le", true, -1, 0, NULL,
      "the answer ended inside its head"},
@@ -73,8 +74,8 @@ static const struct {
     {"HTTP/2", "HTTP/2 200\r\n\r\n", false, -1, 0, NULL, "not an HTTP/1.x answer"},
     {"status of two digits", "HTTP/1.1 20 OK\r\n\r\n", false, -1, 0, NULL,
      "not an HTTP/1.x answer"},
-    {"bad content-length", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n{}", false, -1, 0,
-     NULL, "bad Content-Length"},
+    {"bad content-length", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n{}", false, -1, 0, NULL,
+     "bad Content-Length"},
     {"empty content-length", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n{}", false, -1, 0, NULL,
      "bad Content-Length"},
     {"two content-lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
@@ -84,8 +85,7 @@ static const struct {
      NULL},
 };
 
-static void
-test_parse_table(void **state)
+static void test_parse_table(void **state)
 {
     for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0]; i++) {
         struct mr_ctl_answer ans;
@@ -115,8 +115,7 @@ test_parse_table(void **state)
 
 /* Every proper prefix of a whole answer asks for more bytes; the whole
  * answer is complete: the parser never answers early from a partial read. */
-static void
-test_parse_prefixes_need_more(void **state)
+static void test_parse_prefixes_need_more(void **state)
 {
     static const char *const answers[] = {
         "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"a\": 1}",
@@ -152,8 +151,7 @@ struct read_result {
 
 /* Sends raw from the far end of a socketpair and closes it, then reads with
  * mr_ctl_http_read, stderr captured. raw must fit the socket buffer. */
-static void
-read_canned(const char *raw, size_t len, int send_err, struct read_result *out)
+static void read_canned(const char *raw, size_t len, int send_err, struct read_result *out)
 {
     int sv[2], saved;
     FILE *err = tmpfile();
@@ -178,8 +176,7 @@ read_canned(const char *raw, size_t len, int send_err, struct read_result *out)
     fclose(err);
 }
 
-static void
-test_read_content_length_json(void **state)
+static void test_read_content_length_json(void **state)
 {
     static const char raw[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                               "Content-Length: 16\r\nConnection: close\r\n\r\n{\"generation\":3}";
@@ -196,8 +193,7 @@ test_read_content_length_json(void **state)
     assert_null(r.ans.json);
 }
 
-static void
-test_read_chunked_json(void **state)
+static void test_read_chunked_json(void **state)
 {
     static const char raw[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                               "7\r\n{\"chang\r\n9\r\nes\": []}\n\r\n0\r\n\r\n";
@@ -210,8 +206,7 @@ test_read_chunked_json(void **state)
     mr_ctl_answer_free(&r.ans);
 }
 
-static void
-test_read_close_delimited(void **state)
+static void test_read_close_delimited(void **state)
 {
     static const char raw[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"ok\": true}";
     struct read_result r;
@@ -225,8 +220,7 @@ test_read_close_delimited(void **state)
 
 /* A proxy's error page: the status and the text are kept for the refusal
  * message, and there is no JSON. */
-static void
-test_read_non_json_error_body(void **state)
+static void test_read_non_json_error_body(void **state)
 {
     static const char raw[] = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 16\r\n\r\n"
                               "upstream is down";
@@ -240,8 +234,7 @@ test_read_non_json_error_body(void **state)
     mr_ctl_answer_free(&r.ans);
 }
 
-static void
-test_read_truncated(void **state)
+static void test_read_truncated(void **state)
 {
     static const char raw[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"generation\"";
     struct read_result r;
@@ -252,8 +245,7 @@ test_read_truncated(void **state)
                                ": the answer ended before its Content-Length\n");
 }
 
-static void
-test_read_closed_without_answer(void **state)
+static void test_read_closed_without_answer(void **state)
 {
     struct read_result r;
 
@@ -265,8 +257,7 @@ test_read_closed_without_answer(void **state)
 
 /* The request was cut short (EPIPE): with no answer that is the error
  * reported; an answer that came anyway (an early 401) is read as usual. */
-static void
-test_read_after_broken_pipe(void **state)
+static void test_read_after_broken_pipe(void **state)
 {
     static const char raw[] = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 27\r\n\r\n"
                               "{\"error\": \"bad token ...\"}\n";
@@ -274,8 +265,8 @@ test_read_after_broken_pipe(void **state)
 
     read_canned("", 0, EPIPE, &r);
     assert_int_equal(r.rc, -1);
-    assert_string_equal(r.err, "meridianctl: sending to the admin API at " AUTHORITY
-                               ": Broken pipe\n");
+    assert_string_equal(r.err,
+                        "meridianctl: sending to the admin API at " AUTHORITY ": Broken pipe\n");
     read_canned(raw, sizeof raw - 1, EPIPE, &r);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.err, "");
@@ -284,8 +275,7 @@ test_read_after_broken_pipe(void **state)
     mr_ctl_answer_free(&r.ans);
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_table),

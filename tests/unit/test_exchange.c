@@ -15,13 +15,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
+#include "tests/unit/testutil.h"
 #include "router/exchange.h"
 #include "router/lease.h"
 #include "router/stats.h"
-#include "tests/unit/testutil.h"
 
 /* An exchange on its first attempt, nothing seen or dropped yet. */
 static struct mr_exchange first_attempt(enum mr_http1_method method)
@@ -44,8 +44,8 @@ static void test_retry_rule_table(void **state)
         bool retry;
     } cases[] = {
         {"GET, connect failed", MR_METHOD_GET, 1, false, false, true, true},
-        {"POST, connect failed: nothing reached the origin", MR_METHOD_POST, 1, false, false,
-         true, true},
+        {"POST, connect failed: nothing reached the origin", MR_METHOD_POST, 1, false, false, true,
+         true},
         {"PATCH, connect failed", MR_METHOD_PATCH, 1, false, false, true, true},
         {"GET, reused connection failed", MR_METHOD_GET, 1, false, false, false, true},
         {"HEAD, reused connection failed", MR_METHOD_HEAD, 1, false, false, false, true},
@@ -57,13 +57,11 @@ static void test_retry_rule_table(void **state)
          false, false},
         {"PATCH after bytes went out", MR_METHOD_PATCH, 1, false, false, false, false},
         {"CONNECT after bytes went out", MR_METHOD_CONNECT, 1, false, false, false, false},
-        {"an unknown method after bytes went out", MR_METHOD_OTHER, 1, false, false, false,
-         false},
+        {"an unknown method after bytes went out", MR_METHOD_OTHER, 1, false, false, false, false},
         {"GET after a response byte", MR_METHOD_GET, 1, true, false, false, false},
         {"connect failed after a response byte (never)", MR_METHOD_GET, 1, true, false, true,
          false},
-        {"body past retry_body_bytes, connect failed", MR_METHOD_POST, 1, false, true, true,
-         false},
+        {"body past retry_body_bytes, connect failed", MR_METHOD_POST, 1, false, true, true, false},
         {"body past retry_body_bytes, idempotent", MR_METHOD_PUT, 1, false, true, false, false},
         {"second attempt, connect failed: one retry only", MR_METHOD_GET, 2, false, false, true,
          false},
@@ -161,8 +159,7 @@ static void test_begin_resets(void **state)
 
     mr_exchange_begin(&x, 42, &peer, 123456789);
     assert_int_equal(x.attempts, 0);
-    assert_false(x.resp_seen || x.resp_started || x.req_done || x.body_forwarded ||
-                 x.body_unkept);
+    assert_false(x.resp_seen || x.resp_started || x.req_done || x.body_forwarded || x.body_unkept);
     assert_true(x.unlogged);
     assert_int_equal(x.status, 0);
     assert_int_equal(x.cause, MR_CAUSE_NONE);
@@ -184,9 +181,9 @@ static void test_begin_resets(void **state)
 static struct mr_lease *retry_lease(struct mr_stats *stats)
 {
     struct mr_snapshot *snap = mr_test_load(
-        "{" MR_TEST_CONF_HEAD
-        " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
-        "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"
+        "{" MR_TEST_CONF_HEAD " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
+        "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", "
+        "\"127.0.0.1:9002\"]},"
         "   {\"name\": \"b\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9003\"]}]}],"
         " \"routing\": {\"default\": [\"r1\"]}}");
     struct mr_lease *lease = mr_lease_new(stats, snap);

@@ -1,9 +1,9 @@
 /* tests/unit/test_file.c: the whole-file reader: contents and length,
  * the size cap, missing files, empty files, directories and the fstat of
  * the file read. Each test gets a fresh temporary directory. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 

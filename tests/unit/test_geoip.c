@@ -4,9 +4,9 @@
  * this binary, else in build/release/testdata; `make testdata` writes them.
  * Run from the repository root (the optional real-database case reads
  * geo/data/country.mmdb). */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -28,7 +28,6 @@
 #include "geo/geoip.h"
 
 #define REAL_DB "geo/data/country.mmdb"
-
 
 static const char *const geoip2_country[] = {"country", "iso_code", NULL};
 static const char *const flat_country[] = {"country_code", NULL};
@@ -146,8 +145,8 @@ static void check_cases(const struct mr_snapshot *snap, const struct lookup_case
             (c->has_coords && (fabs(loc.lat - c->lat) > 0.001 || fabs(loc.lon - c->lon) > 0.001))) {
             fail_msg("%s: got found=%d country=\"%.2s\" continent=\"%.2s\" coords=%d %.3f,%.3f; "
                      "want found=%d country=\"%s\" continent=\"%s\" coords=%d %.3f,%.3f",
-                     c->ip, loc.found, loc.country, loc.continent, loc.has_coords, loc.lat,
-                     loc.lon, c->found, c->country, c->continent, c->has_coords, c->lat, c->lon);
+                     c->ip, loc.found, loc.country, loc.continent, loc.has_coords, loc.lat, loc.lon,
+                     c->found, c->country, c->continent, c->has_coords, c->lat, c->lon);
         }
     }
 }
@@ -236,12 +235,12 @@ static void test_wrong_paths(void **state)
     static const char *const array_index[] = {"country", "0", NULL};
     static const char *const empty[] = {NULL};
     static const char *const string_latitude[] = {"country", "iso_code", NULL};
-    static const char *const *const bad_country[] = {to_map, missing, through_string,
-                                                     array_index, empty};
-    static const struct lookup_case no_country = {"81.2.69.142", true, "", "EU", true, 51.50,
-                                                  -0.10};
-    static const struct lookup_case centroid = {"81.2.69.142", true, "GB", "EU", true, 55.38,
-                                                -3.44};
+    static const char *const *const bad_country[] = {to_map, missing, through_string, array_index,
+                                                     empty};
+    static const struct lookup_case no_country = {"81.2.69.142", true,  "",   "EU",
+                                                  true,          51.50, -0.10};
+    static const struct lookup_case centroid = {"81.2.69.142", true,  "GB", "EU",
+                                                true,          55.38, -3.44};
     static const struct lookup_case nothing = {"81.2.69.142", false, "", "", false, 0, 0};
     struct mr_snapshot *snap;
 
@@ -387,8 +386,8 @@ static void test_release_hook(void **state)
 static void test_hooks_full(void **state)
 {
     struct mr_errors errs = {0};
-    struct mr_snapshot *snap = new_snap(testdata_path("geoip2.mmdb"), geoip2_country,
-                                        std_latitude, std_longitude);
+    struct mr_snapshot *snap = new_snap(testdata_path("geoip2.mmdb"), geoip2_country, std_latitude,
+                                        std_longitude);
 
     snap->n_release_hooks = MR_SNAP_MAX_HOOKS; /* all taken, by no-ops */
     for (size_t i = 0; i < MR_SNAP_MAX_HOOKS; i++) {
@@ -478,16 +477,11 @@ static void test_real_database(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_geoip2_schema),
-        cmocka_unit_test(test_flat_schema),
-        cmocka_unit_test(test_wrong_paths),
-        cmocka_unit_test(test_odd_addresses),
-        cmocka_unit_test(test_no_database),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_release_hook),
-        cmocka_unit_test(test_hooks_full),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_real_database),
+        cmocka_unit_test(test_geoip2_schema), cmocka_unit_test(test_flat_schema),
+        cmocka_unit_test(test_wrong_paths),   cmocka_unit_test(test_odd_addresses),
+        cmocka_unit_test(test_no_database),   cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_release_hook),  cmocka_unit_test(test_hooks_full),
+        cmocka_unit_test(test_threads),       cmocka_unit_test(test_real_database),
     };
 
     mr_test_find_testdata(argc > 0 ? argv[0] : "");

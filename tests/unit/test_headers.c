@@ -10,15 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
 #include "router/headers.h"
 #include "router/http1.h"
 
 /* The edge's default limits (conf.c), so heads as large as production's. */
 static const struct mr_http1_limits limits = {
-    .max_head_bytes = 16384, .max_headers = 100, .max_uri_bytes = 8192,
+    .max_head_bytes = 16384,
+    .max_headers = 100,
+    .max_uri_bytes = 8192,
 };
 
 /* ---- resources freed by the teardown, also when an assertion fails ---- */
@@ -107,8 +109,11 @@ static const struct mr_http1_head *parse(enum mr_http1_kind kind, const char *te
 static struct mr_forward fwd_of(const char *peer, bool trusted, const char *proto, bool http10)
 {
     struct mr_forward f = {
-        .http10 = http10, .peer_trusted = trusted, .peer = peer,
-        .peer_len = strlen(peer), .proto = proto,
+        .http10 = http10,
+        .peer_trusted = trusted,
+        .peer = peer,
+        .peer_len = strlen(peer),
+        .proto = proto,
     };
     return f;
 }
@@ -143,8 +148,8 @@ static struct mr_forward complete(const struct mr_http1_head *head, const struct
     return f;
 }
 
-static const char *rewrite_request(const struct mr_http1_head *head,
-                                   const struct mr_forward *given, size_t *len)
+static const char *rewrite_request(const struct mr_http1_head *head, const struct mr_forward *given,
+                                   size_t *len)
 {
     struct mr_forward f = complete(head, given);
     const struct mr_forward *fwd = &f;
@@ -403,8 +408,8 @@ static void test_request_connection_named_long_name(void **state)
     memcpy(name, "X-Long-", 7);
     name[80] = '\0';
     snprintf(in, sizeof(in),
-             "GET / HTTP/1.1\r\nHost: h\r\nConnection: %s\r\n%s: secret\r\nAccept: a\r\n\r\n",
-             name, name);
+             "GET / HTTP/1.1\r\nHost: h\r\nConnection: %s\r\n%s: secret\r\nAccept: a\r\n\r\n", name,
+             name);
     snprintf(want, sizeof(want),
              "GET / HTTP/1.1\r\nHost: h\r\nAccept: a\r\n"
              "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n");
@@ -444,7 +449,8 @@ static void test_request_connection_cannot_remove_framing(void **state)
                "Transfer-Encoding: chunked\r\n"
                "\r\n");
     /* An explicit zero length stays a zero length. */
-    request_is("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: content-length\r\n\r\n",
+    request_is("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: "
+               "content-length\r\n\r\n",
                &fwd,
                "POST / HTTP/1.1\r\n"
                "Host: h\r\n"
@@ -506,8 +512,9 @@ static void test_response_connection_cannot_remove_framing(void **state)
     const struct mr_http1_head *again;
     (void)state;
 
-    again = response_is("HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\n",
-                        false, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    again =
+        response_is("HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\n",
+                    false, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
     assert_int_equal(again->body, MR_BODY_LENGTH);
     assert_int_equal(again->content_length, 5);
     again = response_is("HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n"
@@ -518,7 +525,8 @@ static void test_response_connection_cannot_remove_framing(void **state)
     response_is("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", true,
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n");
     /* A 304 keeps the length it announces; it has no body. */
-    response_is("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nConnection: content-length\r\n\r\n",
+    response_is("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nConnection: "
+                "content-length\r\n\r\n",
                 false, "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n");
 }
 
@@ -617,8 +625,8 @@ static void test_xfp_replaced(void **state)
 static size_t compact_request(char *buf, size_t cap, size_t n_headers, bool chunked,
                               const char *sep)
 {
-    size_t n = (size_t)snprintf(buf, cap, "%s / HTTP/1.1\r\nHost%sh\r\n",
-                                chunked ? "POST" : "GET", sep);
+    size_t n = (size_t)snprintf(buf, cap, "%s / HTTP/1.1\r\nHost%sh\r\n", chunked ? "POST" : "GET",
+                                sep);
     size_t lines = 1;
 
     if (chunked) {

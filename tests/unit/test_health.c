@@ -23,8 +23,6 @@
 
 /* 32 bytes, base64: a valid session secret. */
 
-
-
 /* Per-test state, freed by the teardown even when an assertion fails. */
 #define MAX_SNAPS 4
 static struct mr_health *reg;
@@ -55,8 +53,9 @@ static struct mr_snapshot *load(size_t k, const char *regions, const char *healt
 {
     assert_true(k < MAX_SNAPS);
     assert_null(snaps[k]);
-    snaps[k] = mr_test_loadf(
-        "\"health\": %s, \"regions\": %s, \"routing\": {\"default\": [\"eu\"]}", health, regions);
+    snaps[k] =
+        mr_test_loadf("\"health\": %s, \"regions\": %s, \"routing\": {\"default\": [\"eu\"]}",
+                      health, regions);
     return snaps[k];
 }
 
@@ -68,9 +67,9 @@ static void release_snap(size_t k)
 
 #define HEALTH_2_3 "{\"rise\": 2, \"fall\": 3, \"min_healthy\": 0.5}"
 
-#define EU_AB                                                                              \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                  \
-    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"     \
+#define EU_AB                                                                                      \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"            \
     "   {\"name\": \"eu-b\", \"endpoints\": [\"127.0.0.1:9011\", \"[::1]:9012\"]}]}]"
 
 /* The endpoint of cluster with the given address text. */
@@ -242,7 +241,7 @@ static void test_identity_survives_reattach(void **state)
     assert_ptr_equal(a2, a1);
     assert_false(mr_health_endpoint_up(endpoint(s2, "eu-a", "127.0.0.1:9001")));
     assert_int_equal(a2->fall, 4); /* rise/fall follow the newest snapshot */
-    assert_int_equal(refs(a2), 3);  /* registry + s1 + s2 */
+    assert_int_equal(refs(a2), 3); /* registry + s1 + s2 */
     assert_ptr_equal(slot_of(s2, "eu-b", "[::1]:9012"), slot_of(s1, "eu-b", "[::1]:9012"));
 
     /* Same address, other cluster: a fresh slot, up. */
@@ -267,10 +266,11 @@ static void test_identity_survives_reattach(void **state)
     assert_int_equal(refs(a2), 2);
 
     /* Re-attaching to a third snapshot identical to s2 keeps everything. */
-    assert_int_equal(mr_health_attach(reg, load(2, "[{\"name\": \"eu\", \"clusters\": ["
-                                                   "   {\"name\": \"eu-a\", \"endpoints\": "
-                                                   "[\"127.0.0.1:9001\"]}]}]",
-                                               HEALTH_2_3)),
+    assert_int_equal(mr_health_attach(reg, load(2,
+                                                "[{\"name\": \"eu\", \"clusters\": ["
+                                                "   {\"name\": \"eu-a\", \"endpoints\": "
+                                                "[\"127.0.0.1:9001\"]}]}]",
+                                                HEALTH_2_3)),
                      0);
     assert_ptr_equal(slot_of(snaps[2], "eu-a", "127.0.0.1:9001"), a1);
     assert_false(mr_health_endpoint_up(endpoint(snaps[2], "eu-a", "127.0.0.1:9001")));
@@ -377,16 +377,16 @@ static void attach_three(void)
 {
     assert_int_equal(mr_health_attach(reg, load(0, EU_AB, HEALTH_2_3)), 0);
     assert_int_equal(mr_health_attach(reg, load(1,
-                                                 "[{\"name\": \"eu\", \"clusters\": ["
-                                                 "   {\"name\": \"eu-a\", \"endpoints\": "
-                                                 "[\"127.0.0.1:9001\"]}]}]",
-                                                 HEALTH_2_3)),
+                                                "[{\"name\": \"eu\", \"clusters\": ["
+                                                "   {\"name\": \"eu-a\", \"endpoints\": "
+                                                "[\"127.0.0.1:9001\"]}]}]",
+                                                HEALTH_2_3)),
                      0);
     assert_int_equal(mr_health_attach(reg, load(2,
-                                                 "[{\"name\": \"eu\", \"clusters\": ["
-                                                 "   {\"name\": \"eu-b\", \"endpoints\": "
-                                                 "[\"127.0.0.1:9001\"]}]}]",
-                                                 HEALTH_2_3)),
+                                                "[{\"name\": \"eu\", \"clusters\": ["
+                                                "   {\"name\": \"eu-b\", \"endpoints\": "
+                                                "[\"127.0.0.1:9001\"]}]}]",
+                                                HEALTH_2_3)),
                      0);
 }
 
@@ -481,8 +481,8 @@ static void test_transitions_ring(void **state)
 
 /* ---- passive health ---- */
 
-#define PASSIVE(pct)                                                                          \
-    "{\"passive\": {\"consecutive_failures\": 3, \"base_ms\": 1000, \"max_ms\": 4000,"       \
+#define PASSIVE(pct)                                                                               \
+    "{\"passive\": {\"consecutive_failures\": 3, \"base_ms\": 1000, \"max_ms\": 4000,"             \
     " \"max_ejected_percent\": " pct "}}"
 
 /* n failures of e at now; true when the last one ejected it. */
@@ -624,25 +624,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attach_new_slots_up, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_fall_then_rise, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_rise_fall_one, setup_reg, teardown_reg),
-        cmocka_unit_test_setup_teardown(test_identity_survives_reattach, setup_reg,
-                                        teardown_reg),
-        cmocka_unit_test_setup_teardown(test_attach_same_snapshot_twice, setup_reg,
-                                        teardown_reg),
-        cmocka_unit_test_setup_teardown(test_attach_fails_when_hooks_full, setup_reg,
-                                        teardown_reg),
+        cmocka_unit_test_setup_teardown(test_identity_survives_reattach, setup_reg, teardown_reg),
+        cmocka_unit_test_setup_teardown(test_attach_same_snapshot_twice, setup_reg, teardown_reg),
+        cmocka_unit_test_setup_teardown(test_attach_fails_when_hooks_full, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_min_healthy, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_min_healthy_rounding, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_release_order_forward, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_release_order_mixed, setup_reg, teardown_reg),
-        cmocka_unit_test_setup_teardown(test_release_through_publish, setup_reg,
-                                        teardown_reg),
+        cmocka_unit_test_setup_teardown(test_release_through_publish, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_transitions_ring, setup_reg, teardown_reg),
         cmocka_unit_test(test_passive_backoff),
         cmocka_unit_test_setup_teardown(test_passive_consecutive, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_passive_backoff_doubles_then_resets, setup_reg,
                                         teardown_reg),
-        cmocka_unit_test_setup_teardown(test_passive_max_ejected_percent, setup_reg,
-                                        teardown_reg),
+        cmocka_unit_test_setup_teardown(test_passive_max_ejected_percent, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_passive_rounding_and_off, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_passive_check_pass_and_reload, setup_reg,
                                         teardown_reg),

@@ -81,8 +81,8 @@ static void test_undo_finds_the_newest_change_not_undone(void **state)
     assert_null(mr_history_undo_target(&history));
     first = record_weight(&history, "eu-a", 2, 1, 1);
     second = mr_history_record(&history, T0, "drain", "us-a",
-                               json_pack("{s:{s:s, s:i}, s:f}", "drain", "mode", "soft",
-                                         "deadline", 0, "weight", 1.0),
+                               json_pack("{s:{s:s, s:i}, s:f}", "drain", "mode", "soft", "deadline",
+                                         0, "weight", 1.0),
                                json_pack("{s:n, s:f}", "drain", "weight", 1.0), 2, 3);
     assert_ptr_equal(mr_history_undo_target(&history), second);
     second->undone = true;

@@ -7,13 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
 #include "router/http1.h"
 
 static const struct mr_http1_limits limits = {
-    .max_head_bytes = 1024, .max_headers = 8, .max_uri_bytes = 64,
+    .max_head_bytes = 1024,
+    .max_headers = 8,
+    .max_uri_bytes = 64,
 };
 
 /* The head points into both: they live until the next parse. */
@@ -89,15 +91,25 @@ static void test_refused_requests(void **state)
     big_head[n + 1100] = '\0';
 
     const struct bad_case cases[] = {
-        {"CL and TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"CL and TE",
+         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400},
         {"TE not chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
-        {"TE chunked not last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
-        {"TE gzip, chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
-        {"TE twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"TE chunked not last",
+         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+        {"TE gzip, chunked",
+         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
+        {"TE twice",
+         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
+         400},
         {"TE on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-        {"TE with space before colon", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
-        {"differing CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400},
-        {"repeated CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400},
+        {"TE with space before colon",
+         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
+        {"differing CL",
+         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400},
+        {"repeated CL",
+         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400},
         {"CL not a number", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n", 400},
         {"CL negative", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
         {"bare LF in headers", "GET / HTTP/1.1\nHost: x\n\n", 400},
@@ -106,7 +118,10 @@ static void test_refused_requests(void **state)
         {"space in header name", "GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400},
         {"empty header name", "GET / HTTP/1.1\r\nHost: x\r\n: y\r\n\r\n", 400},
         {"NUL in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 400},
-        {"control char in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", 400},
+        {"control char in value",
+         "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01"
+         "b\r\n\r\n",
+         400},
         {"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
         {"obs-fold after an empty value", "GET / HTTP/1.1\r\nHost: x\r\nX-A:\r\n b\r\n\r\n", 400},
         {"whitespace before first header", "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400},
@@ -121,8 +136,14 @@ static void test_refused_requests(void **state)
         {"* with a path", "OPTIONS */a HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         {"TAB in target", "GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         {"form feed in target", "GET /a\fb HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"control byte in target", "GET /a\x01" "b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"DEL in target", "GET /a\x7f" "b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"control byte in target",
+         "GET /a\x01"
+         "b HTTP/1.1\r\nHost: x\r\n\r\n",
+         400},
+        {"DEL in target",
+         "GET /a\x7f"
+         "b HTTP/1.1\r\nHost: x\r\n\r\n",
+         400},
         {"byte above 0x7f in target", "GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         {"fragment in target", "GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         {"relative target", "GET a/b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
@@ -227,19 +248,25 @@ static void test_response_framing(void **state)
     struct mr_http1_head head;
     (void)state;
 
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false, &head),
+                     -1);
     assert_int_equal(head.status, 200);
     assert_int_equal(head.body, MR_BODY_LENGTH);
     assert_int_equal(head.content_length, 10);
     assert_memory_equal(head.reason, "OK", 2);
     /* The same answer to HEAD has no body. */
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &head),
+                     -1);
     assert_int_equal(head.body, MR_BODY_NONE);
     assert_int_equal(parse_response("HTTP/1.1 204 No Content\r\n\r\n", false, &head), -1);
     assert_int_equal(head.body, MR_BODY_NONE);
-    assert_int_equal(parse_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n",
+                                    false, &head),
+                     -1);
     assert_int_equal(head.body, MR_BODY_NONE);
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false,
+                                    &head),
+                     -1);
     assert_int_equal(head.body, MR_BODY_CHUNKED);
     assert_int_equal(parse_response("HTTP/1.1 200 OK\r\n\r\n", false, &head), -1);
     assert_int_equal(head.body, MR_BODY_UNTIL_EOF);
@@ -247,15 +274,24 @@ static void test_response_framing(void **state)
     assert_int_equal(head.status, 100);
     assert_int_equal(head.body, MR_BODY_NONE);
     assert_int_equal(parse_response("HTTP/1.1 200 OK\nContent-Length: 1\n\n", false, &head), 502);
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: "
+                                    "2\r\n\r\n",
+                                    false, &head),
+                     502);
     /* Found by tests/fuzz/fuzz_response_head.c: a body the parser reads
      * until close, whose Transfer-Encoding the client would read as
      * chunked once its blank is trimmed, is refused; codings before chunked
      * and after it are read as before. */
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n", false, &head), 502);
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n",
+                                    false, &head),
+                     502);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                                    false, &head),
+                     -1);
     assert_int_equal(head.body, MR_BODY_CHUNKED);
-    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                                    false, &head),
+                     -1);
     assert_int_equal(head.body, MR_BODY_UNTIL_EOF);
 }
 
@@ -267,12 +303,19 @@ static void test_status_line(void **state)
     struct mr_http1_head head;
     (void)state;
 
-    assert_int_equal(parse_response("HTTP/1.1 3 N\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
-    assert_int_equal(parse_response("HTTP/1.1 42 X\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
-    assert_int_equal(parse_response("HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
-    assert_int_equal(parse_response("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", false, &head), 502);
+    assert_int_equal(parse_response("HTTP/1.1 3 N\r\nContent-Length: 0\r\n\r\n", false, &head),
+                     502);
+    assert_int_equal(parse_response("HTTP/1.1 42 X\r\nContent-Length: 0\r\n\r\n", false, &head),
+                     502);
+    assert_int_equal(parse_response("HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", false,
+                                    &head),
+                     502);
+    assert_int_equal(parse_response("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", false, &head),
+                     502);
     assert_int_equal(parse_response("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", false, &head), -1);
-    assert_int_equal(parse_response("HTTP/1.1 599 \tWhy\x80\r\nContent-Length: 0\r\n\r\n", false, &head), -1);
+    assert_int_equal(parse_response("HTTP/1.1 599 \tWhy\x80\r\nContent-Length: 0\r\n\r\n", false,
+                                    &head),
+                     -1);
     assert_int_equal(head.status, 599);
 }
 
@@ -283,8 +326,7 @@ static void test_targets(void **state)
         const char *request, *path, *host;
     } ok[] = {
         {"GET /a?b HTTP/1.1\r\nHost: h.example:8080\r\n\r\n", "/a?b", "h.example:8080"},
-        {"GET http://a.example:8080/x?y HTTP/1.1\r\nHost: other\r\n\r\n", "/x?y",
-         "a.example:8080"},
+        {"GET http://a.example:8080/x?y HTTP/1.1\r\nHost: other\r\n\r\n", "/x?y", "a.example:8080"},
         {"GET HTTPS://A.example HTTP/1.1\r\nHost: other\r\n\r\n", "/", "A.example"},
         {"GET http://a.example?q HTTP/1.1\r\nHost: a.example\r\n\r\n", "?q", "a.example"},
         {"OPTIONS http://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n", "*", "a.example"},
@@ -307,9 +349,11 @@ static void test_targets(void **state)
         int r = parse_request(ok[i].request, strlen(ok[i].request), &head, NULL);
         if (r != -1)
             fail_msg("%s: got %d", ok[i].request, r);
-        if (head.path_len != strlen(ok[i].path) || memcmp(head.path, ok[i].path, head.path_len) != 0)
+        if (head.path_len != strlen(ok[i].path) ||
+            memcmp(head.path, ok[i].path, head.path_len) != 0)
             fail_msg("%s: path %.*s", ok[i].request, (int)head.path_len, head.path);
-        if (head.host_len != strlen(ok[i].host) || memcmp(head.host, ok[i].host, head.host_len) != 0)
+        if (head.host_len != strlen(ok[i].host) ||
+            memcmp(head.host, ok[i].host, head.host_len) != 0)
             fail_msg("%s: host %.*s", ok[i].request, (int)head.host_len, head.host);
     }
 }
@@ -370,14 +414,10 @@ static void test_split_reads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refused_requests),
-        cmocka_unit_test(test_incomplete_head_waits),
-        cmocka_unit_test(test_valid_request),
-        cmocka_unit_test(test_http10_and_close),
-        cmocka_unit_test(test_targets),
-        cmocka_unit_test(test_response_framing),
-        cmocka_unit_test(test_status_line),
-        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_refused_requests), cmocka_unit_test(test_incomplete_head_waits),
+        cmocka_unit_test(test_valid_request),    cmocka_unit_test(test_http10_and_close),
+        cmocka_unit_test(test_targets),          cmocka_unit_test(test_response_framing),
+        cmocka_unit_test(test_status_line),      cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_split_reads),
     };
     int failed = cmocka_run_group_tests_name("whole heads", tests, NULL, NULL);

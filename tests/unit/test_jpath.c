@@ -1,9 +1,9 @@
 /* tests/unit/test_jpath.c: JSON paths, the typed readers' accepted and
  * refused values with their messages, and the array iterator. Each test
  * gets a fresh error list. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -399,8 +399,7 @@ static void test_member_array_refused(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct mr_jpath_iter it;
 
-        assert_int_equal(mr_jpath_member_array(&fx->jp, parse(fx, cases[i].json), "r[1]", "a",
-                                               &it),
+        assert_int_equal(mr_jpath_member_array(&fx->jp, parse(fx, cases[i].json), "r[1]", "a", &it),
                          0);
         /* A refused array yields nothing and says nothing more. */
         assert_false(mr_jpath_next_object(&fx->jp, &it));

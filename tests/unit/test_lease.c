@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
 #include "router/lease.h"
 #include "router/stats.h"
-#include "tests/unit/testutil.h"
 
 static struct mr_stats *stats;
 static struct mr_lease *lease;
@@ -24,9 +24,9 @@ static struct mr_lease *lease;
 static int setup(void **state)
 {
     struct mr_snapshot *snap = mr_test_load(
-        "{" MR_TEST_CONF_HEAD
-        " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
-        "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"
+        "{" MR_TEST_CONF_HEAD " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
+        "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\", "
+        "\"127.0.0.1:9002\"]},"
         "   {\"name\": \"b\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9003\"]}]}],"
         " \"routing\": {\"default\": [\"r1\"], \"endpoint_policy\": \"least_requests\"}}");
     (void)state;

@@ -1,7 +1,7 @@
 /* tests/unit/test_netaddr.c: host:port parsing, formatting and CIDR sets. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -166,7 +166,7 @@ static void test_cidr_parse_table(void **state)
 
 /* ---- mr_cidr_set_contains ---- */
 
-static const char *const proxies[] = {"127.0.0.0/8",      "::1/128",       "10.0.0.0/8",
+static const char *const proxies[] = {"127.0.0.0/8",      "::1/128",        "10.0.0.0/8",
                                       "2001:db8::/32",    "192.168.1.0/25", "::ffff:172.16.0.0/108",
                                       "fe80::1:0:0:0/80", "fd00::/7"};
 
@@ -285,9 +285,9 @@ static void test_loopback(void **state)
         const char *host;
         bool loopback;
     } cases[] = {
-        {"127.0.0.1", true},  {"127.255.0.1", true}, {"::1", true},
-        {"::ffff:127.0.0.1", true}, {"10.0.0.1", false}, {"0.0.0.0", false},
-        {"::", false},        {"::2", false},        {"128.0.0.1", false},
+        {"127.0.0.1", true},  {"127.255.0.1", true}, {"::1", true}, {"::ffff:127.0.0.1", true},
+        {"10.0.0.1", false},  {"0.0.0.0", false},    {"::", false}, {"::2", false},
+        {"128.0.0.1", false},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -303,9 +303,9 @@ static void test_loopback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table),    cmocka_unit_test(test_parse_host),
+        cmocka_unit_test(test_parse_table),      cmocka_unit_test(test_parse_host),
         cmocka_unit_test(test_cidr_parse_table), cmocka_unit_test(test_cidr_contains_table),
-        cmocka_unit_test(test_host_format),    cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_host_format),      cmocka_unit_test(test_equal),
         cmocka_unit_test(test_loopback),
     };
 

@@ -1,9 +1,9 @@
 /* tests/unit/test_overrides.c: the override set, its state file (atomic
  * save, validating load) and its merge into a snapshot. Each test gets a
  * fresh temporary directory. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -529,15 +529,15 @@ static void test_load_good_and_bad(void **state)
     const struct mr_override *o;
 
     mr_test_write_text(fx->path,
-               "{\"version\": 1, \"saved\": \"2026-11-27T08:00:00Z\", \"colour\": 1,\n"
-               " \"clusters\": {\n"
-               "  \"eu-west-a\": {\"drain\": {\"mode\": \"soft\", \"deadline\": 1795767254,"
-               "                 \"since\": 1795760000, \"why\": \"x\"}, \"weight\": 25},\n"
-               "  \"eu-west-b\": {\"drain\": {\"mode\": \"gentle\"}},\n"
-               "  \"eu-west-c\": {\"weight\": -1},\n"
-               "  \"eu-west-d\": {\"drain\": {\"mode\": \"hard\", \"deadline\": \"soon\"},"
-               "                 \"weight\": 3}\n"
-               " }}\n");
+                       "{\"version\": 1, \"saved\": \"2026-11-27T08:00:00Z\", \"colour\": 1,\n"
+                       " \"clusters\": {\n"
+                       "  \"eu-west-a\": {\"drain\": {\"mode\": \"soft\", \"deadline\": 1795767254,"
+                       "                 \"since\": 1795760000, \"why\": \"x\"}, \"weight\": 25},\n"
+                       "  \"eu-west-b\": {\"drain\": {\"mode\": \"gentle\"}},\n"
+                       "  \"eu-west-c\": {\"weight\": -1},\n"
+                       "  \"eu-west-d\": {\"drain\": {\"mode\": \"hard\", \"deadline\": \"soon\"},"
+                       "                 \"weight\": 3}\n"
+                       " }}\n");
     assert_int_equal(mr_overrides_load(&ov, fx->path, &errs), -1);
 
     assert_int_equal(ov.n, 1);
@@ -602,8 +602,7 @@ static void test_load_messages(void **state)
         snprintf(doc, sizeof(doc), "{\"version\": 1, \"clusters\": %s}", cases[i].clusters);
         mr_test_write_text(fx->path, doc);
         rc = mr_overrides_load(&ov, fx->path, &errs);
-        if (rc != (cases[i].warning ? 0 : -1) ||
-            errs.n_errors + errs.n_warnings < 1) {
+        if (rc != (cases[i].warning ? 0 : -1) || errs.n_errors + errs.n_warnings < 1) {
             fprintf(stderr, "  case %zu: %s: rc %d\n", i, doc, rc);
             mr_test_print_errors(&errs);
             fail();
@@ -670,10 +669,8 @@ int main(void)
         cmocka_unit_test(test_copy),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_empty_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_save_overwrites_and_leaves_no_temp, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_save_into_missing_directory_fails, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_save_overwrites_and_leaves_no_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_into_missing_directory_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_rename_failure_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_write_failure_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_read_only_directory_fails, setup, teardown),

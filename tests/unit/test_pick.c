@@ -46,8 +46,7 @@ static int free_snap(void **state)
 
 /* Loads a configuration made of the given "regions" and "routing" members
  * and extra top-level members ("" or "\"health\": {...}, "). */
-static struct mr_snapshot *load_with(const char *extra, const char *regions,
-                                     const char *routing)
+static struct mr_snapshot *load_with(const char *extra, const char *regions, const char *routing)
 {
     mr_snap_free(snap);
     snap = mr_test_loadf("%s \"regions\": %s, \"routing\": %s", extra, regions, routing);
@@ -153,62 +152,62 @@ static void test_reason_names(void **state)
 
 /* ---- the cluster decision: one table ---- */
 
-#define TWO_REGIONS                                                                         \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
-    "   {\"name\": \"eu-a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"          \
-    "   {\"name\": \"eu-b\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9002\"]}]},"        \
-    " {\"name\": \"us\", \"clusters\": ["                                                   \
+#define TWO_REGIONS                                                                                \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"                 \
+    "   {\"name\": \"eu-b\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9002\"]}]},"               \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
     "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]}]"
 
-#define WEIGHTED_REGION                                                                     \
-    "[{\"name\": \"r\", \"clusters\": ["                                                    \
-    "  {\"name\": \"w1\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"             \
-    "  {\"name\": \"w0a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]},"            \
-    "  {\"name\": \"w3\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9003\"]},"             \
-    "  {\"name\": \"w6\", \"weight\": 6, \"endpoints\": [\"127.0.0.1:9004\"]},"             \
+#define WEIGHTED_REGION                                                                            \
+    "[{\"name\": \"r\", \"clusters\": ["                                                           \
+    "  {\"name\": \"w1\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"                    \
+    "  {\"name\": \"w0a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]},"                   \
+    "  {\"name\": \"w3\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9003\"]},"                    \
+    "  {\"name\": \"w6\", \"weight\": 6, \"endpoints\": [\"127.0.0.1:9004\"]},"                    \
     "  {\"name\": \"w0b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9005\"]}]}]"
 
 /* eu and ap take no new sessions (every weight 0); us-b does. */
-#define FIRST_REGIONS_NO_WEIGHT                                                             \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
-    "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]},"          \
-    "   {\"name\": \"eu-b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]}]},"        \
-    " {\"name\": \"ap\", \"clusters\": ["                                                   \
-    "   {\"name\": \"ap-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9201\"]}]},"        \
-    " {\"name\": \"us\", \"clusters\": ["                                                   \
-    "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]},"          \
+#define FIRST_REGIONS_NO_WEIGHT                                                                    \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]},"                 \
+    "   {\"name\": \"eu-b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]}]},"               \
+    " {\"name\": \"ap\", \"clusters\": ["                                                          \
+    "   {\"name\": \"ap-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9201\"]}]},"               \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
+    "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]},"                 \
     "   {\"name\": \"us-b\", \"weight\": 2, \"endpoints\": [\"127.0.0.1:9102\"]}]}]"
 
 /* Only ap takes new sessions, and it is not a candidate of routing.default. */
-#define ONLY_NON_CANDIDATE_WEIGHTED                                                         \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
-    "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]}]},"        \
-    " {\"name\": \"us\", \"clusters\": ["                                                   \
-    "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]}]},"        \
-    " {\"name\": \"ap\", \"clusters\": ["                                                   \
+#define ONLY_NON_CANDIDATE_WEIGHTED                                                                \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9001\"]}]},"               \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
+    "   {\"name\": \"us-a\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9101\"]}]},"               \
+    " {\"name\": \"ap\", \"clusters\": ["                                                          \
     "   {\"name\": \"ap-a\", \"weight\": 5, \"endpoints\": [\"127.0.0.1:9201\"]}]}]"
 
 /* eu: eu-a (2 endpoints), eu-b (2); us: us-a (2). */
-#define HEALTH_REGIONS                                                                       \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                    \
-    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"      \
-    "   {\"name\": \"eu-b\", \"endpoints\": [\"127.0.0.1:9011\", \"127.0.0.1:9012\"]}]},"    \
-    " {\"name\": \"us\", \"clusters\": ["                                                    \
+#define HEALTH_REGIONS                                                                             \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]},"            \
+    "   {\"name\": \"eu-b\", \"endpoints\": [\"127.0.0.1:9011\", \"127.0.0.1:9012\"]}]},"          \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
     "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\", \"127.0.0.1:9102\"]}]}]"
 
-#define GEO_REGIONS                                                                         \
-    "[{\"name\": \"uk\", \"lat\": 51.5, \"lon\": -0.1, \"clusters\": ["                     \
-    "   {\"name\": \"uk-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"                       \
-    " {\"name\": \"us-east\", \"lat\": 40, \"lon\": -75, \"clusters\": ["                   \
-    "   {\"name\": \"us-east-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]},"                  \
-    " {\"name\": \"ap\", \"lat\": 1.3, \"lon\": 103.8, \"clusters\": ["                     \
+#define GEO_REGIONS                                                                                \
+    "[{\"name\": \"uk\", \"lat\": 51.5, \"lon\": -0.1, \"clusters\": ["                            \
+    "   {\"name\": \"uk-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"                              \
+    " {\"name\": \"us-east\", \"lat\": 40, \"lon\": -75, \"clusters\": ["                          \
+    "   {\"name\": \"us-east-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]},"                         \
+    " {\"name\": \"ap\", \"lat\": 1.3, \"lon\": 103.8, \"clusters\": ["                            \
     "   {\"name\": \"ap-a\", \"endpoints\": [\"127.0.0.1:9201\"]}]}]"
 
 #define EU_US "{\"default\": [\"eu\", \"us\"]}"
 #define US_EU "{\"default\": [\"us\", \"eu\"]}"
 /* GB goes to ap by rule (not the nearest: the rule wins); everyone else by
  * proximity; routing.default for clients the database does not know. */
-#define GEO_ROUTING                                                                         \
+#define GEO_ROUTING                                                                                \
     "{\"countries\": {\"GB\": [\"ap\"]}, \"proximity\": true, \"default\": [\"uk\"]}"
 
 /* An expectation a case may leave unchecked. */
@@ -229,8 +228,8 @@ struct pick_case {
     const char *exclude; /* the cluster a retry excludes */
     int64_t now;         /* unix seconds, when now_set; else 1000 */
     bool now_set;
-    bool now_walks;      /* the i-th random draw is at now + i */
-    bool fixed;          /* decide for `random` only */
+    bool now_walks; /* the i-th random draw is at now + i */
+    bool fixed;     /* decide for `random` only */
     uint64_t random;
     /* Expected: the reason, the region and cluster (region NULL: none;
      * cluster NULL: any of the region); the client's location. */
@@ -284,8 +283,8 @@ static const struct pick_case cases[] = {
      .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
     {"no candidate takes new sessions: fail open, random 0", ONLY_NON_CANDIDATE_WEIGHTED, EU_US,
      RANDOM(0), .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
-    {"no candidate takes new sessions: fail open, random max", ONLY_NON_CANDIDATE_WEIGHTED,
-     EU_US, RANDOM(UINT64_MAX), .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
+    {"no candidate takes new sessions: fail open, random max", ONLY_NON_CANDIDATE_WEIGHTED, EU_US,
+     RANDOM(UINT64_MAX), .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
 
     /* Drains and weights. */
     {"eu-a takes new sessions", TWO_REGIONS, EU_US, .reason = MR_PICK_GEO, .region = "eu",
@@ -293,46 +292,45 @@ static const struct pick_case cases[] = {
     {"eu-b takes new sessions", TWO_REGIONS, EU_US, .reason = MR_PICK_GEO, .region = "eu",
      .of = "eu-b", .takes_new = YES},
     {"one drained: the other takes everything, still geo", TWO_REGIONS, EU_US,
-     .drains = "eu-b=soft", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
-     .of = "eu-b", .takes_new = NO},
+     .drains = "eu-b=soft", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a", .of = "eu-b",
+     .takes_new = NO},
     {"one drained: the other takes new sessions", TWO_REGIONS, EU_US, .drains = "eu-b=soft",
-     RANDOM(UINT64_MAX), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
-     .of = "eu-a", .takes_new = YES},
+     RANDOM(UINT64_MAX), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a", .of = "eu-a",
+     .takes_new = YES},
     {"both drained, softly or hard: the next region", TWO_REGIONS, EU_US,
-     .drains = "eu-b=soft eu-a=hard", .reason = MR_PICK_FAILOVER, .region = "us",
-     .cluster = "us-a", .of = "eu-a", .takes_new = NO},
+     .drains = "eu-b=soft eu-a=hard", .reason = MR_PICK_FAILOVER, .region = "us", .cluster = "us-a",
+     .of = "eu-a", .takes_new = NO},
     {"everything drained: fail open to a cluster that is up", TWO_REGIONS, EU_US,
      .drains = "eu-b=soft eu-a=hard us-a=soft", .reason = MR_PICK_FAIL_OPEN, .region = "eu",
      .cluster = "eu-a"},
     {"undrained: back to normal", TWO_REGIONS, EU_US,
-     .drains = "eu-b=soft eu-a=hard us-a=soft eu-a=none eu-b=none us-a=none",
-     .reason = MR_PICK_GEO, .region = "eu", .of = "eu-a", .takes_new = YES},
+     .drains = "eu-b=soft eu-a=hard us-a=soft eu-a=none eu-b=none us-a=none", .reason = MR_PICK_GEO,
+     .region = "eu", .of = "eu-a", .takes_new = YES},
     {"weight 0 takes no new sessions", TWO_REGIONS, EU_US, .weights = "eu-a=0",
      .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b", .of = "eu-a", .takes_new = NO},
     {"any weight above 0 takes new sessions", TWO_REGIONS, EU_US, .weights = "eu-a=0.001",
      .reason = MR_PICK_GEO, .region = "eu", .of = "eu-a", .takes_new = YES},
     {"a drained weight takes none", TWO_REGIONS, EU_US, .weights = "eu-a=0.001",
-     .drains = "eu-a=soft", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b",
-     .of = "eu-a", .takes_new = NO},
+     .drains = "eu-a=soft", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b", .of = "eu-a",
+     .takes_new = NO},
 
     /* Sessions: the cookie's cluster. */
-    {"sticky, not the geo choice", TWO_REGIONS, EU_US, .cookie = "us-a",
-     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a"},
+    {"sticky, not the geo choice", TWO_REGIONS, EU_US, .cookie = "us-a", .reason = MR_PICK_STICKY,
+     .region = "us", .cluster = "us-a"},
     {"sticky to eu-a", TWO_REGIONS, EU_US, .cookie = "eu-a", .reason = MR_PICK_STICKY,
      .region = "eu", .cluster = "eu-a"},
     {"sticky to eu-b", TWO_REGIONS, EU_US, .cookie = "eu-b", .reason = MR_PICK_STICKY,
      .region = "eu", .cluster = "eu-b"},
     {"weight 0 keeps its sessions", TWO_REGIONS, EU_US, .weights = "us-a=0", .cookie = "us-a",
-     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a",
-     .takes_new = NO, .keeps = YES},
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a", .takes_new = NO,
+     .keeps = YES},
     {"soft drain without a deadline keeps its sessions", TWO_REGIONS, EU_US,
      .weights = "us-a=0 us-a=1", .drains = "us-a=soft@0", .cookie = "us-a",
-     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a",
-     .takes_new = NO, .keeps = YES},
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a", .takes_new = NO,
+     .keeps = YES},
     {"soft drain without a deadline keeps its sessions for ever", TWO_REGIONS, EU_US,
      .weights = "us-a=0 us-a=1", .drains = "us-a=soft@0", .cookie = "us-a", AT(INT64_MAX),
-     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a",
-     .keeps = YES},
+     .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a", .of = "us-a", .keeps = YES},
     {"weight 0 and soft drain at once keep sessions", TWO_REGIONS, EU_US,
      .weights = "us-a=0 us-a=1 us-a=0", .drains = "us-a=soft@0", .cookie = "us-a",
      .reason = MR_PICK_STICKY, .region = "us", .cluster = "us-a"},
@@ -350,8 +348,8 @@ static const struct pick_case cases[] = {
     /* Soft drain with a deadline: sticky before it; at and after it a new
      * decision, which never lands on the drained cluster (eu-a is the only
      * one of eu taking new sessions). */
-    {"soft drain, at 0: sticky", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
-     .cookie = "eu-b", AT(0), .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b"},
+    {"soft drain, at 0: sticky", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000", .cookie = "eu-b",
+     AT(0), .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b"},
     {"soft drain, before the deadline: sticky", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
      .cookie = "eu-b", AT(1999), .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b",
      .of = "eu-b", .keeps = YES},
@@ -361,35 +359,33 @@ static const struct pick_case cases[] = {
     {"soft drain, after the deadline: anew", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
      .cookie = "eu-b", AT(2001), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
      .of = "eu-b", .keeps = NO},
-    {"soft drain, long after the deadline: anew", TWO_REGIONS, EU_US,
-     .drains = "eu-b=soft@2000", .cookie = "eu-b", AT(INT64_MAX), .reason = MR_PICK_GEO,
-     .region = "eu", .cluster = "eu-a"},
+    {"soft drain, long after the deadline: anew", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
+     .cookie = "eu-b", AT(INT64_MAX), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
     {"soft drain, from the deadline on: anew", TWO_REGIONS, EU_US, .drains = "eu-b=soft@2000",
      .cookie = "eu-b", AT(2000), .now_walks = true, .reason = MR_PICK_GEO, .region = "eu",
      .cluster = "eu-a"},
     {"a deadline on a cluster not drained means nothing", TWO_REGIONS, EU_US,
-     .drains = "eu-b=soft@2000 eu-b=none", .cookie = "eu-b", AT(5000),
-     .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b", .of = "eu-b", .keeps = YES},
+     .drains = "eu-b=soft@2000 eu-b=none", .cookie = "eu-b", AT(5000), .reason = MR_PICK_STICKY,
+     .region = "eu", .cluster = "eu-b", .of = "eu-b", .keeps = YES},
     /* Hard drain: sessions move at once, deadline or not. */
-    {"hard drain, at 0: sessions move", TWO_REGIONS, EU_US, .drains = "eu-b=hard",
-     .cookie = "eu-b", AT(0), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a",
-     .of = "eu-b", .takes_new = NO, .keeps = NO},
+    {"hard drain, at 0: sessions move", TWO_REGIONS, EU_US, .drains = "eu-b=hard", .cookie = "eu-b",
+     AT(0), .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a", .of = "eu-b", .takes_new = NO,
+     .keeps = NO},
     {"hard drain: sessions move", TWO_REGIONS, EU_US, .drains = "eu-b=hard", .cookie = "eu-b",
      .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
-    {"hard drain with a deadline: sessions move", TWO_REGIONS, EU_US,
-     .drains = "eu-b=hard@5000", .cookie = "eu-b", .reason = MR_PICK_GEO, .region = "eu",
-     .cluster = "eu-a", .of = "eu-b", .keeps = NO},
+    {"hard drain with a deadline: sessions move", TWO_REGIONS, EU_US, .drains = "eu-b=hard@5000",
+     .cookie = "eu-b", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a", .of = "eu-b",
+     .keeps = NO},
     /* A session on a hard-drained cluster of a later region: the new
      * decision is the client's first region as usual. */
     {"hard drain of a later region: first region", TWO_REGIONS, EU_US,
-     .drains = "eu-b=hard@5000 us-a=hard", .cookie = "us-a", .reason = MR_PICK_GEO,
-     .region = "eu", .cluster = "eu-a"},
-    {"everything drained hard: the cookie does not keep it, fail open", TWO_REGIONS, EU_US,
-     .drains = "eu-b=hard@5000 us-a=hard eu-a=hard", .cookie = "eu-b",
-     .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
-    {"a retry after the sticky cluster failed goes elsewhere", TWO_REGIONS, EU_US,
-     .cookie = "eu-b", .exclude = "eu-b", .reason = MR_PICK_GEO, .region = "eu",
+     .drains = "eu-b=hard@5000 us-a=hard", .cookie = "us-a", .reason = MR_PICK_GEO, .region = "eu",
      .cluster = "eu-a"},
+    {"everything drained hard: the cookie does not keep it, fail open", TWO_REGIONS, EU_US,
+     .drains = "eu-b=hard@5000 us-a=hard eu-a=hard", .cookie = "eu-b", .reason = MR_PICK_FAIL_OPEN,
+     .region = "eu", .cluster = "eu-a"},
+    {"a retry after the sticky cluster failed goes elsewhere", TWO_REGIONS, EU_US, .cookie = "eu-b",
+     .exclude = "eu-b", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
 
     /* Health (fall 1, rise 1: one report flips a slot). */
     {"health: sticky while up", HEALTH_REGIONS, EU_US, .min_healthy = "0.5", .cookie = "eu-b",
@@ -398,8 +394,8 @@ static const struct pick_case cases[] = {
      * its own; the cookie's session goes to the other cluster of eu. */
     {"cluster down: its session moves within the region", HEALTH_REGIONS, EU_US,
      .min_healthy = "0.5", .down = "eu-b/0 eu-b/1", .cookie = "eu-b", .reason = MR_PICK_GEO,
-     .region = "eu", .cluster = "eu-a", .of = "eu-b", .n_up = UP(0), .healthy = NO,
-     .takes_new = NO, .keeps = NO},
+     .region = "eu", .cluster = "eu-a", .of = "eu-b", .n_up = UP(0), .healthy = NO, .takes_new = NO,
+     .keeps = NO},
     {"cluster down: new sessions to the other", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
      .down = "eu-b/0 eu-b/1", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
     {"region down: failover, eu-b's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
@@ -414,44 +410,39 @@ static const struct pick_case cases[] = {
     /* One endpoint of eu-b back (1 of 2 >= 0.5): eu-b serves again. */
     {"one endpoint back: sticky again", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
      .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .up = "eu-b/1", .cookie = "eu-b",
-     .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b", .of = "eu-b",
-     .takes_new = YES},
+     .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-b", .of = "eu-b", .takes_new = YES},
     {"one endpoint back: new sessions again", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
-     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .up = "eu-b/1", .reason = MR_PICK_GEO,
-     .region = "eu", .cluster = "eu-b"},
-    {"min_healthy 1.0, all up", HEALTH_REGIONS, EU_US, .min_healthy = "1.0",
-     .reason = MR_PICK_GEO, .region = "eu", .of = "eu-a", .takes_new = YES},
+     .down = "eu-b/0 eu-b/1 eu-a/0 eu-a/1", .up = "eu-b/1", .reason = MR_PICK_GEO, .region = "eu",
+     .cluster = "eu-b"},
+    {"min_healthy 1.0, all up", HEALTH_REGIONS, EU_US, .min_healthy = "1.0", .reason = MR_PICK_GEO,
+     .region = "eu", .of = "eu-a", .takes_new = YES},
     /* One of two down under min_healthy 1.0: not eligible either way. */
     {"min_healthy 1.0, one of two down: its session moves", HEALTH_REGIONS, EU_US,
      .min_healthy = "1.0", .down = "eu-a/0", .cookie = "eu-a", .reason = MR_PICK_GEO,
-     .region = "eu", .cluster = "eu-b", .of = "eu-a", .n_up = UP(1), .healthy = NO,
-     .takes_new = NO, .keeps = NO},
+     .region = "eu", .cluster = "eu-b", .of = "eu-a", .n_up = UP(1), .healthy = NO, .takes_new = NO,
+     .keeps = NO},
     {"min_healthy 1.0, one of two down: new sessions elsewhere", HEALTH_REGIONS, EU_US,
      .min_healthy = "1.0", .down = "eu-a/0", .reason = MR_PICK_GEO, .region = "eu",
      .cluster = "eu-b"},
     {"min_healthy 1.0, both clusters of eu half down: failover", HEALTH_REGIONS, EU_US,
-     .min_healthy = "1.0", .down = "eu-a/0 eu-b/1", .reason = MR_PICK_FAILOVER,
-     .region = "us", .cluster = "us-a"},
-    {"min_healthy 1.0, both clusters of eu half down: the session fails over",
-     HEALTH_REGIONS, EU_US, .min_healthy = "1.0", .down = "eu-a/0 eu-b/1", .cookie = "eu-b",
+     .min_healthy = "1.0", .down = "eu-a/0 eu-b/1", .reason = MR_PICK_FAILOVER, .region = "us",
+     .cluster = "us-a"},
+    {"min_healthy 1.0, both clusters of eu half down: the session fails over", HEALTH_REGIONS,
+     EU_US, .min_healthy = "1.0", .down = "eu-a/0 eu-b/1", .cookie = "eu-b",
      .reason = MR_PICK_FAILOVER, .region = "us", .cluster = "us-a"},
     /* One of two up under 0.5: eligible, for new sessions and old. */
     {"min_healthy 0.5, one of two up: sticky", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
-     .down = "eu-a/0 eu-b/0 eu-b/1", .cookie = "eu-a", .reason = MR_PICK_STICKY,
-     .region = "eu", .cluster = "eu-a", .of = "eu-a", .healthy = YES, .takes_new = YES,
-     .keeps = YES},
-    {"min_healthy 0.5, one of two up: new sessions", HEALTH_REGIONS, EU_US,
-     .min_healthy = "0.5", .down = "eu-a/0 eu-b/0 eu-b/1", .reason = MR_PICK_GEO,
-     .region = "eu", .cluster = "eu-a"},
+     .down = "eu-a/0 eu-b/0 eu-b/1", .cookie = "eu-a", .reason = MR_PICK_STICKY, .region = "eu",
+     .cluster = "eu-a", .of = "eu-a", .healthy = YES, .takes_new = YES, .keeps = YES},
+    {"min_healthy 0.5, one of two up: new sessions", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
+     .down = "eu-a/0 eu-b/0 eu-b/1", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
     /* Nothing can serve: none, with no cluster, cookie or not. */
     {"everything down: none", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
      .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .reason = MR_PICK_NONE},
     {"everything down: none for eu-a's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
-     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .cookie = "eu-a",
-     .reason = MR_PICK_NONE},
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .cookie = "eu-a", .reason = MR_PICK_NONE},
     {"everything down: none for us-a's session", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
-     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .cookie = "us-a",
-     .reason = MR_PICK_NONE},
+     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", .cookie = "us-a", .reason = MR_PICK_NONE},
     {"everything down: none, random 0", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
      .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0 us-a/1", RANDOM(0), .reason = MR_PICK_NONE},
     {"everything down: none, random max", HEALTH_REGIONS, EU_US, .min_healthy = "0.5",
@@ -467,30 +458,27 @@ static const struct pick_case cases[] = {
      .down = "us-a/0 eu-a/1 eu-b/0", .reason = MR_PICK_FAIL_OPEN, .region = "us",
      .cluster = "us-a"},
     {"none healthy: the session fails open too", HEALTH_REGIONS, US_EU, .min_healthy = "1.0",
-     .down = "us-a/0 eu-a/1 eu-b/0", .cookie = "eu-b", .reason = MR_PICK_FAIL_OPEN,
-     .region = "us", .cluster = "us-a"},
+     .down = "us-a/0 eu-a/1 eu-b/0", .cookie = "eu-b", .reason = MR_PICK_FAIL_OPEN, .region = "us",
+     .cluster = "us-a"},
     {"none healthy, us-a down: the next region's first cluster up", HEALTH_REGIONS, US_EU,
      .min_healthy = "1.0", .down = "us-a/0 eu-a/1 eu-b/0 us-a/1", .reason = MR_PICK_FAIL_OPEN,
      .region = "eu", .cluster = "eu-a"},
-    {"none healthy, eu-a down too: skipped for eu-b", HEALTH_REGIONS, US_EU,
-     .min_healthy = "1.0", .down = "us-a/0 eu-a/1 eu-b/0 us-a/1 eu-a/0",
-     .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-b"},
-    {"none healthy, the last one up excluded: none", HEALTH_REGIONS, US_EU,
-     .min_healthy = "1.0", .down = "us-a/0 eu-a/1 eu-b/0 us-a/1 eu-a/0", .exclude = "eu-b",
-     .reason = MR_PICK_NONE},
+    {"none healthy, eu-a down too: skipped for eu-b", HEALTH_REGIONS, US_EU, .min_healthy = "1.0",
+     .down = "us-a/0 eu-a/1 eu-b/0 us-a/1 eu-a/0", .reason = MR_PICK_FAIL_OPEN, .region = "eu",
+     .cluster = "eu-b"},
+    {"none healthy, the last one up excluded: none", HEALTH_REGIONS, US_EU, .min_healthy = "1.0",
+     .down = "us-a/0 eu-a/1 eu-b/0 us-a/1 eu-a/0", .exclude = "eu-b", .reason = MR_PICK_NONE},
     {"fail open reaches regions outside the client's candidates", HEALTH_REGIONS,
-     "{\"default\": [\"eu\"]}", .min_healthy = "1.0",
-     .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0", .reason = MR_PICK_FAIL_OPEN,
-     .region = "us", .cluster = "us-a"},
+     "{\"default\": [\"eu\"]}", .min_healthy = "1.0", .down = "eu-a/0 eu-a/1 eu-b/0 eu-b/1 us-a/0",
+     .reason = MR_PICK_FAIL_OPEN, .region = "us", .cluster = "us-a"},
 
     /* Exclusion (a retry's). */
     {"excluded: the other cluster of the region", TWO_REGIONS, EU_US, .exclude = "eu-b",
      .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-a"},
     {"excluded: the other cluster of the region, the other way", TWO_REGIONS, EU_US,
      .exclude = "eu-a", .reason = MR_PICK_GEO, .region = "eu", .cluster = "eu-b"},
-    {"a cluster of another region excluded changes nothing", TWO_REGIONS, EU_US,
-     .cookie = "eu-a", .exclude = "us-a", .reason = MR_PICK_STICKY, .region = "eu",
-     .cluster = "eu-a"},
+    {"a cluster of another region excluded changes nothing", TWO_REGIONS, EU_US, .cookie = "eu-a",
+     .exclude = "us-a", .reason = MR_PICK_STICKY, .region = "eu", .cluster = "eu-a"},
     {"excluded nothing", TWO_REGIONS, US_EU, .reason = MR_PICK_GEO, .region = "us",
      .cluster = "us-a"},
     {"the only cluster of the first region excluded: failover", TWO_REGIONS, US_EU,
@@ -499,30 +487,29 @@ static const struct pick_case cases[] = {
      .exclude = "us-a", .reason = MR_PICK_FAILOVER, .region = "eu"},
     {"fail open", TWO_REGIONS, US_EU, .weights = "eu-a=0 eu-b=0 us-a=0",
      .reason = MR_PICK_FAIL_OPEN, .region = "us", .cluster = "us-a"},
-    {"fail open skips the excluded cluster", TWO_REGIONS, US_EU,
-     .weights = "eu-a=0 eu-b=0 us-a=0", .exclude = "us-a", .reason = MR_PICK_FAIL_OPEN,
-     .region = "eu", .cluster = "eu-a"},
+    {"fail open skips the excluded cluster", TWO_REGIONS, US_EU, .weights = "eu-a=0 eu-b=0 us-a=0",
+     .exclude = "us-a", .reason = MR_PICK_FAIL_OPEN, .region = "eu", .cluster = "eu-a"},
 
     /* GeoIP. */
-    {"GB by its country rule", GEO_REGIONS, GEO_ROUTING, .geoip = true,
-     .client = "81.2.69.142", .reason = MR_PICK_GEO, .region = "ap", .cluster = "ap-a",
-     .found = YES, .country = "GB", .continent = "EU"},
+    {"GB by its country rule", GEO_REGIONS, GEO_ROUTING, .geoip = true, .client = "81.2.69.142",
+     .reason = MR_PICK_GEO, .region = "ap", .cluster = "ap-a", .found = YES, .country = "GB",
+     .continent = "EU"},
     {"GB over IPv6", GEO_REGIONS, GEO_ROUTING, .geoip = true, .client = "2a02:c7f::1",
      .reason = MR_PICK_GEO, .region = "ap", .cluster = "ap-a", .country = "GB"},
     {"no rule for US: the nearest region", GEO_REGIONS, GEO_ROUTING, .geoip = true,
      .client = "8.8.8.8", .reason = MR_PICK_GEO, .region = "us-east", .cluster = "us-east-a",
      .found = YES, .country = "US", .has_coords = YES},
     {"unknown to the database: routing.default", GEO_REGIONS, GEO_ROUTING, .geoip = true,
-     .client = "10.1.2.3", .reason = MR_PICK_GEO, .region = "uk", .cluster = "uk-a",
-     .found = NO, .country = ""},
+     .client = "10.1.2.3", .reason = MR_PICK_GEO, .region = "uk", .cluster = "uk-a", .found = NO,
+     .country = ""},
     /* GB's rule region drained: failover along the list, which continues
      * by proximity (uk is nearest to London). */
     {"GB's rule region drained: the nearest", GEO_REGIONS, GEO_ROUTING, .geoip = true,
-     .drains = "ap-a=soft", .client = "81.2.69.142", .reason = MR_PICK_FAILOVER,
-     .region = "uk", .cluster = "uk-a", .country = "GB"},
+     .drains = "ap-a=soft", .client = "81.2.69.142", .reason = MR_PICK_FAILOVER, .region = "uk",
+     .cluster = "uk-a", .country = "GB"},
     {"a sticky decision does not look the client up", GEO_REGIONS, GEO_ROUTING, .geoip = true,
-     .client = "81.2.69.142", .cookie = "us-east-a", .reason = MR_PICK_STICKY,
-     .region = "us-east", .cluster = "us-east-a", .found = NO},
+     .client = "81.2.69.142", .cookie = "us-east-a", .reason = MR_PICK_STICKY, .region = "us-east",
+     .cluster = "us-east-a", .found = NO},
 };
 
 /* Calls each(cluster, value) for every "cluster<sep>value" word of spec. */
@@ -654,8 +641,8 @@ static void check_decision(const struct pick_case *c, const struct mr_pick_input
     got = mr_pick_session(snap, in, &d);
     if (got != c->reason || d.reason != c->reason)
         fail_msg("%s: random %#llx, now %lld: reason %s (%s), want %s", c->name,
-                 (unsigned long long)in->random, (long long)in->now,
-                 mr_pick_reason_name(got), cluster_name(&d), mr_pick_reason_name(c->reason));
+                 (unsigned long long)in->random, (long long)in->now, mr_pick_reason_name(got),
+                 cluster_name(&d), mr_pick_reason_name(c->reason));
     if (c->region == NULL) {
         if (d.region != NULL || d.cluster != NULL)
             fail_msg("%s: picked %s, want none", c->name, cluster_name(&d));
@@ -670,8 +657,7 @@ static void check_decision(const struct pick_case *c, const struct mr_pick_input
             fail_msg("%s: random %#llx: picked %s, want %s", c->name,
                      (unsigned long long)in->random, cluster_name(&d), c->cluster);
         if (c->reason == MR_PICK_GEO || c->reason == MR_PICK_FAILOVER)
-            expect_tri(c, "the pick takes new sessions", YES,
-                       mr_pick_takes_new(snap, d.cluster));
+            expect_tri(c, "the pick takes new sessions", YES, mr_pick_takes_new(snap, d.cluster));
     }
     /* Only a new decision looks the client up. */
     expect_tri(c, "located", c->reason != MR_PICK_STICKY ? YES : NO, d.located);
@@ -706,8 +692,7 @@ static void test_decisions(void **state)
         const struct pick_case *c = &cases[k];
         static const uint64_t ends[] = {0, UINT64_MAX, UINT64_MAX - 1};
         struct sockaddr_storage ss;
-        struct mr_pick_input in = {.cookie_cluster = c->cookie,
-                                   .now = c->now_set ? c->now : 1000};
+        struct mr_pick_input in = {.cookie_cluster = c->cookie, .now = c->now_set ? c->now : 1000};
 
         build_snapshot(c);
         if (c->client != NULL) {
@@ -790,10 +775,10 @@ static void test_fractional_weights(void **state)
 
 /* "one" has one endpoint (index 0); "three" has three, at indices 1..3, so
  * a mix-up of the cluster's and the snapshot's numbering shows. */
-#define ENDPOINT_REGIONS                                                                    \
-    "[{\"name\": \"r\", \"clusters\": ["                                                    \
-    "   {\"name\": \"one\", \"endpoints\": [\"127.0.0.1:9001\"]},"                          \
-    "   {\"name\": \"three\", \"endpoints\": [\"127.0.0.1:9101\", \"127.0.0.1:9102\","      \
+#define ENDPOINT_REGIONS                                                                           \
+    "[{\"name\": \"r\", \"clusters\": ["                                                           \
+    "   {\"name\": \"one\", \"endpoints\": [\"127.0.0.1:9001\"]},"                                 \
+    "   {\"name\": \"three\", \"endpoints\": [\"127.0.0.1:9101\", \"127.0.0.1:9102\","             \
     "                                      \"[::1]:9103\"]}]}]"
 
 static const struct mr_cluster *three;
@@ -835,8 +820,8 @@ static void test_round_robin_cycles(void **state)
     assert_int_equal(snap->routing.endpoint_policy, MR_POLICY_ROUND_ROBIN);
     /* In order, round and round, within twice the least outstanding + 2. */
     for (int i = 0; i < 30; i++) {
-        const struct mr_endpoint *e =
-            mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor, NULL);
+        const struct mr_endpoint *e = mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding,
+                                                       NULL, &cursor, NULL);
         assert_int_equal(pos(e), i % 3);
         assert_true(cursor < 3);
     }
@@ -845,8 +830,8 @@ static void test_round_robin_cycles(void **state)
         bool seen[3] = {false, false, false};
         cursor = start;
         for (int i = 0; i < 3; i++) {
-            int p = pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor,
-                                         NULL));
+            int p = pos(
+                mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor, NULL));
             assert_true(p >= 0);
             assert_false(seen[p]);
             seen[p] = true;
@@ -865,8 +850,8 @@ static void test_round_robin_skips_piled_up(void **state)
 
     load_endpoints("round_robin");
     for (int i = 0; i < 30; i++)
-        counts[pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor,
-                                    NULL))]++;
+        counts[pos(
+            mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, NULL, &cursor, NULL))]++;
     assert_int_equal(counts[0], 15);
     assert_int_equal(counts[1], 0); /* 13 > 2 * 2 + 2 */
     assert_int_equal(counts[2], 15);
@@ -888,8 +873,7 @@ static void test_stalled_skipped(void **state)
     for (size_t p = 0; p < 2; p++) {
         uint32_t cursor = 0;
         for (int i = 0; i < 12; i++) {
-            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, waiting, &cursor,
-                                          NULL));
+            int at = pos(mr_pick_endpoint(three, policies[p], outstanding, waiting, &cursor, NULL));
             assert_true(at == 0 || at == 2);
         }
         /* Nothing waiting there any more: not stalled. */
@@ -908,12 +892,11 @@ static void test_stalled_skipped(void **state)
         uint32_t cursor = 0;
         unsigned seen = 0;
         for (int i = 0; i < 3; i++)
-            seen |= 1u << pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding,
-                                               waiting, &cursor, NULL));
+            seen |= 1u << pos(mr_pick_endpoint(three, MR_POLICY_ROUND_ROBIN, outstanding, waiting,
+                                               &cursor, NULL));
         assert_int_equal(seen, 7);
     }
 }
-
 
 /* Ejected endpoints are out of picks under both policies, unless nothing
  * else is up. */
@@ -941,8 +924,8 @@ static void test_ejected_skipped(void **state)
         mr_health_report(three->endpoints[2].health, false, "x");
     for (size_t p = 0; p < 2; p++) {
         uint32_t cursor = 0;
-        const struct mr_endpoint *e = mr_pick_endpoint(three, policies[p], outstanding, NULL, &cursor,
-                                                       NULL);
+        const struct mr_endpoint *e = mr_pick_endpoint(three, policies[p], outstanding, NULL,
+                                                       &cursor, NULL);
         assert_true(pos(e) == 0 || pos(e) == 1);
     }
     /* An ejection that ended is forgotten by picks. */
@@ -987,15 +970,15 @@ static void test_least_requests_ties_rotate(void **state)
     load_endpoints("least_requests");
     /* All equal: each in turn, like round robin. */
     for (int i = 0; i < 30; i++) {
-        int p = pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL, &cursor,
-                                     NULL));
+        int p = pos(
+            mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL, &cursor, NULL));
         assert_int_equal(p, i % 3);
     }
     /* Two tied at the minimum: both get picks, the other none. */
     outstanding[2] = 9;
     for (int i = 0; i < 30; i++)
-        counts[pos(mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL, &cursor,
-                                    NULL))]++;
+        counts[pos(
+            mr_pick_endpoint(three, MR_POLICY_LEAST_REQUESTS, outstanding, NULL, &cursor, NULL))]++;
     assert_int_equal(counts[1], 0);
     assert_true(counts[0] >= 10);
     assert_true(counts[2] >= 10);
@@ -1014,8 +997,8 @@ static void test_avoid(void **state)
             const struct mr_endpoint *avoid = &three->endpoints[a];
             for (uint32_t start = 0; start < 3; start++) {
                 uint32_t cursor = start;
-                const struct mr_endpoint *e =
-                    mr_pick_endpoint(three, policies[pi], outstanding, NULL, &cursor, avoid);
+                const struct mr_endpoint *e = mr_pick_endpoint(three, policies[pi], outstanding,
+                                                               NULL, &cursor, avoid);
                 assert_non_null(e);
                 assert_ptr_not_equal(e, avoid);
                 assert_true(pos(e) >= 0);
@@ -1043,8 +1026,8 @@ static void test_avoid(void **state)
     /* Avoiding the only endpoint leaves none: the caller decides. */
     for (size_t pi = 0; pi < 2; pi++) {
         uint32_t cursor = 0;
-        assert_null(mr_pick_endpoint(one, policies[pi], outstanding, NULL, &cursor,
-                                     &one->endpoints[0]));
+        assert_null(
+            mr_pick_endpoint(one, policies[pi], outstanding, NULL, &cursor, &one->endpoints[0]));
         assert_ptr_equal(mr_pick_endpoint(one, policies[pi], outstanding, NULL, &cursor, NULL),
                          &one->endpoints[0]);
     }
@@ -1060,7 +1043,6 @@ static void test_no_endpoints(void **state)
     assert_null(mr_pick_endpoint(&empty, MR_POLICY_ROUND_ROBIN, NULL, NULL, &cursor, NULL));
     assert_null(mr_pick_endpoint(&empty, MR_POLICY_LEAST_REQUESTS, NULL, NULL, &cursor, NULL));
 }
-
 
 /* Under min_healthy 0.5, eu-a is eligible with one of its two endpoints
  * down (the decision table's case): the endpoint choice never returns the
@@ -1089,8 +1071,8 @@ static void test_down_endpoint_never_picked(void **state)
         for (uint32_t start = 0; start < 2; start++) {
             uint32_t cursor = start;
             for (int i = 0; i < 20; i++) {
-                const struct mr_endpoint *e =
-                    mr_pick_endpoint(eu_a, policies[pi], outstanding, NULL, &cursor, NULL);
+                const struct mr_endpoint *e = mr_pick_endpoint(eu_a, policies[pi], outstanding,
+                                                               NULL, &cursor, NULL);
                 assert_ptr_equal(e, up);
                 assert_true(cursor < 2);
             }
@@ -1103,8 +1085,8 @@ static void test_down_endpoint_never_picked(void **state)
         /* Nothing up in eu-b: no endpoint at all. */
         {
             uint32_t cursor = 0;
-            assert_null(mr_pick_endpoint(mr_snap_cluster(snap, "eu-b"), policies[pi],
-                                         outstanding, NULL, &cursor, NULL));
+            assert_null(mr_pick_endpoint(mr_snap_cluster(snap, "eu-b"), policies[pi], outstanding,
+                                         NULL, &cursor, NULL));
         }
     }
     assert_false(mr_health_endpoint_up(down));

@@ -1,8 +1,8 @@
 /* tests/unit/test_policy.c: location -> ordered candidate regions. Hand-built
  * snapshots (policy reads only regions and routing), decision tables. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -32,7 +32,10 @@ static size_t na_list[] = {US_EAST, EU_WEST};
 static size_t as_list[] = {AP_SOUTH, EU_WEST};
 static size_t default_list[] = {US_EAST, EU_WEST, AP_SOUTH};
 
-#define LIST(a) {.regions = (a), .n = sizeof(a) / sizeof((a)[0])}
+#define LIST(a)                                                                                    \
+    {                                                                                              \
+        .regions = (a), .n = sizeof(a) / sizeof((a)[0])                                            \
+    }
 
 static struct mr_route countries[] = {
     {.code = "US", .list = LIST(us_list)},
@@ -88,83 +91,146 @@ static struct mr_location at(const char *country, const char *continent, double 
 
 struct policy_case {
     const char *name;
-    int routing;              /* 0: example, proximity on; 1: example, off;
-                               * 2: proximity only */
+    int routing; /* 0: example, proximity on; 1: example, off;
+                  * 2: proximity only */
     struct mr_location loc;
     size_t want[N_REGIONS + 1]; /* region indices, END-terminated */
     enum mr_policy_step steps[N_REGIONS];
 };
 
 static const struct policy_case cases[] = {
-    {"GB London: country list, continent adds nothing, the rest by distance", 0,
-     {.found = true, .country = "GB", .continent = "EU", .has_coords = true, .lat = 51.5,
+    {"GB London: country list, continent adds nothing, the rest by distance",
+     0,
+     {.found = true,
+      .country = "GB",
+      .continent = "EU",
+      .has_coords = true,
+      .lat = 51.5,
       .lon = -0.1},
      {EU_WEST, US_EAST, SA_EAST, AP_SOUTH, END},
      {C, C, P, P}},
-    {"GB London, proximity off: country list, then default", 1,
-     {.found = true, .country = "GB", .continent = "EU", .has_coords = true, .lat = 51.5,
+    {"GB London, proximity off: country list, then default",
+     1,
+     {.found = true,
+      .country = "GB",
+      .continent = "EU",
+      .has_coords = true,
+      .lat = 51.5,
       .lon = -0.1},
      {EU_WEST, US_EAST, AP_SOUTH, END},
      {C, C, D}},
-    {"FR Paris: no country rule, continent EU, then distance", 0,
-     {.found = true, .country = "FR", .continent = "EU", .has_coords = true, .lat = 48.86,
+    {"FR Paris: no country rule, continent EU, then distance",
+     0,
+     {.found = true,
+      .country = "FR",
+      .continent = "EU",
+      .has_coords = true,
+      .lat = 48.86,
       .lon = 2.35},
      {EU_WEST, US_EAST, SA_EAST, AP_SOUTH, END},
      {K, K, P, P}},
-    {"US: country, continent repeats, the rest by distance", 0,
-     {.found = true, .country = "US", .continent = "NA", .has_coords = true, .lat = 37.09,
+    {"US: country, continent repeats, the rest by distance",
+     0,
+     {.found = true,
+      .country = "US",
+      .continent = "NA",
+      .has_coords = true,
+      .lat = 37.09,
       .lon = -95.71},
      {US_EAST, EU_WEST, SA_EAST, AP_SOUTH, END},
      {C, C, P, P}},
-    {"JP Tokyo: continent AS, then the rest by distance", 0,
-     {.found = true, .country = "JP", .continent = "AS", .has_coords = true, .lat = 35.69,
+    {"JP Tokyo: continent AS, then the rest by distance",
+     0,
+     {.found = true,
+      .country = "JP",
+      .continent = "AS",
+      .has_coords = true,
+      .lat = 35.69,
       .lon = 139.69},
      {AP_SOUTH, EU_WEST, US_EAST, SA_EAST, END},
      {K, K, P, P}},
-    {"AU Sydney: no rules, all by distance", 0,
-     {.found = true, .country = "AU", .continent = "OC", .has_coords = true, .lat = -33.87,
+    {"AU Sydney: no rules, all by distance",
+     0,
+     {.found = true,
+      .country = "AU",
+      .continent = "OC",
+      .has_coords = true,
+      .lat = -33.87,
       .lon = 151.21},
      {AP_SOUTH, SA_EAST, US_EAST, EU_WEST, END},
      {P, P, P, P}},
-    {"AU Sydney, proximity off: default only", 1,
-     {.found = true, .country = "AU", .continent = "OC", .has_coords = true, .lat = -33.87,
+    {"AU Sydney, proximity off: default only",
+     1,
+     {.found = true,
+      .country = "AU",
+      .continent = "OC",
+      .has_coords = true,
+      .lat = -33.87,
       .lon = 151.21},
      {US_EAST, EU_WEST, AP_SOUTH, END},
      {D, D, D}},
-    {"SG without country/continent rules: ap-south first", 2,
-     {.found = true, .country = "SG", .continent = "AS", .has_coords = true, .lat = 1.29,
+    {"SG without country/continent rules: ap-south first",
+     2,
+     {.found = true,
+      .country = "SG",
+      .continent = "AS",
+      .has_coords = true,
+      .lat = 1.29,
       .lon = 103.85},
      {AP_SOUTH, EU_WEST, US_EAST, SA_EAST, END},
      {P, P, P, P}},
-    {"BR Sao Paulo without rules: sa-east first", 2,
-     {.found = true, .country = "BR", .continent = "SA", .has_coords = true, .lat = -23.55,
+    {"BR Sao Paulo without rules: sa-east first",
+     2,
+     {.found = true,
+      .country = "BR",
+      .continent = "SA",
+      .has_coords = true,
+      .lat = -23.55,
       .lon = -46.63},
      {SA_EAST, US_EAST, EU_WEST, AP_SOUTH, END},
      {P, P, P, P}},
-    {"not found: default only, whatever else is set", 0,
-     {.found = false, .country = "GB", .continent = "EU", .has_coords = true, .lat = 1.29,
+    {"not found: default only, whatever else is set",
+     0,
+     {.found = false,
+      .country = "GB",
+      .continent = "EU",
+      .has_coords = true,
+      .lat = 1.29,
       .lon = 103.85},
      {US_EAST, EU_WEST, AP_SOUTH, END},
      {D, D, D}},
-    {"not found, proximity only: default only", 2,
+    {"not found, proximity only: default only",
+     2,
      {.found = false},
      {US_EAST, EU_WEST, END},
      {D, D}},
-    {"found without coordinates: no proximity", 0,
+    {"found without coordinates: no proximity",
+     0,
      {.found = true, .country = "ZZ", .continent = "", .has_coords = false},
      {US_EAST, EU_WEST, AP_SOUTH, END},
      {D, D, D}},
-    {"continent only (no country): continent, then distance", 0,
-     {.found = true, .country = "", .continent = "NA", .has_coords = true, .lat = 19.43,
+    {"continent only (no country): continent, then distance",
+     0,
+     {.found = true,
+      .country = "",
+      .continent = "NA",
+      .has_coords = true,
+      .lat = 19.43,
       .lon = -99.13},
      {US_EAST, EU_WEST, SA_EAST, AP_SOUTH, END},
      {K, K, P, P}},
-    {"DE list with a repeat and a bad index: each region once", 1,
-     {.found = true, .country = "DE", .continent = "EU", .has_coords = true, .lat = 52.52,
+    {"DE list with a repeat and a bad index: each region once",
+     1,
+     {.found = true,
+      .country = "DE",
+      .continent = "EU",
+      .has_coords = true,
+      .lat = 52.52,
       .lon = 13.40},
      {EU_WEST, US_EAST, AP_SOUTH, END},
      {C, C, D}},
-    {"lower-case codes do not match (geoip upper-cases them)", 1,
+    {"lower-case codes do not match (geoip upper-cases them)",
+     1,
      {.found = true, .country = "gb", .continent = "eu", .has_coords = false},
      {US_EAST, EU_WEST, AP_SOUTH, END},
      {D, D, D}},
@@ -192,9 +258,9 @@ static void test_table(void **state)
         }
         for (size_t j = 0; j < n; j++) {
             if (out[j] != c->want[j] || steps[j] != c->steps[j]) {
-                fail_msg("%s: [%zu] = %s by %s, want %s by %s", c->name, j,
-                         regions[out[j]].name, mr_policy_step_name(steps[j]),
-                         regions[c->want[j]].name, mr_policy_step_name(c->steps[j]));
+                fail_msg("%s: [%zu] = %s by %s, want %s by %s", c->name, j, regions[out[j]].name,
+                         mr_policy_step_name(steps[j]), regions[c->want[j]].name,
+                         mr_policy_step_name(c->steps[j]));
             }
         }
     }
@@ -311,12 +377,9 @@ static void test_step_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_cap_and_null_steps),
-        cmocka_unit_test(test_ties),
-        cmocka_unit_test(test_many_regions),
-        cmocka_unit_test(test_distance),
-        cmocka_unit_test(test_step_names),
+        cmocka_unit_test(test_table),    cmocka_unit_test(test_cap_and_null_steps),
+        cmocka_unit_test(test_ties),     cmocka_unit_test(test_many_regions),
+        cmocka_unit_test(test_distance), cmocka_unit_test(test_step_names),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

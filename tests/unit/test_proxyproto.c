@@ -75,8 +75,8 @@ static void assert_same_result(const struct mr_proxyproto *a, const struct mr_pr
 
 /* A v2 header: signature, ver_cmd, fam, the announced len, then body_len
  * bytes of body (which may disagree with len, for malformed cases). */
-static size_t v2(unsigned char *out, unsigned ver_cmd, unsigned fam, size_t len,
-                 const void *body, size_t body_len)
+static size_t v2(unsigned char *out, unsigned ver_cmd, unsigned fam, size_t len, const void *body,
+                 size_t body_len)
 {
     static const unsigned char sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                           0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -96,11 +96,10 @@ static const unsigned char tcp4_body[12] = {192, 0, 2, 1, 198, 51, 100, 7, 0xc8,
 
 /* 2001:db8::1:1000 -> ::1:8443, then a PP2_TYPE_AUTHORITY TLV "a.example" and a NOOP TLV. */
 static const unsigned char tcp6_tlv_body[] = {
-    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    0x03, 0xe8, 0x20, 0xfb,
-    0x02, 0x00, 0x09, 'a', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-    0x04, 0x00, 0x02, 0xaa, 0xbb,
+    0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,    0,    0,    0,    0,   0,   0,
+    0,    1,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,   0,   0,
+    0,    0,    0,    1,    0x03, 0xe8, 0x20, 0xfb, 0x02, 0x00, 0x09, 'a', '.', 'e',
+    'x',  'a',  'm',  'p',  'l',  'e',  0x04, 0x00, 0x02, 0xaa, 0xbb,
 };
 
 /* The i-th valid header of the corpus the prefix and reader tests share,
@@ -123,19 +122,15 @@ static size_t valid_header(int i, unsigned char *buf)
         return strlen(v1[i]);
     }
     switch (i - n_v1) {
-    case 0:
-        return v2(buf, 0x21, 0x11, sizeof(tcp4_body), tcp4_body, sizeof(tcp4_body));
-    case 1:
-        return v2(buf, 0x21, 0x21, sizeof(tcp6_tlv_body), tcp6_tlv_body, sizeof(tcp6_tlv_body));
-    case 2:
-        return v2(buf, 0x20, 0x00, 0, NULL, 0);
+    case 0: return v2(buf, 0x21, 0x11, sizeof(tcp4_body), tcp4_body, sizeof(tcp4_body));
+    case 1: return v2(buf, 0x21, 0x21, sizeof(tcp6_tlv_body), tcp6_tlv_body, sizeof(tcp6_tlv_body));
+    case 2: return v2(buf, 0x20, 0x00, 0, NULL, 0);
     case 3:
         /* TCP4 and TLVs filling the largest accepted header exactly. */
         memset(big, 0, sizeof(big));
         memcpy(big, tcp4_body, sizeof(tcp4_body));
         return v2(buf, 0x21, 0x11, sizeof(big), big, sizeof(big));
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -277,12 +272,27 @@ static void test_v1_early_refusal(void **state)
     (void)state;
     struct mr_proxyproto pp;
     static const char *const bad[] = {
-        "G", "GET ", "p", "PROXX", "PROXY  ", "PROXY X", "PROXY TCP9", "PROXY UNKNOWNS",
-        "PROXY TCP4 1.2.3.4 x", "PROXY TCP6 ::1\t",
+        "G",
+        "GET ",
+        "p",
+        "PROXX",
+        "PROXY  ",
+        "PROXY X",
+        "PROXY TCP9",
+        "PROXY UNKNOWNS",
+        "PROXY TCP4 1.2.3.4 x",
+        "PROXY TCP6 ::1\t",
     };
     static const char *const partial[] = {
-        "P", "PROXY", "PROXY ", "PROXY T", "PROXY TCP4", "PROXY TCP4 1.2.3.4 5.6",
-        "PROXY UNKNOWN", "PROXY UNKNOWN anything at all", "PROXY TCP6 ::1 ::2 1 2\r",
+        "P",
+        "PROXY",
+        "PROXY ",
+        "PROXY T",
+        "PROXY TCP4",
+        "PROXY TCP4 1.2.3.4 5.6",
+        "PROXY UNKNOWN",
+        "PROXY UNKNOWN anything at all",
+        "PROXY TCP6 ::1 ::2 1 2\r",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -319,8 +329,7 @@ static void test_v2_tcp6_with_tlvs(void **state)
     (void)state;
     unsigned char buf[128];
     struct mr_proxyproto pp;
-    size_t n = v2(buf, 0x21, 0x21, sizeof(tcp6_tlv_body), tcp6_tlv_body,
-                  sizeof(tcp6_tlv_body));
+    size_t n = v2(buf, 0x21, 0x21, sizeof(tcp6_tlv_body), tcp6_tlv_body, sizeof(tcp6_tlv_body));
 
     assert_int_equal(n, 16 + 36 + 12 + 5);
     assert_int_equal(mr_proxyproto_parse(buf, n, &pp), (int)n);
@@ -681,8 +690,8 @@ static void test_reader_byte_by_byte(void **state)
             send_all(sv[1], buf + k, 1);
             int rc = mr_proxyproto_read(sv[0], &r, &pp);
             if (rc != 0 || r.have != k + 1 || readable(sv[0])) {
-                fail_msg("header %d, byte %zu: rc %d, have %zu, readable %d", i, k, rc,
-                         r.have, readable(sv[0]));
+                fail_msg("header %d, byte %zu: rc %d, have %zu, readable %d", i, k, rc, r.have,
+                         readable(sv[0]));
             }
         }
         /* The last header byte arrives together with the payload. */

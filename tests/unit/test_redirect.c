@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <event2/buffer.h>
+#include <cmocka.h>
 
 #include "router/http1.h"
 #include "router/redirect.h"
@@ -67,7 +67,8 @@ static void expect_https(const char *raw, int port, const char *cookie, bool clo
     char *got;
 
     assert_int_equal(mr_redirect_to_https(out, port, &p.head, cookie,
-                                          cookie != NULL ? strlen(cookie) : 0, close), 0);
+                                          cookie != NULL ? strlen(cookie) : 0, close),
+                     0);
     got = text(out);
     assert_string_equal(got, want);
     free(got);

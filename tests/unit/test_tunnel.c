@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "router/tunnel.h"
 #include "tests/unit/testutil.h"
+#include "router/tunnel.h"
 
 static void test_next_check(void **state)
 {
@@ -22,9 +22,9 @@ static void test_next_check(void **state)
         {0, 300000, MR_TUNNEL_CHECK_MS}, /* a fresh tunnel: checked every second */
         {299500, 300000, 500},           /* the rest of its idle time */
         {299999, 300000, 1},
-        {300000, 300000, 0},             /* idle for the limit: it ends */
+        {300000, 300000, 0}, /* idle for the limit: it ends */
         {400000, 300000, 0},
-        {0, 200, 200},                   /* a limit under a second */
+        {0, 200, 200}, /* a limit under a second */
         {150, 200, 50},
     };
     (void)state;
@@ -38,8 +38,7 @@ static void test_next_check(void **state)
 static void test_drained(void **state)
 {
     struct mr_snapshot *snap = mr_test_load(
-        "{" MR_TEST_CONF_HEAD
-        " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
+        "{" MR_TEST_CONF_HEAD " \"regions\": [{\"name\": \"r1\", \"clusters\": ["
         "   {\"name\": \"a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"
         "   {\"name\": \"b\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9002\"]}]}],"
         " \"routing\": {\"default\": [\"r1\"]}}");

@@ -62,8 +62,7 @@ static const char *joined(json_t *list)
     json_t *item;
 
     buf[0] = '\0';
-    json_array_foreach(list, i, item)
-    {
+    json_array_foreach(list, i, item) {
         snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", i ? "," : "",
                  json_string_value(item));
     }
@@ -71,13 +70,13 @@ static const char *joined(json_t *list)
 }
 
 /* eu: eu-a; us: us-a. US goes to us first; Europe and everyone else to eu. */
-#define ONE_PER_REGION                                                                      \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
-    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"                       \
-    " {\"name\": \"us\", \"clusters\": ["                                                   \
+#define ONE_PER_REGION                                                                             \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\"]}]},"                              \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
     "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]}]"
-#define ONE_PER_REGION_ROUTING                                                              \
-    "{\"countries\": {\"US\": [\"us\"]}, \"continents\": {\"EU\": [\"eu\"]},"              \
+#define ONE_PER_REGION_ROUTING                                                                     \
+    "{\"countries\": {\"US\": [\"us\"]}, \"continents\": {\"EU\": [\"eu\"]},"                      \
     " \"default\": [\"eu\"]}"
 
 static void expect_stranded(const char *want)
@@ -145,11 +144,11 @@ static void test_down_cluster_strands(void **state)
 }
 
 /* eu: eu-a (1), eu-b (3); us: us-a. GB goes to eu, the rest to us. */
-#define WEIGHTED                                                                            \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
-    "   {\"name\": \"eu-a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"          \
-    "   {\"name\": \"eu-b\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9002\"]}]},"        \
-    " {\"name\": \"us\", \"clusters\": ["                                                   \
+#define WEIGHTED                                                                                   \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"weight\": 1, \"endpoints\": [\"127.0.0.1:9001\"]},"                 \
+    "   {\"name\": \"eu-b\", \"weight\": 3, \"endpoints\": [\"127.0.0.1:9002\"]}]},"               \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
     "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]}]"
 #define WEIGHTED_ROUTING "{\"countries\": {\"GB\": [\"eu\"]}, \"default\": [\"us\"]}"
 
@@ -159,8 +158,7 @@ static double share_of(json_t *shares, const char *name)
     size_t i;
     json_t *item;
 
-    json_array_foreach(shares, i, item)
-    {
+    json_array_foreach(shares, i, item) {
         if (strcmp(json_string_value(json_object_get(item, "cluster")), name) == 0)
             return json_number_value(json_object_get(item, "share"));
     }
@@ -247,17 +245,18 @@ static void test_dry_run_without_traffic_weighs_routing_classes(void **state)
 }
 
 /* eu: eu-a, eu-b (weight 0), eu-c (drained), eu-d (down); us: us-a. */
-#define EXPLAINED                                                                           \
-    "[{\"name\": \"eu\", \"clusters\": ["                                                   \
-    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\"]},"                         \
-    "   {\"name\": \"eu-b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]},"          \
-    "   {\"name\": \"eu-c\", \"endpoints\": [\"127.0.0.1:9003\"]},"                         \
-    "   {\"name\": \"eu-d\", \"endpoints\": [\"127.0.0.1:9004\"]}]},"                       \
-    " {\"name\": \"us\", \"clusters\": ["                                                   \
+#define EXPLAINED                                                                                  \
+    "[{\"name\": \"eu\", \"clusters\": ["                                                          \
+    "   {\"name\": \"eu-a\", \"endpoints\": [\"127.0.0.1:9001\"]},"                                \
+    "   {\"name\": \"eu-b\", \"weight\": 0, \"endpoints\": [\"127.0.0.1:9002\"]},"                 \
+    "   {\"name\": \"eu-c\", \"endpoints\": [\"127.0.0.1:9003\"]},"                                \
+    "   {\"name\": \"eu-d\", \"endpoints\": [\"127.0.0.1:9004\"]}]},"                              \
+    " {\"name\": \"us\", \"clusters\": ["                                                          \
     "   {\"name\": \"us-a\", \"endpoints\": [\"127.0.0.1:9101\"]}]}]"
 
-static const struct mr_whatif_clock clock = {
-    .now_s = 1795767875, .mono_ms = 1000000, .wall_ms = 1795767875000};
+static const struct mr_whatif_clock clock = {.now_s = 1795767875,
+                                             .mono_ms = 1000000,
+                                             .wall_ms = 1795767875000};
 
 static json_t *explain(const char *ip, int *status)
 {
@@ -304,8 +303,8 @@ static void test_explain_lists_candidates_and_reasons(void **state)
     eu = json_array_get(regions, 0);
     assert_string_equal(json_string_value(json_object_get(eu, "region")), "eu");
     assert_string_equal(json_string_value(json_object_get(eu, "rule")), "default");
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(regions, 1), "region")), "us");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(regions, 1), "region")),
+                        "us");
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         json_t *c = json_array_get(json_object_get(eu, "clusters"), i);
         const char *reason = json_string_value(json_object_get(c, "reason"));
@@ -378,8 +377,9 @@ static void test_ejection_and_explain_list_ejected_endpoints(void **state)
                                                 clock.mono_ms + 1500, clock.wall_ms)));
 
     out = explain("192.0.2.7", &status);
-    eu_a = json_array_get(
-        json_object_get(json_array_get(json_object_get(out, "candidates"), 0), "clusters"), 0);
+    eu_a = json_array_get(json_object_get(json_array_get(json_object_get(out, "candidates"), 0),
+                                          "clusters"),
+                          0);
     assert_string_equal(json_string_value(json_object_get(eu_a, "name")), "eu-a");
     ej = json_array_get(json_object_get(eu_a, "ejected_endpoints"), 0);
     assert_non_null(ej);
@@ -416,8 +416,7 @@ int main(void)
         cmocka_unit_test_teardown(test_classes_already_unserved_are_not_stranded, teardown),
         cmocka_unit_test_teardown(test_down_cluster_strands, teardown),
         cmocka_unit_test_teardown(test_dry_run_shares_move_by_weight, teardown),
-        cmocka_unit_test_teardown(test_dry_run_without_traffic_weighs_routing_classes,
-                                  teardown),
+        cmocka_unit_test_teardown(test_dry_run_without_traffic_weighs_routing_classes, teardown),
         cmocka_unit_test_teardown(test_explain_lists_candidates_and_reasons, teardown),
         cmocka_unit_test_teardown(test_explain_refuses_what_is_not_an_address, teardown),
         cmocka_unit_test_teardown(test_ejection_and_explain_list_ejected_endpoints, teardown),

@@ -19,8 +19,8 @@
 
 /* The members every test configuration starts with: one listener and the
  * session keys of mr_test_dir. */
-#define MR_TEST_CONF_HEAD                                                                   \
-    "\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"             \
+#define MR_TEST_CONF_HEAD                                                                          \
+    "\"listeners\": [{\"name\": \"http\", \"address\": \"127.0.0.1:8080\"}],"                      \
     " \"session\": {\"keys_file\": \"session.keys\"},"
 
 extern char mr_test_dir[64];        /* the temporary directory */
