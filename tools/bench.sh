@@ -4,7 +4,8 @@
 # per request (utime+stime from /proc over the run) per scenario.
 # Settings: DURATION (s, default 5), CONNS (default 50), SCENARIOS (names
 # to run, space-separated; default all), PORT (first of the loopback ports
-# used, default 18480).
+# used, default 18480), MERIDIAN_BIN (the binary to measure, default
+# build/release/meridian: compare two builds in the same run).
 # Then tools/bench-tls.sh: TLS handshakes and requests, meridian beside
 # HAProxy (about 1.6 minutes more; TLS=0 skips it, see its settings).
 # The side-by-side run against HAProxy and nginx (CPU per request as a
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 duration=${DURATION:-5}
 conns=${CONNS:-50}
 bin=build/release
+meridian_bin=${MERIDIAN_BIN:-$bin/meridian}
 run=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -43,8 +45,8 @@ JSON
 
 "$bin/origin" --cluster bench-a "127.0.0.1:$origin_a" "127.0.0.1:$origin_b" > "$run/origin.out" &
 pids+=($!)
-"$bin/meridian" -t -c "$run/meridian.json" > /dev/null
-"$bin/meridian" -c "$run/meridian.json" 2> "$run/meridian.err" &
+"$meridian_bin" -t -c "$run/meridian.json" > /dev/null
+"$meridian_bin" -c "$run/meridian.json" 2> "$run/meridian.err" &
 meridian_pid=$!
 pids+=("$meridian_pid")
 for _ in $(seq 100); do
@@ -92,5 +94,5 @@ scenario upload64k /sink -s "$run/chunked.lua"
 if [ "${TLS:-1}" != 0 ]; then
     cleanup
     trap - EXIT
-    bash tools/bench-tls.sh
+    MERIDIAN=${MERIDIAN:-$meridian_bin} bash tools/bench-tls.sh
 fi
