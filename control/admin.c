@@ -353,6 +353,17 @@ static void explain(struct mr_admin *admin, struct evhttp_request *req)
     evhttp_clear_headers(&query);
 }
 
+/* A reload's errors or warnings: logged, and answered as a JSON array. */
+static json_t *logged_lines(char **lines, size_t n, enum mr_log_level level)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(list, json_string(lines[i]));
+        mr_log(level, "reload: %s", lines[i]);
+    }
+    return list;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct mr_admin *admin = arg;
@@ -420,22 +431,14 @@ static void on_request(struct evhttp_request *req, void *arg)
             struct mr_errors errs = {0};
             uint64_t before = mr_snap_peek()->generation;
             if (admin->ops.reload(admin->ops.ctx, &errs) == 0) {
-                json_t *warnings = json_array();
-                for (size_t i = 0; i < errs.n_warnings; i++) {
-                    json_array_append_new(warnings, json_string(errs.warnings[i]));
-                    mr_log(MR_LOG_WARN, "reload: %s", errs.warnings[i]);
-                }
+                json_t *warnings = logged_lines(errs.warnings, errs.n_warnings, MR_LOG_WARN);
                 reply_json(req, 200,
                            json_pack("{s:I, s:I, s:s, s:o}", "generation",
                                      (json_int_t)mr_snap_peek()->generation, "previous_generation",
                                      (json_int_t)before, "message", "reloaded", "warnings",
                                      warnings));
             } else {
-                json_t *list = json_array();
-                for (size_t i = 0; i < errs.n_errors; i++) {
-                    json_array_append_new(list, json_string(errs.errors[i]));
-                    mr_log(MR_LOG_ERROR, "reload: %s", errs.errors[i]);
-                }
+                json_t *list = logged_lines(errs.errors, errs.n_errors, MR_LOG_ERROR);
                 reply_json(req, 400,
                            json_pack("{s:s, s:o, s:I}", "error",
                                      "reload refused: the running configuration stays", "errors",

@@ -27,15 +27,20 @@
 #define ANSWER_MAX (16 * 1024 * 1024) /* a whole answer; status of a big fleet fits */
 
 /* Prints "meridianctl: MESSAGE" on stderr. */
+void mr_ctl_vcomplain(const char *fmt, va_list ap)
+{
+    fputs("meridianctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void mr_ctl_complain(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("meridianctl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    mr_ctl_vcomplain(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 /* A one-shot process: running out of memory ends it with a message rather

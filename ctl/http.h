@@ -14,6 +14,7 @@
 #ifndef MR_CTL_HTTP_H
 #define MR_CTL_HTTP_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -42,6 +43,7 @@ struct mr_ctl_buf {
 
 /* Prints "meridianctl: MESSAGE" on stderr. */
 void mr_ctl_complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mr_ctl_vcomplain(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* realloc that never returns NULL (exits 2 with a message instead). */
 void *mr_ctl_xrealloc(void *p, size_t n);

@@ -133,11 +133,10 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("meridianctl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    mr_ctl_vcomplain(fmt, ap);
     va_end(ap);
-    fputs("\n(meridianctl --help lists the commands and options)\n", stderr);
+    fputs("(meridianctl --help lists the commands and options)\n", stderr);
     return EXIT_TROUBLE;
 }
 
